@@ -1,0 +1,34 @@
+# Two commands do all set-up: `make run` (the main job) and `make test` (the tests).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test demo lint bench clean
+
+$(BIN)/campaign: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+## run: set up, create the database, start a local Prefect server and serve every flow on its schedule
+run: $(BIN)/campaign
+	$(BIN)/campaign init
+	$(BIN)/campaign serve
+
+## test: the whole test suite on SQLite and PostgreSQL
+test: $(BIN)/campaign
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+## demo: walk the June flows through 2022-06-21 … 2022-07-01 into var/mailbox (offline)
+demo: $(BIN)/campaign
+	for d in 2022-06-21 2022-06-23 2022-06-29 2022-06-30 2022-07-01; do \
+	  $(BIN)/campaign run june_survey --today $$d && $(BIN)/campaign run standards_filing --today $$d; done
+
+bench: $(BIN)/campaign
+	$(BIN)/python benchmarks/june_scale.py
+	$(BIN)/python benchmarks/email_delivery.py
+
+clean:
+	rm -rf $(VENV) var

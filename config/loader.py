@@ -1,0 +1,181 @@
+"""Read the YAML files and check them as a whole: one ConfigError names every problem, file and field."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from config.schema import Campaign, Level, Once, Periodic, Regions, Unit
+from config.settings import get_settings
+from models.errors import ConfigError, ConfigProblem
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _display(path: Path, config_dir: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(config_dir.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _parse(path: Path, model: type[M], config_dir: Path) -> M:
+    name = _display(path, config_dir)
+    if not path.is_file():
+        raise ConfigError(name, [ConfigProblem("", "file not found")])
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(name, [ConfigProblem("", f"not valid YAML: {exc}")]) from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = [ConfigProblem(_loc(e["loc"]), e["msg"]) for e in exc.errors()]
+        raise ConfigError(name, problems) from None
+
+
+def load_regions(path: Path | None = None) -> Regions:
+    config_dir = get_settings().config_dir
+    path = path or config_dir / "regions.yaml"
+    regions = _parse(path, Regions, config_dir)
+    problems: list[ConfigProblem] = []
+    keys: dict[str, int] = {}
+    for i, unit in enumerate(regions.units):
+        if unit.key in keys:
+            problems.append(ConfigProblem(f"units[{i}].key", f"{unit.key} is listed twice"))
+        keys[unit.key] = i
+    by_key = {u.key: u for u in regions.units}
+    provinces = [u for u in regions.units if u.level is Level.province]
+    if len(provinces) != 1:
+        problems.append(ConfigProblem("units", f"exactly one province expected, found {len(provinces)}"))
+    expected_parent = {Level.city: Level.province, Level.county: Level.city}
+    for i, unit in enumerate(regions.units):
+        if unit.level is Level.province:
+            if unit.reports_to:
+                problems.append(ConfigProblem(f"units[{i}].reports_to", "the province reports to no one"))
+            continue
+        parent = by_key.get(unit.reports_to or "")
+        if parent is None:
+            problems.append(
+                ConfigProblem(f"units[{i}].reports_to", f"{unit.name}: unknown unit {unit.reports_to!r}")
+            )
+        elif parent.level is not expected_parent[unit.level]:
+            problems.append(
+                ConfigProblem(
+                    f"units[{i}].reports_to",
+                    f"{unit.name} ({unit.level}) must report to a {expected_parent[unit.level]}, "
+                    f"not {parent.name} ({parent.level})",
+                )
+            )
+    if problems:
+        raise ConfigError(_display(path, config_dir), problems)
+    return regions
+
+
+def available_years(config_dir: Path | None = None) -> list[int]:
+    folder = (config_dir or get_settings().config_dir) / "campaigns"
+    return sorted(int(p.stem) for p in folder.glob("*.yaml") if p.stem.isdigit())
+
+
+def _dates(obj: Any, loc: str = "") -> list[tuple[str, dt.date]]:
+    """Every date in a parsed model, with its field path."""
+    found: list[tuple[str, dt.date]] = []
+    if isinstance(obj, dt.date):
+        found.append((loc, obj))
+    elif isinstance(obj, BaseModel):
+        for name in type(obj).model_fields:
+            found += _dates(getattr(obj, name), f"{loc}.{name}" if loc else name)
+    elif isinstance(obj, tuple | list):
+        for i, item in enumerate(obj):
+            found += _dates(item, f"{loc}[{i}]")
+    return found
+
+
+def load_campaign(year: int | None = None, *, path: Path | None = None, regions: Regions) -> Campaign:
+    settings = get_settings()
+    config_dir = settings.config_dir
+    if path is None:
+        years = available_years(config_dir)
+        year = year or settings.year or (years[-1] if years else None)
+        if year is None:
+            raise ConfigError("campaigns/", [ConfigProblem("", "no campaign file found")])
+        path = config_dir / "campaigns" / f"{year}.yaml"
+    campaign = _parse(path, Campaign, config_dir)
+    name = _display(path, config_dir)
+    problems: list[ConfigProblem] = []
+    if path.stem.isdigit() and int(path.stem) != campaign.year:
+        problems.append(ConfigProblem("year", f"{campaign.year} does not match the file name {path.name}"))
+    for loc, day in _dates(campaign):
+        # The applicants' material window reaches back into the previous year on purpose (三(六)).
+        if loc == "application_window.start":
+            continue
+        if day.year != campaign.year:
+            problems.append(ConfigProblem(loc, f"{day} is outside the campaign year {campaign.year}"))
+    units = {u.key: u for u in regions.units}
+    seen: set[str] = set()
+    for i, ob in enumerate(campaign.obligations):
+        where = f"obligations[{i}]"
+        if ob.key in seen:
+            problems.append(ConfigProblem(f"{where}.key", f"{ob.key} is listed twice"))
+        seen.add(ob.key)
+        if not ob.owed_by and not ob.units:
+            problems.append(ConfigProblem(f"{where}.owed_by", f"{ob.key}: nobody owes it"))
+        for j, key in enumerate(ob.units):
+            if key not in units:
+                problems.append(ConfigProblem(f"{where}.units[{j}]", f"unknown unit {key!r}"))
+        if isinstance(ob.schedule, Once) and ob.schedule.kickoff < campaign.starts:
+            problems.append(
+                ConfigProblem(
+                    f"{where}.schedule.kickoff",
+                    f"{ob.schedule.kickoff} is before the campaign starts ({campaign.starts})",
+                )
+            )
+        if isinstance(ob.schedule, Periodic) and ob.schedule.starts and ob.schedule.starts < campaign.starts:
+            problems.append(
+                ConfigProblem(f"{where}.schedule.starts", f"before the campaign starts ({campaign.starts})")
+            )
+    for key in campaign.quotas.by_city:
+        unit = units.get(key)
+        if unit is None or unit.level is not Level.city:
+            problems.append(ConfigProblem(f"quotas.by_city.{key}", "not a city-level unit in regions.yaml"))
+    if problems:
+        raise ConfigError(name, problems)
+    return campaign
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    """The regions and one year's campaign, checked together."""
+
+    regions: Regions
+    campaign: Campaign
+
+    @property
+    def units(self) -> tuple[Unit, ...]:
+        return self.regions.units
+
+    def unit(self, key: str) -> Unit:
+        for u in self.regions.units:
+            if u.key == key:
+                return u
+        raise KeyError(key)
+
+
+def load_config(year: int | None = None, *, campaign_path: Path | None = None) -> CampaignConfig:
+    regions = load_regions()
+    return CampaignConfig(regions, load_campaign(year, path=campaign_path, regions=regions))

@@ -1,0 +1,192 @@
+"""The shape of the campaign's data files, checked when they are loaded.
+
+Nothing here decides anything: it only says what a valid file looks like. Rules that use these values
+live in `models/`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Level(StrEnum):
+    province = "province"
+    city = "city"
+    county = "county"
+
+
+LEVEL_LABELS = {Level.province: "省级", Level.city: "市级", Level.county: "县级"}
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- regions
+class Contact(Frozen):
+    name: str
+    role: str = ""
+    email: str | None = None
+    phone: str | None = None
+
+
+class EmailChannel(Frozen):
+    kind: Literal["email"]
+    to: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class RobotChannel(Frozen):
+    """A DingTalk, WeCom or Feishu group robot. `token` and `sign` name secrets, never hold them."""
+
+    kind: Literal["dingtalk", "wecom", "feishu"]
+    token: str = Field(pattern=r"^[A-Z0-9_]+$", description="secret name: env CAMPAIGN_SECRET_<token>")
+    sign: str | None = Field(default=None, pattern=r"^[A-Z0-9_]+$")
+
+
+class AppriseChannel(Frozen):
+    kind: Literal["apprise"]
+    url: str = Field(pattern=r"^[A-Z0-9_]+$", description="secret name holding any apprise URL")
+
+
+class MailboxChannel(Frozen):
+    kind: Literal["mailbox"]
+
+
+Channel = Annotated[
+    EmailChannel | RobotChannel | AppriseChannel | MailboxChannel, Field(discriminator="kind")
+]
+
+
+class Unit(Frozen):
+    key: str = Field(pattern=r"^(\d{6}|[A-Z]{2}-[A-Z0-9]+)$")
+    name: str
+    bureau: str
+    level: Level
+    reports_to: str | None = None
+    gb_parent: str | None = None
+    former_codes: tuple[str, ...] = ()
+    contacts: tuple[Contact, ...] = ()
+    channels: tuple[Channel, ...] = ()
+
+
+class Regions(Frozen):
+    units: tuple[Unit, ...]
+
+
+# ---------------------------------------------------------------- campaign
+class ReminderPolicy(Frozen):
+    before_due_working_days: tuple[Annotated[int, Field(ge=1, le=60)], ...] = (10, 5, 1)
+    on_due_day: bool = True
+
+
+class EscalationPolicy(Frozen):
+    first_after_working_days: int = Field(default=1, ge=1, le=30)
+    repeat_every_working_days: int = Field(default=5, ge=1, le=60)
+    max_steps: int = Field(default=3, ge=0, le=20)
+
+
+class DeliveryPolicy(Frozen):
+    max_attempts: int = Field(default=5, ge=1, le=50)
+    retry_delays_seconds: tuple[Annotated[float, Field(ge=0)], ...] = (2.0, 10.0)
+
+
+class WorkingDays(Frozen):
+    """Fallback for years chinese-calendar does not cover: weekends plus these lists."""
+
+    holidays: tuple[dt.date, ...] = ()
+    makeup_workdays: tuple[dt.date, ...] = ()
+
+
+class Once(Frozen):
+    kind: Literal["once"]
+    kickoff: dt.date
+    due: dt.date
+
+    @model_validator(mode="after")
+    def _order(self) -> Once:
+        if self.kickoff > self.due:
+            raise ValueError(f"kickoff {self.kickoff} is after due {self.due}")
+        return self
+
+
+class Periodic(Frozen):
+    """Quarterly or half-yearly: one instance per period, due on the period's last day."""
+
+    kind: Literal["quarterly", "half_yearly", "yearly"]
+    starts: dt.date | None = None  # periods ending before this are not owed
+
+
+class Rolling(Frozen):
+    """All year, no deadline (intake, postings, funds): shown in the calendar, never reminded."""
+
+    kind: Literal["rolling"]
+
+
+Schedule = Annotated[Once | Periodic | Rolling, Field(discriminator="kind")]
+
+
+class Obligation(Frozen):
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    source: str
+    owed_by: tuple[Level, ...] = ()
+    units: tuple[str, ...] = ()  # explicit units, in addition to levels
+    subject: Literal["unit", "recommended_project"] = "unit"
+    schedule: Schedule
+    count: int | dict[Level, int] = 1  # e.g. agri-tech trainings: city >= 2, county >= 1
+    evidence: tuple[str, ...] = ()
+    how_to_submit: str = ""
+    flow: str | None = None
+    reminders: ReminderPolicy | None = None  # None: the campaign's policy
+    escalate: bool = True
+
+    def count_for(self, level: Level) -> int:
+        return self.count if isinstance(self.count, int) else self.count.get(level, 0)
+
+
+class Quotas(Frozen):
+    illustrative: bool
+    note: str
+    total: int = Field(ge=0)
+    by_city: dict[str, int]
+
+    @model_validator(mode="after")
+    def _sums(self) -> Quotas:
+        if sum(self.by_city.values()) != self.total:
+            raise ValueError(f"by_city adds up to {sum(self.by_city.values())}, not total {self.total}")
+        return self
+
+
+class ApplicationWindow(Frozen):
+    start: dt.date
+    end: dt.date
+
+
+class Campaign(Frozen):
+    year: int = Field(ge=2020, le=2100)
+    title: str
+    notice: str
+    timezone: str = "Asia/Shanghai"
+    send_time: dt.time = dt.time(9, 0)
+    starts: dt.date
+    application_window: ApplicationWindow
+    working_days: WorkingDays = WorkingDays()
+    reminders: ReminderPolicy = ReminderPolicy()
+    escalation: EscalationPolicy = EscalationPolicy()
+    delivery: DeliveryPolicy = DeliveryPolicy()
+    accepted_extensions: tuple[str, ...] = ("pdf", "doc", "docx", "wps", "ofd", "xls", "xlsx", "et", "zip")
+    obligations: tuple[Obligation, ...]
+    quotas: Quotas
+
+    def obligation(self, key: str) -> Obligation:
+        for ob in self.obligations:
+            if ob.key == key:
+                return ob
+        raise KeyError(key)
+
+    def reminder_policy(self, ob: Obligation) -> ReminderPolicy:
+        return ob.reminders or self.reminders

@@ -1,0 +1,84 @@
+"""Environment settings: where things are and how to reach them. Campaign policy lives in YAML, not here.
+
+Every field can be set as an environment variable with the prefix CAMPAIGN_ (e.g. CAMPAIGN_DATABASE_URL)
+or in a `.env` file in the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CONFIG_DIR = Path(__file__).resolve().parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CAMPAIGN_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default=Path("var"), description="working folder for the SQLite file, inbox, archive")
+    database_url: str | None = None  # default: SQLite file in `home`
+    config_dir: Path = CONFIG_DIR
+    year: int | None = None  # default: the newest file in config/campaigns/
+
+    inbox_dir: Path | None = None
+    archive_dir: Path | None = None
+    mailbox_dir: Path | None = None
+
+    # Outgoing mail: one SMTP account, e.g. smtps://user:password@smtp.example.cn:465 (SSL) or
+    # smtp://127.0.0.1:2525 (a local relay). The password is a secret and is redacted everywhere.
+    smtp_url: SecretStr | None = None
+    mail_from: str = "返乡入乡创业基地建设行动 <noreply@localhost>"
+
+    # Robot hosts. Government-private deployments (政务钉钉/政务微信) and tests point these elsewhere.
+    dingtalk_base_url: str = "https://oapi.dingtalk.com"
+    wecom_base_url: str = "https://qyapi.weixin.qq.com"
+    feishu_base_url: str = "https://open.feishu.cn"
+
+    # Pacing: the least time between two messages to the same endpoint. A local relay takes mail as
+    # fast as it comes; DingTalk and WeCom robots accept 20 messages a minute each.
+    pace_email_seconds: float = Field(default=0.0, ge=0)
+    pace_robot_seconds: float = Field(default=3.1, ge=0)
+    pace_apprise_seconds: float = Field(default=1.0, ge=0)
+    http_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'campaign.db').resolve()}"
+
+    @property
+    def inbox(self) -> Path:
+        return self.inbox_dir or self.home / "inbox"
+
+    @property
+    def archive(self) -> Path:
+        return self.archive_dir or self.home / "archive"
+
+    @property
+    def mailbox(self) -> Path:
+        return self.mailbox_dir or self.home / "mailbox"
+
+
+def secret(name: str) -> str | None:
+    """A named secret (robot token, apprise URL) from the environment: CAMPAIGN_SECRET_<NAME>."""
+    return os.environ.get(f"CAMPAIGN_SECRET_{name}")
+
+
+def known_secret_values(settings: Settings) -> list[str]:
+    """Every secret value in force, so that text leaving the process can be scrubbed of them."""
+    values = [v for k, v in os.environ.items() if k.startswith("CAMPAIGN_SECRET_") and v]
+    if settings.smtp_url is not None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(settings.smtp_url.get_secret_value())
+        if parts.password:
+            values.append(parts.password)
+    return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

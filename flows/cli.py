@@ -1,0 +1,183 @@
+"""`campaign`: set-up and operations from the command line.
+
+    campaign check                       check the config files (regions + this year's campaign)
+    campaign init                        create or upgrade the database and load the hierarchy
+    campaign calendar [--year 2022]      every planned kickoff, reminder and escalation date
+    campaign run june_survey [--today D] run one flow now (as of a date), without a server
+    campaign record OBLIGATION UNIT --by NAME [--on D] [--file F] [--note N]
+    campaign status OBLIGATION [--today D]
+    campaign deliver                     deliver queued notifications now
+    campaign serve                       local Prefect server + every deployment on its schedule
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from models.errors import CampaignError
+
+FLOWS = ("june_survey", "standards_filing", "deliver_notifications")
+
+
+def _date(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from config import load_config
+
+    cfg = load_config(args.year)
+    print(f"OK: {len(cfg.units)} 个单位，{cfg.campaign.year} 年度 {len(cfg.campaign.obligations)} 项任务")
+    if cfg.campaign.quotas.illustrative:
+        print(f"注意：{cfg.campaign.quotas.note}")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from config import load_config
+    from models.db import migrate, session_scope
+    from tasks.sync import sync_hierarchy, sync_obligations
+
+    cfg = load_config(args.year)
+    migrate()
+    with session_scope() as session:
+        n = sync_hierarchy(session, cfg)
+        m = sync_obligations(session, cfg)
+    print(f"数据库已就绪：{n} 个单位，{m} 条任务实例")
+    return 0
+
+
+def cmd_calendar(args: argparse.Namespace) -> int:
+    from config import load_config
+    from config.schema import LEVEL_LABELS
+    from models.calendar_preview import preview_rows
+
+    cfg = load_config(args.year)
+    rows = preview_rows(cfg)
+    if args.json:
+        print(json.dumps([{**r, "date": r["date"].isoformat()} for r in rows], ensure_ascii=False, indent=1))
+        return 0
+    print(f"{cfg.campaign.title}（{cfg.campaign.notice}）日程预览")
+    current = None
+    for r in rows:
+        head = (r["obligation"], r["period"])
+        if head != current:
+            current = head
+            ob = cfg.campaign.obligation(r["obligation"])
+            who = "、".join(LEVEL_LABELS[level] for level in ob.owed_by)
+            print(f"\n■ {ob.title}  [{ob.key}] {r['period']}  {ob.source}  责任：{who}")
+        print(f"   {r['date']:%Y-%m-%d} {'一二三四五六日'[r['date'].weekday()]}  {r['label']}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from models.db import migrate
+
+    migrate()
+    if args.flow == "june_survey":
+        from flows.june import june_survey as fl
+    elif args.flow == "standards_filing":
+        from flows.june import standards_filing as fl
+    else:
+        from flows.operations import deliver_notifications
+
+        print(json.dumps(deliver_notifications(), ensure_ascii=False, default=str, indent=1))
+        return 0
+    result = fl(today=args.today)
+    print(json.dumps(result, ensure_ascii=False, default=str, indent=1))
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from config import load_config
+    from models.clock import local_today
+    from models.db import migrate, session_scope
+    from tasks.delivery import deliver_kind, pending_kinds
+    from tasks.intake import record_operator_submission
+    from tasks.sync import sync_hierarchy, sync_obligations
+
+    cfg = load_config()
+    migrate()
+    with session_scope() as session:
+        sync_hierarchy(session, cfg)
+        sync_obligations(session, cfg, [args.obligation])
+    new = record_operator_submission(
+        cfg, obligation_key=args.obligation, unit_key=args.unit, submitted_on=args.on or local_today(cfg.campaign),
+        submitted_by=args.by, note=args.note, file_path=args.file,
+    )
+    for kind in pending_kinds():
+        deliver_kind(kind, cfg.campaign.delivery)
+    print("已登记" if new else "此前已登记，未重复记录")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from config import load_config
+    from models.clock import local_today
+    from tasks.report import status_frame
+
+    cfg = load_config()
+    df = status_frame(cfg, args.obligation, args.today or local_today(cfg.campaign))
+    print(df.to_string(index=False))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from flows.serve import serve
+
+    serve(port=args.port)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    parser = argparse.ArgumentParser(prog="campaign", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("check", help="check the config files")
+    p.add_argument("--year", type=int)
+    p.set_defaults(fn=cmd_check)
+    p = sub.add_parser("init", help="create/upgrade the database and load the hierarchy")
+    p.add_argument("--year", type=int)
+    p.set_defaults(fn=cmd_init)
+    p = sub.add_parser("calendar", help="preview every planned notification date")
+    p.add_argument("--year", type=int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_calendar)
+    p = sub.add_parser("run", help="run one flow now")
+    p.add_argument("flow", choices=FLOWS)
+    p.add_argument("--today", type=_date, help="as-of date, YYYY-MM-DD (default: today in Asia/Shanghai)")
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("record", help="record a submission received outside the inbox")
+    p.add_argument("obligation")
+    p.add_argument("unit", help="unit key, e.g. 220102")
+    p.add_argument("--by", required=True, help="who records it")
+    p.add_argument("--on", type=_date, help="date received (default: today)")
+    p.add_argument("--file", type=Path)
+    p.add_argument("--note", default="")
+    p.set_defaults(fn=cmd_record)
+    p = sub.add_parser("status", help="print an obligation's status table")
+    p.add_argument("obligation")
+    p.add_argument("--today", type=_date)
+    p.set_defaults(fn=cmd_status)
+    p = sub.add_parser("deliver", help="deliver queued notifications now")
+    p.set_defaults(fn=lambda a: cmd_run(argparse.Namespace(flow="deliver_notifications", today=None)))
+    p = sub.add_parser("serve", help="serve every deployment with a local Prefect server")
+    p.add_argument("--port", type=int, default=4200)
+    p.set_defaults(fn=cmd_serve)
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except CampaignError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""June: the field survey (三(一)) and the standards filing (三(二), 四(二)), both due 06-30."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow
+
+from flows.deadlines import deadline_cycle
+
+
+@flow(
+    name="june_survey",
+    flow_run_name="june-survey-{today}",
+    description="三(一) 组织开展调研：收取各市县调研材料（问题清单、任务清单、实施方案），按期提醒、逾期督办。",
+)
+def june_survey(today: dt.date | None = None) -> dict[str, Any]:
+    """The field survey's kickoff, intake, reminders and escalation for `today` (default: today)."""
+    return deadline_cycle("june_survey", ["june_survey"], today)
+
+
+@flow(
+    name="standards_filing",
+    flow_run_name="standards-filing-{today}",
+    description="三(二)、四(二) 制定建设标准并备案：收取市县两级基地建设标准、认定条件和培育库入库标准，按期提醒、逾期督办。",
+)
+def standards_filing(today: dt.date | None = None) -> dict[str, Any]:
+    """The standards filing's kickoff, intake, reminders and escalation for `today` (default: today)."""
+    return deadline_cycle("standards_filing", ["standards_filing"], today)

@@ -1,0 +1,53 @@
+"""Calendar schedules, computed from the campaign config: each dated flow runs every day at the
+campaign's send time from its first kickoff to its last escalation. The flows themselves decide what
+a day calls for, so a run on a rest day only takes in files and retries deliveries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from prefect.schedules import Cron, RRule, Schedule
+
+from config import CampaignConfig
+from models.deadlines import calendar_for, periods, plan_steps
+
+
+@dataclass(frozen=True)
+class Window:
+    first: dt.date
+    last: dt.date
+
+
+def flow_windows(cfg: CampaignConfig) -> dict[str, Window]:
+    """For each flow named in the config: the first and last date any of its obligations has a step."""
+    cal = calendar_for(cfg.campaign)
+    windows: dict[str, Window] = {}
+    for ob in cfg.campaign.obligations:
+        if not ob.flow:
+            continue
+        dates = [s.date for p in periods(cfg.campaign, ob) for s in plan_steps(cfg.campaign, ob, p, cal)]
+        if not dates:
+            continue
+        old = windows.get(ob.flow)
+        first, last = min(dates), max(dates)
+        windows[ob.flow] = Window(min(first, old.first), max(last, old.last)) if old else Window(first, last)
+    return windows
+
+
+def daily_schedule(cfg: CampaignConfig, flow_name: str) -> Schedule | None:
+    window = flow_windows(cfg).get(flow_name)
+    if window is None:
+        return None
+    t = cfg.campaign.send_time
+    start = dt.datetime.combine(window.first, t)
+    until = dt.datetime.combine(window.last, t)
+    return RRule(
+        f"DTSTART:{start:%Y%m%dT%H%M%S}\nRRULE:FREQ=DAILY;UNTIL={until:%Y%m%dT%H%M%S}",
+        timezone=cfg.campaign.timezone,
+    )
+
+
+def delivery_schedule(cfg: CampaignConfig) -> Schedule:
+    """Retry queued deliveries every half hour in office hours."""
+    return Cron("*/30 8-18 * * *", timezone=cfg.campaign.timezone)

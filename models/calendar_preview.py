@@ -1,0 +1,46 @@
+"""The whole year's planned notification dates, from config alone (the Prefect server only shows
+scheduled runs 100 days ahead)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config import CampaignConfig
+from models.deadlines import StepKind, calendar_for, periods, plan_steps
+
+
+def step_label(kind: StepKind, code: str) -> str:
+    if kind is StepKind.kickoff:
+        return "启动通知（向所有责任单位）"
+    if kind is StepKind.escalation:
+        return f"第{code[1:]}次逾期督办（通知上级单位并抄送逾期单位）"
+    if code == "D0":
+        return "截止日提醒"
+    return f"提醒：截止前{code[2:]}个工作日"
+
+
+def preview_rows(cfg: CampaignConfig) -> list[dict[str, Any]]:
+    cal = calendar_for(cfg.campaign)
+    rows: list[dict[str, Any]] = []
+    for ob in cfg.campaign.obligations:
+        obligation_periods = periods(cfg.campaign, ob)
+        if not obligation_periods:
+            rows.append(
+                {"obligation": ob.key, "period": "全年", "date": cfg.campaign.starts, "kind": "rolling",
+                 "code": "", "label": "全年滚动，不设截止日期，不发提醒"}
+            )
+        for period in obligation_periods:
+            for step in plan_steps(cfg.campaign, ob, period, cal):
+                rows.append(
+                    {"obligation": ob.key, "period": period.label, "date": step.date, "kind": step.kind.value,
+                     "code": step.code, "label": step_label(step.kind, step.code)}
+                )
+            rows.append(
+                {"obligation": ob.key, "period": period.label, "date": period.due, "kind": "due",
+                 "code": "due", "label": "截止日期"}
+            )
+    # Per obligation and period (config order), by date; the due date after that day's reminder.
+    order = {"rolling": 0, "kickoff": 0, "reminder": 1, "due": 2, "escalation": 3}
+    position = {ob.key: i for i, ob in enumerate(cfg.campaign.obligations)}
+    rows.sort(key=lambda r: (position[r["obligation"]], r["period"], r["date"], order[r["kind"]]))
+    return rows

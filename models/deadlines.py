@@ -1,0 +1,116 @@
+"""The one way to compute a deadline: periods, and the kickoff/reminder/escalation steps of each.
+
+Pure functions over the campaign config and a working-day calendar; no database, no Prefect. The same
+plan drives the flows, the calendar preview and the tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+from config.schema import Campaign, Obligation, Once, Periodic, Rolling
+from models.workdays import WorkingCalendar
+
+
+class StepKind(StrEnum):
+    kickoff = "kickoff"
+    reminder = "reminder"
+    escalation = "escalation"
+
+
+@dataclass(frozen=True, order=True)
+class Step:
+    date: dt.date
+    kind: StepKind
+    code: str  # "kickoff", "D-5", "D0", "E1" — part of every outbox dedupe key: never renumber
+
+
+@dataclass(frozen=True)
+class Period:
+    label: str  # "2022", "2022-Q3", "2022-H2"
+    kickoff: dt.date
+    due: dt.date
+
+
+def calendar_for(campaign: Campaign) -> WorkingCalendar:
+    return WorkingCalendar(campaign.working_days.holidays, campaign.working_days.makeup_workdays)
+
+
+def periods(campaign: Campaign, ob: Obligation) -> list[Period]:
+    """The periods an obligation is owed for in the campaign year; none for rolling ones."""
+    sched = ob.schedule
+    year = campaign.year
+    if isinstance(sched, Rolling):
+        return []
+    if isinstance(sched, Once):
+        return [Period(str(year), sched.kickoff, sched.due)]
+    assert isinstance(sched, Periodic)
+    starts = max(sched.starts or campaign.starts, campaign.starts)
+    if sched.kind == "yearly":
+        bounds = [(str(year), dt.date(year, 1, 1), dt.date(year, 12, 31))]
+    elif sched.kind == "half_yearly":
+        bounds = [
+            (f"{year}-H1", dt.date(year, 1, 1), dt.date(year, 6, 30)),
+            (f"{year}-H2", dt.date(year, 7, 1), dt.date(year, 12, 31)),
+        ]
+    else:
+        ends = [dt.date(year, 3, 31), dt.date(year, 6, 30), dt.date(year, 9, 30), dt.date(year, 12, 31)]
+        bounds = [(f"{year}-Q{q + 1}", dt.date(year, 3 * q + 1, 1), ends[q]) for q in range(4)]
+    return [Period(label, max(start, starts), end) for label, start, end in bounds if end >= starts]
+
+
+def plan_steps(campaign: Campaign, ob: Obligation, period: Period, cal: WorkingCalendar) -> list[Step]:
+    """Every notification step of one period, in date order.
+
+    Reminders fall N working days before the due date, and on the due date itself (or the last
+    working day before it); a reminder that would fall before the kickoff, or on the kickoff day, is
+    dropped: the kickoff notice says everything a reminder would. Escalations start a few working
+    days after the due date and repeat at an interval, up to the configured number of steps.
+    """
+    policy = campaign.reminder_policy(ob)
+    kickoff = Step(cal.on_or_after(period.kickoff), StepKind.kickoff, "kickoff")
+    by_date: dict[dt.date, Step] = {}
+    for n in sorted(policy.before_due_working_days, reverse=True):
+        day = cal.shift(period.due, -n)
+        by_date[day] = Step(day, StepKind.reminder, f"D-{n}")
+    if policy.on_due_day:
+        day = cal.on_or_before(period.due)
+        by_date[day] = Step(day, StepKind.reminder, "D0")  # wins over a D-1 on the same day
+    steps = [kickoff] + [s for d, s in sorted(by_date.items()) if d > kickoff.date]
+    if ob.escalate:
+        esc = campaign.escalation
+        day = period.due
+        for k in range(1, esc.max_steps + 1):
+            day = cal.shift(day, esc.first_after_working_days if k == 1 else esc.repeat_every_working_days)
+            steps.append(Step(day, StepKind.escalation, f"E{k}"))
+    return steps
+
+
+def current_step(steps: list[Step], today: dt.date) -> Step | None:
+    """The step in force today: the latest one dated on or before it.
+
+    A run that missed days sends only this one, never a backlog of stale reminders; outbox dedupe
+    keys make sure it goes out once however often the flow runs.
+    """
+    current = None
+    for step in steps:
+        if step.date <= today:
+            current = step
+    return current
+
+
+def working_days_left(cal: WorkingCalendar, today: dt.date, due: dt.date) -> int:
+    """Working days from today up to and including the due date (0 once the due date has passed)."""
+    if today > due:
+        return 0
+    count, day = 0, today
+    while day <= due:
+        count += cal.is_workday(day)
+        day += dt.timedelta(days=1)
+    return count
+
+
+def days_late(today: dt.date, due: dt.date) -> int:
+    return max((today - due).days, 0)

@@ -1,0 +1,66 @@
+"""The project's one family of errors.
+
+    CampaignError
+    ├── ConfigError       a campaign or regions file is wrong: names the file and the field path
+    ├── SubmissionError   a submitted file cannot be accepted: names the file and why
+    └── DeliveryError     a channel refused or failed a message: the reason, with secrets redacted
+
+Each carries its context as fields, so callers (artifacts, notifications, the CLI's --json) can show
+the parts separately instead of parsing text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class CampaignError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+@dataclass
+class ConfigProblem:
+    path: str  # e.g. "obligations[2].schedule.due"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+@dataclass
+class ConfigError(CampaignError):
+    file: str
+    problems: list[ConfigProblem] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        lines = [f"{self.file}: {p}" for p in self.problems]
+        return "配置文件有误 / invalid config:\n  " + "\n  ".join(lines)
+
+
+@dataclass
+class SubmissionError(CampaignError):
+    file: str
+    reason: str
+    unit_key: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.reason}"
+
+
+@dataclass
+class DeliveryError(CampaignError):
+    channel: str
+    reason: str
+    retryable: bool = True
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.channel}: {self.reason}"

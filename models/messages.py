@@ -1,0 +1,78 @@
+"""Rendering notifications from the Jinja2 templates in config/templates, and fitting them to a channel.
+
+Every rendered message passes through `mask_personal_data`, whatever the template put in it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from config.settings import get_settings
+from models.privacy import mask_personal_data
+
+# What each channel accepts for one text message, in UTF-8 bytes (subject and body together).
+# WeCom bots: 2,048 bytes of text; DingTalk robots: 20,000; Feishu bots: a 20 KB request body.
+CHANNEL_LIMITS: dict[str, int | None] = {
+    "email": None,
+    "mailbox": None,
+    "wecom": 2048,
+    "dingtalk": 20000,
+    "feishu": 18000,
+    "apprise": 4000,
+}
+TRUNCATION_MARK = "\n……（内容过长已截断，完整内容见邮件或系统）"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    body: str
+
+
+def _cn_date(value: dt.date) -> str:
+    return f"{value.year}年{value.month}月{value.day}日"
+
+
+def _cn_datetime(value: dt.datetime) -> str:
+    local = value.astimezone(dt.timezone(dt.timedelta(hours=8)))
+    return f"{_cn_date(local.date())} {local:%H:%M}"
+
+
+@lru_cache(maxsize=4)
+def _environment(folder: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # plain text messages, not HTML
+        keep_trailing_newline=False,
+    )
+    env.filters["cn_date"] = _cn_date
+    env.filters["cn_datetime"] = _cn_datetime
+    return env
+
+
+def render(template: str, context: dict[str, Any]) -> Rendered:
+    env = _environment(get_settings().config_dir / "templates")
+    tpl = env.get_template(f"{template}.j2")
+    ctx = tpl.new_context(context)
+    subject = "".join(tpl.blocks["subject"](ctx)).strip()
+    body = "".join(tpl.blocks["body"](ctx)).strip() + "\n"
+    return Rendered(mask_personal_data(subject), mask_personal_data(body))
+
+
+def fit_to_channel(text: str, channel_kind: str) -> str:
+    """Cut text to the channel's byte limit on a character boundary, saying that it was cut."""
+    limit = CHANNEL_LIMITS.get(channel_kind)
+    data = text.encode("utf-8")
+    if limit is None or len(data) <= limit:
+        return text
+    room = limit - len(TRUNCATION_MARK.encode("utf-8"))
+    return data[:room].decode("utf-8", errors="ignore") + TRUNCATION_MARK

@@ -1,0 +1,38 @@
+"""Alembic environment: metadata from the SQLModel tables, URL from the caller or the settings."""
+
+from __future__ import annotations
+
+from alembic import context
+
+import models.tables  # noqa: F401  (registers the tables on the metadata)
+from models.db import engine_for
+from sqlmodel import SQLModel
+
+config = context.config
+url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
+if not url:
+    from config.settings import get_settings
+
+    url = get_settings().db_url
+
+target_metadata = SQLModel.metadata
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=url, target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    with engine_for(url).connect() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,177 @@
+"""The campaign's tables. Timestamps are stored in UTC and are timezone-aware in Python."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp that is always timezone-aware UTC, also on SQLite (which stores no zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass a timezone-aware one")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _ts(nullable: bool = True, **kw: Any) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, **kw)
+
+
+class ObligationStatus(StrEnum):
+    open = "open"
+    submitted = "submitted"
+
+
+class OutboxStatus(StrEnum):
+    pending = "pending"
+    sent = "sent"
+    dead = "dead"
+
+
+class MessageKind(StrEnum):
+    kickoff = "kickoff"
+    reminder = "reminder"
+    overdue = "overdue"  # to the late unit itself
+    escalation = "escalation"  # to its supervising unit
+    receipt = "receipt"  # a submission accepted
+    rejection = "rejection"  # a submitted file refused, with the reason
+
+
+# ------------------------------------------------------------------ hierarchy
+class Unit(SQLModel, table=True):
+    key: str = Field(primary_key=True, max_length=16)
+    name: str
+    bureau: str
+    level: str = Field(index=True, max_length=16)
+    reports_to: str | None = Field(default=None, foreign_key="unit.key", max_length=16)
+
+
+class Contact(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("unit_key", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    unit_key: str = Field(foreign_key="unit.key", max_length=16)
+    name: str
+    role: str = ""
+    email: str | None = None
+    phone: str | None = None  # personal data: masked wherever shown or sent
+
+
+class Channel(SQLModel, table=True):
+    """Where a unit's messages go. `address` is an e-mail address or the NAME of a secret, never a token."""
+
+    __table_args__ = (sa.UniqueConstraint("unit_key", "kind", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    unit_key: str = Field(foreign_key="unit.key", max_length=16)
+    kind: str = Field(max_length=16)
+    address: str
+    sign_secret: str | None = None  # name of the signing secret (DingTalk, Feishu)
+
+
+# ------------------------------------------------------------------ obligations and submissions
+class ObligationInstance(SQLModel, table=True):
+    """One unit's obligation for one period, e.g. 南关区's june_survey for 2022."""
+
+    __tablename__ = "obligation"
+    __table_args__ = (sa.UniqueConstraint("year", "obligation_key", "unit_key", "period"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int = Field(index=True)
+    obligation_key: str = Field(index=True, max_length=64)
+    unit_key: str = Field(foreign_key="unit.key", max_length=16)
+    period: str = Field(max_length=16)
+    kickoff_on: dt.date
+    due_on: dt.date
+    status: str = Field(default=ObligationStatus.open, max_length=16)
+    submitted_at: dt.datetime | None = _ts()
+    last_step: str | None = Field(default=None, max_length=16)  # last notification step decided
+
+
+class Submission(SQLModel, table=True):
+    """Evidence received for an obligation: a file from the inbox, or an operator's record."""
+
+    __table_args__ = (sa.UniqueConstraint("obligation_id", "dedupe_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    obligation_id: int = Field(foreign_key="obligation.id", index=True)
+    dedupe_key: str = Field(max_length=80)  # "sha256:<hex>" of the file, or of the operator's record
+    source: str = Field(max_length=16)  # inbox | operator
+    submitted_by: str = ""
+    received_at: dt.datetime = Field(sa_type=UTCDateTime)
+    file_name: str | None = None
+    archived_path: str | None = None
+    note: str = ""
+
+
+class IntakeRejection(SQLModel, table=True):
+    """A submitted file that could not be accepted. Kept, with its reason, so nothing is lost."""
+
+    __tablename__ = "intake_rejection"
+    __table_args__ = (sa.UniqueConstraint("sha256", "file_name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    file_name: str
+    sha256: str = Field(max_length=64)
+    unit_key: str | None = Field(default=None, max_length=16)
+    obligation_key: str | None = Field(default=None, max_length=64)
+    reason: str
+    kept_at: str
+    received_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
+# ------------------------------------------------------------------ notifications
+class OutboxMessage(SQLModel, table=True):
+    """A decided notification. Written with the state it comes from; delivered afterwards.
+
+    `dedupe_key` is unique: deciding the same message again (a second run on the same day, a retry)
+    inserts nothing. `recipient` is an address or a secret's name; bodies are stored masked.
+    """
+
+    __tablename__ = "outbox"
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True, max_length=255)
+    unit_key: str = Field(foreign_key="unit.key", max_length=16, index=True)
+    obligation_id: int | None = Field(default=None, foreign_key="obligation.id")
+    kind: str = Field(max_length=16)
+    step: str = Field(default="", max_length=16)
+    channel_kind: str = Field(max_length=16)
+    recipient: str
+    subject: str
+    body: str
+    status: str = Field(default=OutboxStatus.pending, max_length=16, index=True)
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    next_attempt_at: dt.datetime | None = _ts()
+    sent_at: dt.datetime | None = _ts()
+
+
+# ------------------------------------------------------------------ audit
+class FlowRunAudit(SQLModel, table=True):
+    __tablename__ = "flow_run_audit"
+    id: int | None = Field(default=None, primary_key=True)
+    flow_name: str = Field(max_length=64)
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    trigger: str = Field(max_length=16)  # schedule | operator | direct
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    started_at: dt.datetime = Field(sa_type=UTCDateTime)
+    finished_at: dt.datetime | None = _ts()
+    outcome: str = Field(default="running", max_length=16)
+    counts: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)

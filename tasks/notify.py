@@ -1,0 +1,99 @@
+"""Decide notifications and write them to the outbox, in the same transaction as the state they come from.
+
+This is the only place that writes outbox rows. Delivery (tasks/delivery.py) happens afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlmodel import Session, select
+
+from config import CampaignConfig
+from models.db import insert_ignoring_duplicates, session_scope
+from models.planning import Decision, OpenInstance, decide
+from models.tables import Channel, ObligationInstance, ObligationStatus, OutboxMessage
+
+MAILBOX = ("mailbox", "mailbox")
+
+
+def channels_by_unit(session: Session, unit_keys: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+    """(kind, address) per unit; a unit with none configured gets the local mailbox."""
+    keys = set(unit_keys)
+    found: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    if keys:
+        rows = session.exec(
+            select(Channel.unit_key, Channel.kind, Channel.address).where(
+                Channel.unit_key.in_(keys)  # type: ignore[attr-defined]
+            )
+        ).all()
+        for unit_key, kind, address in rows:
+            found[unit_key].append((kind, address))
+    return {k: found.get(k) or [MAILBOX] for k in keys}
+
+
+def enqueue(session: Session, decisions: list[Decision]) -> int:
+    """One outbox row per decision and channel; duplicates of earlier decisions are skipped."""
+    channels = channels_by_unit(session, {d.unit_key for d in decisions})
+    rows = [
+        {
+            "dedupe_key": f"{d.dedupe_base}:{kind}:{address}",
+            "unit_key": d.unit_key,
+            "obligation_id": d.obligation_id,
+            "kind": d.kind.value,
+            "step": d.step,
+            "channel_kind": kind,
+            "recipient": address,
+            "subject": d.message.subject,
+            "body": d.message.body,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": dt.datetime.now(dt.UTC),
+        }
+        for d in decisions
+        for kind, address in channels[d.unit_key]
+    ]
+    return insert_ignoring_duplicates(session, OutboxMessage, rows, unique=["dedupe_key"])
+
+
+def open_instances(session: Session, year: int, obligation_key: str) -> list[OpenInstance]:
+    rows = session.exec(
+        select(
+            ObligationInstance.id, ObligationInstance.unit_key, ObligationInstance.period,
+            ObligationInstance.last_step,
+        ).where(
+            ObligationInstance.year == year,
+            ObligationInstance.obligation_key == obligation_key,
+            ObligationInstance.status == ObligationStatus.open,
+        )
+    ).all()
+    return [OpenInstance(id=r[0], unit_key=r[1], period=r[2], last_step=r[3]) for r in rows]  # type: ignore[arg-type]
+
+
+@task(name="生成提醒与督办", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def record_reminders(cfg: CampaignConfig, obligation_keys: list[str], today: dt.date) -> dict[str, int]:
+    """Decide today's kickoff/reminder/escalation messages and store them with each instance's last step."""
+    units = {u.key: u for u in cfg.units}
+    counts: dict[str, int] = defaultdict(int)
+    with session_scope() as session:
+        for key in obligation_keys:
+            ob = cfg.campaign.obligation(key)
+            decisions = decide(cfg.campaign, ob, open_instances(session, cfg.campaign.year, key), units, today)
+            counts["queued"] += enqueue(session, decisions)
+            by_step: dict[str, list[int]] = defaultdict(list)
+            for d in decisions:
+                counts[d.kind.value] += 1
+                if d.obligation_id is not None:
+                    by_step[d.step].append(d.obligation_id)
+            for step, ids in by_step.items():
+                session.execute(
+                    sa.update(ObligationInstance)
+                    .where(ObligationInstance.id.in_(ids))  # type: ignore[union-attr]
+                    .values(last_step=step)
+                )
+    return dict(counts)

@@ -1,0 +1,85 @@
+"""Status of obligations as a table (pandas), and as Prefect artifacts operators read in the UI."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from sqlalchemy.orm import aliased
+from sqlmodel import select
+
+from config import CampaignConfig
+from models.db import session_scope
+from models.tables import ObligationInstance, Unit
+
+STATUS_COLUMNS = ["单位", "代码", "上级单位", "期次", "截止日期", "状态", "报送时间", "逾期天数", "最近提醒"]
+_STEP_LABELS = {"kickoff": "启动通知", "D0": "截止日提醒", "E1": "第1次督办", "E2": "第2次督办", "E3": "第3次督办"}
+
+
+def status_frame(cfg: CampaignConfig, obligation_key: str, today: dt.date) -> pd.DataFrame:
+    """One row per unit and period: due, submitted, days late — straight from the tables."""
+    parent = aliased(Unit)
+    with session_scope() as session:
+        rows = session.exec(
+            select(
+                Unit.name, Unit.key, parent.name, ObligationInstance.period, ObligationInstance.due_on,
+                ObligationInstance.status, ObligationInstance.submitted_at, ObligationInstance.last_step,
+            )
+            .join(Unit, Unit.key == ObligationInstance.unit_key)  # type: ignore[arg-type]
+            .join(parent, parent.key == Unit.reports_to, isouter=True)  # type: ignore[arg-type]
+            .where(
+                ObligationInstance.year == cfg.campaign.year,
+                ObligationInstance.obligation_key == obligation_key,
+            )
+            .order_by(ObligationInstance.unit_key, ObligationInstance.period)  # type: ignore[arg-type]
+        ).all()
+    df = pd.DataFrame(rows, columns=["unit", "key", "parent", "period", "due", "status", "submitted_at", "step"])
+    if df.empty:
+        return pd.DataFrame(columns=STATUS_COLUMNS)
+    submitted_local = pd.to_datetime(df["submitted_at"], utc=True).dt.tz_convert(cfg.campaign.timezone)
+    due = pd.to_datetime(df["due"])
+    as_of = submitted_local.dt.tz_localize(None).dt.normalize().fillna(pd.Timestamp(today))
+    late = (as_of - due).dt.days.clip(lower=0)
+    is_submitted = df["status"].eq("submitted")
+    state = pd.Series("未报送", index=df.index)
+    state[~is_submitted & late.gt(0)] = "逾期未报"
+    state[is_submitted] = "已报送"
+    state[is_submitted & late.gt(0)] = "逾期报送"
+    return pd.DataFrame(
+        {
+            "单位": df["unit"],
+            "代码": df["key"],
+            "上级单位": df["parent"].fillna(""),
+            "期次": df["period"],
+            "截止日期": due.dt.strftime("%Y-%m-%d"),
+            "状态": state,
+            "报送时间": submitted_local.dt.strftime("%Y-%m-%d %H:%M").fillna(""),
+            "逾期天数": late.astype(int),
+            "最近提醒": df["step"].map(lambda s: _STEP_LABELS.get(s, f"{s}提醒") if s else ""),
+        }
+    )
+
+
+@task(name="发布进度表", cache_policy=NO_CACHE)
+def publish_status(cfg: CampaignConfig, obligation_key: str, today: dt.date, counts: dict[str, int]) -> dict[str, int]:
+    ob = cfg.campaign.obligation(obligation_key)
+    df = status_frame(cfg, obligation_key, today)
+    tally = df["状态"].value_counts().to_dict() if not df.empty else {}
+    key = obligation_key.replace("_", "-")
+    create_table_artifact(
+        key=f"{key}-status",
+        table=df.to_dict("records"),
+        description=f"{ob.title}：各单位报送进度（截至{today:%Y-%m-%d}）",
+    )
+    lines = [
+        f"### {ob.title}（{ob.source}）",
+        f"截至 {today:%Y-%m-%d}：应报 {len(df)}，"
+        + "，".join(f"{k} {v}" for k, v in sorted(tally.items())),
+        "",
+        "本次运行：" + ("，".join(f"{k} {v}" for k, v in sorted(counts.items())) or "无变化"),
+    ]
+    create_markdown_artifact(key=f"{key}-summary", markdown="\n".join(lines), description=ob.title)
+    return {str(k): int(v) for k, v in tally.items()}
