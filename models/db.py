@@ -32,6 +32,7 @@ def engine_for(url: str) -> sa.Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")  # durable enough in WAL mode, much faster
             cur.close()
 
         return engine

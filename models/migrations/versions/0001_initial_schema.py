@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 19:25:29.280598
+Create Date: 2026-11-26 19:31:09.586324
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def upgrade() -> None:
     sa.Column('counts', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_table('intakerejection',
+    op.create_table('intake_rejection',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('file_name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -163,5 +163,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_unit_level'))
 
     op.drop_table('unit')
-    op.drop_table('intakerejection')
+    op.drop_table('intake_rejection')
     op.drop_table('flow_run_audit')

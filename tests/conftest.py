@@ -1,0 +1,96 @@
+"""Shared fixtures: a real database per test (SQLite file, or a fresh PostgreSQL database that is
+dropped afterwards), an isolated working folder, and one Prefect test harness for the session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "200")
+os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE", "200")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get("CAMPAIGN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120), temporary_settings(
+        updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    ):
+        yield
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'campaign.db'}"
+        return
+    if not _pg_available():
+        message = "PostgreSQL is not reachable on 127.0.0.1:5432"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (under CI=true a PostgreSQL test fails instead of skipping)")
+        pytest.skip(message)
+    import psycopg
+
+    name = f"campaign_test_{uuid.uuid4().hex[:12]}"
+    admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin.rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    try:
+        yield url
+    finally:
+        from models.db import engine_for
+
+        engine_for(url).dispose()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    """A private copy of config/, for tests that change channels or policy as an operator would."""
+    target = tmp_path / "config"
+    shutil.copytree(REPO / "config", target, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    return target
+
+
+@pytest.fixture
+def env(tmp_path: Path, db_url: str, config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, object]]:
+    """Settings pointing at this test's database, folders and config copy; schema migrated."""
+    from config.settings import get_settings
+    from models.db import migrate
+
+    home = tmp_path / "var"
+    monkeypatch.setenv("CAMPAIGN_HOME", str(home))
+    monkeypatch.setenv("CAMPAIGN_DATABASE_URL", db_url)
+    monkeypatch.setenv("CAMPAIGN_CONFIG_DIR", str(config_dir))
+    monkeypatch.setenv("CAMPAIGN_PACE_ROBOT_SECONDS", "0")
+    for key in list(os.environ):
+        if key.startswith("CAMPAIGN_SECRET_") or key == "CAMPAIGN_SMTP_URL":
+            monkeypatch.delenv(key)
+    get_settings.cache_clear()
+    migrate()
+    yield {"home": home, "db_url": db_url, "config_dir": config_dir}
+    get_settings.cache_clear()

@@ -1,0 +1,46 @@
+"""Helpers the tests share: editing the config copy as an operator would, reading the outbox."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlmodel import select
+
+from models.db import session_scope
+from models.tables import OutboxMessage
+
+
+def edit_yaml(path: Path, change: Any) -> None:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def set_channels(config_dir: Path, channels: dict[str, list[dict[str, str]]]) -> None:
+    def change(data: dict[str, Any]) -> None:
+        for unit in data["units"]:
+            if unit["key"] in channels:
+                unit["channels"] = channels[unit["key"]]
+
+    edit_yaml(config_dir / "regions.yaml", change)
+
+
+def set_delivery(config_dir: Path, year: int = 2022, **policy: Any) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["delivery"].update(policy)
+
+    edit_yaml(config_dir / "campaigns" / f"{year}.yaml", change)
+
+
+def outbox() -> list[OutboxMessage]:
+    with session_scope() as session:
+        return list(session.exec(select(OutboxMessage).order_by(OutboxMessage.id)).all())  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
