@@ -102,10 +102,11 @@ def current_step(steps: list[Step], today: dt.date) -> Step | None:
 
 
 def working_days_left(cal: WorkingCalendar, today: dt.date, due: dt.date) -> int:
-    """Working days from today up to and including the due date (0 once the due date has passed)."""
-    if today > due:
+    """Working days after today, up to and including the due date: 5 on the "D-5" reminder's day, 0 on
+    the due date itself and after it."""
+    if today >= due:
         return 0
-    count, day = 0, today
+    count, day = 0, today + dt.timedelta(days=1)
     while day <= due:
         count += cal.is_workday(day)
         day += dt.timedelta(days=1)

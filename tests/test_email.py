@@ -1,0 +1,113 @@
+"""E-mail through a real SMTP server on 127.0.0.1: Chinese reminders arrive intact; a server that is
+down loses nothing, and the next run delivers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+from collections.abc import Iterator
+from email.message import EmailMessage
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from config.settings import get_settings
+from tests.helpers import free_port, outbox, set_channels
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append(msg)  # type: ignore[arg-type]
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Inbox, int]]:
+    port = free_port()
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("CAMPAIGN_SMTP_URL", f"smtp://127.0.0.1:{port}")
+    get_settings.cache_clear()
+    yield handler, port
+    controller.stop()
+
+
+def test_chinese_reminder_arrives_by_email(env: dict[str, object], smtp: tuple[Inbox, int]) -> None:
+    from flows.june import june_survey
+
+    handler, _ = smtp
+    set_channels(env["config_dir"], {"220102": [{"kind": "email", "to": "rsj@nanguan.example.cn"}]})  # type: ignore[arg-type]
+    june_survey(today=dt.date(2022, 6, 23))
+
+    assert len(handler.messages) == 1
+    mail = handler.messages[0]
+    assert mail["To"].addresses[0].addr_spec == "rsj@nanguan.example.cn"
+    assert str(mail["Subject"]) == "【催报提醒】开展返乡入乡创业实地调研（2022年6月30日截止，剩余5个工作日）"
+    body = mail.get_content()
+    assert body.startswith("南关区人力资源和社会保障局：")
+    assert "还剩 5 个工作日" in body and "1. 问题清单" in body
+    row = next(m for m in outbox() if m.unit_key == "220102")
+    assert (row.status, row.channel_kind, row.attempts) == ("sent", "email", 1)
+
+
+def test_smtp_down_loses_nothing_and_next_run_delivers(
+    env: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.june import june_survey
+    from flows.operations import deliver_notifications
+
+    set_channels(
+        env["config_dir"],  # type: ignore[arg-type]
+        {"220102": [{"kind": "email", "to": "a@nanguan.example.cn"}], "220103": [{"kind": "email", "to": "b@kuancheng.example.cn"}]},
+    )
+    port = free_port()  # nothing listens here yet
+    monkeypatch.setenv("CAMPAIGN_SMTP_URL", f"smtp://127.0.0.1:{port}")
+    get_settings.cache_clear()
+    from tests.helpers import set_delivery
+
+    set_delivery(env["config_dir"], retry_delays_seconds=[0])  # type: ignore[arg-type]
+
+    june_survey(today=dt.date(2022, 6, 23))
+    mails = [m for m in outbox() if m.channel_kind == "email"]
+    assert len(mails) == 2
+    assert all(m.status == "pending" and m.attempts == 2 for m in mails)
+    assert all("无法连接发信服务器" in (m.last_error or "") for m in mails)
+
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        june_survey(today=dt.date(2022, 6, 23))  # same day again: decides nothing new, delivers the queue
+        deliver_notifications()  # and a delivery run finds nothing left to send
+    finally:
+        controller.stop()
+    assert sorted(m["To"].addresses[0].addr_spec for m in handler.messages) == [
+        "a@nanguan.example.cn", "b@kuancheng.example.cn",
+    ]
+    mails = [m for m in outbox() if m.channel_kind == "email"]
+    assert all(m.status == "sent" and m.attempts == 3 for m in mails)
+
+
+def test_smtp_password_never_stored_or_logged(
+    env: dict[str, object], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flows.june import june_survey
+    from tests.helpers import set_delivery
+
+    set_channels(env["config_dir"], {"220102": [{"kind": "email", "to": "a@nanguan.example.cn"}]})  # type: ignore[arg-type]
+    set_delivery(env["config_dir"], retry_delays_seconds=[], max_attempts=1)  # type: ignore[arg-type]
+    monkeypatch.setenv("CAMPAIGN_SMTP_URL", f"smtps://hr%40jl.gov.cn:S3cretPassw0rd@127.0.0.1:{free_port()}")
+    get_settings.cache_clear()
+    june_survey(today=dt.date(2022, 6, 23))
+    row = next(m for m in outbox() if m.channel_kind == "email")
+    assert row.status == "dead" and row.last_error
+    assert "S3cretPassw0rd" not in row.last_error
+    assert "S3cretPassw0rd" not in caplog.text
