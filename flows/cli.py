@@ -95,25 +95,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from config import load_config
-    from models.clock import local_today
-    from models.db import migrate, session_scope
-    from tasks.delivery import deliver_kind, pending_kinds
-    from tasks.intake import record_operator_submission
-    from tasks.sync import sync_hierarchy, sync_obligations
+    from flows.operations import SubmissionRecord, record_submission
+    from models.db import migrate
 
-    cfg = load_config()
     migrate()
-    with session_scope() as session:
-        sync_hierarchy(session, cfg)
-        sync_obligations(session, cfg, [args.obligation])
-    new = record_operator_submission(
-        cfg, obligation_key=args.obligation, unit_key=args.unit, submitted_on=args.on or local_today(cfg.campaign),
-        submitted_by=args.by, note=args.note, file_path=args.file,
+    record = SubmissionRecord.for_keys(
+        args.obligation, args.unit, submitted_by=args.by, submitted_on=args.on, note=args.note,
+        file_path=str(args.file.resolve()) if args.file else None,
     )
-    for kind in pending_kinds():
-        deliver_kind(kind, cfg.campaign.delivery)
-    print("已登记" if new else "此前已登记，未重复记录")
+    counts = record_submission(record)
+    print("已登记" if counts["recorded"] else "此前已登记，未重复记录")
     return 0
 
 

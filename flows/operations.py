@@ -16,12 +16,14 @@ from prefect.logging import get_run_logger
 from pydantic import BaseModel, ConfigDict, Field
 
 from config import load_config
-from config.schema import Periodic, Once
+from config.schema import Once, Periodic
 from models.clock import local_today
+from models.errors import SubmissionError
 from tasks.audit import audited
 from tasks.delivery import deliver_all
 from tasks.intake import record_operator_submission
 from tasks.report import publish_status
+from tasks.sync import sync_campaign
 
 
 def _choices() -> tuple[dict[str, str], dict[str, str]]:
@@ -52,6 +54,17 @@ class SubmissionRecord(BaseModel):
     note: str = Field(default="", title="备注（如：邮件报送、纸质材料）")
     file_path: str | None = Field(default=None, title="材料文件在服务器上的路径（可选，将原样归档）")
 
+    @classmethod
+    def for_keys(cls, obligation_key: str, unit_key: str, **fields: Any) -> SubmissionRecord:
+        """The form filled in by keys (the CLI's way in): labels are looked up from the config."""
+        by_key = {v: k for k, v in _OBLIGATIONS.items()}
+        units = {v: k for k, v in _UNITS.items()}
+        if obligation_key not in by_key:
+            raise SubmissionError(obligation_key, f"不可登记的事项，可选：{'、'.join(by_key)}")
+        if unit_key not in units:
+            raise SubmissionError(unit_key, "未知单位代码")
+        return cls(obligation=by_key[obligation_key], unit=units[unit_key], **fields)
+
 
 @flow(
     name="record_submission",
@@ -65,6 +78,7 @@ def record_submission(record: SubmissionRecord) -> dict[str, Any]:
     unit_key = _UNITS[str(record.unit)]
     submitted_on = record.submitted_on or local_today(cfg.campaign)
     with audited("record_submission", record.model_dump(mode="json")) as counts:
+        sync_campaign(cfg, [obligation_key])
         new = record_operator_submission(
             cfg, obligation_key=obligation_key, unit_key=unit_key, submitted_on=submitted_on,
             submitted_by=record.submitted_by, note=record.note,
