@@ -1,13 +1,13 @@
 """`campaign`: set-up and operations from the command line.
 
-    campaign check                       check the config files (regions + this year's campaign)
-    campaign init                        create or upgrade the database and load the hierarchy
-    campaign calendar [--year 2022]      every planned kickoff, reminder and escalation date
-    campaign run june_survey [--today D] run one flow now (as of a date), without a server
-    campaign record OBLIGATION UNIT --by NAME [--on D] [--file F] [--note N]
-    campaign status OBLIGATION [--today D]
-    campaign deliver                     deliver queued notifications now
-    campaign serve                       local Prefect server + every deployment on its schedule
+campaign check                       check the config files (regions + this year's campaign)
+campaign init                        create or upgrade the database and load the hierarchy
+campaign calendar [--year 2022]      every planned kickoff, reminder and escalation date
+campaign run june_survey [--today D] run one flow now (as of a date), without a server
+campaign record OBLIGATION UNIT --by NAME [--on D] [--file F] [--note N]
+campaign status OBLIGATION [--today D]
+campaign deliver                     deliver queued notifications now
+campaign serve                       local Prefect server + every deployment on its schedule
 """
 
 from __future__ import annotations
@@ -100,7 +100,11 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     migrate()
     record = SubmissionRecord.for_keys(
-        args.obligation, args.unit, submitted_by=args.by, submitted_on=args.on, note=args.note,
+        args.obligation,
+        args.unit,
+        submitted_by=args.by,
+        submitted_on=args.on,
+        note=args.note,
         file_path=str(args.file.resolve()) if args.file else None,
     )
     counts = record_submission(record)
@@ -128,8 +132,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    parser = argparse.ArgumentParser(prog="campaign", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="campaign", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("check", help="check the config files")
     p.add_argument("--year", type=int)

@@ -80,14 +80,20 @@ def record_submission(record: SubmissionRecord) -> dict[str, Any]:
     with audited("record_submission", record.model_dump(mode="json")) as counts:
         sync_campaign(cfg, [obligation_key])
         new = record_operator_submission(
-            cfg, obligation_key=obligation_key, unit_key=unit_key, submitted_on=submitted_on,
-            submitted_by=record.submitted_by, note=record.note,
+            cfg,
+            obligation_key=obligation_key,
+            unit_key=unit_key,
+            submitted_on=submitted_on,
+            submitted_by=record.submitted_by,
+            note=record.note,
             file_path=Path(record.file_path) if record.file_path else None,
         )
         counts["recorded"] = int(new)
         counts["delivery"] = deliver_all(cfg.campaign.delivery)
         publish_status(cfg, obligation_key, submitted_on, {"登记": int(new)})
-        log.info("登记 %s %s：%s", record.unit, record.obligation, "已登记" if new else "此前已登记，未重复记录")
+        log.info(
+            "登记 %s %s：%s", record.unit, record.obligation, "已登记" if new else "此前已登记，未重复记录"
+        )
     return counts
 
 

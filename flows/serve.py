@@ -80,10 +80,16 @@ def deployments() -> list[object]:
         )
     out.append(
         deliver_notifications.to_deployment(
-            name=f"{cfg.campaign.year}", schedules=[delivery_schedule(cfg)], description=deliver_notifications.description
+            name=f"{cfg.campaign.year}",
+            schedules=[delivery_schedule(cfg)],
+            description=deliver_notifications.description,
         )
     )
-    out.append(record_submission.to_deployment(name=f"{cfg.campaign.year}", description=record_submission.description))
+    out.append(
+        record_submission.to_deployment(
+            name=f"{cfg.campaign.year}", description=record_submission.description
+        )
+    )
     return out
 
 
@@ -97,7 +103,9 @@ def serve(port: int = 4200) -> None:
     if today.year > cfg.campaign.year:
         log.warning(
             "the newest campaign config is %s: its schedules are in the past, so only manual runs will happen. "
-            "Add config/campaigns/%s.yaml for this year's campaign.", cfg.campaign.year, today.year,
+            "Add config/campaigns/%s.yaml for this year's campaign.",
+            cfg.campaign.year,
+            today.year,
         )
     with local_prefect_server(port) as url, temporary_settings(updates={PREFECT_API_URL: url}):
         os.environ["PREFECT_API_URL"] = url  # flow runs start in subprocesses that read the environment

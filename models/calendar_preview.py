@@ -26,18 +26,36 @@ def preview_rows(cfg: CampaignConfig) -> list[dict[str, Any]]:
         obligation_periods = periods(cfg.campaign, ob)
         if not obligation_periods:
             rows.append(
-                {"obligation": ob.key, "period": "全年", "date": cfg.campaign.starts, "kind": "rolling",
-                 "code": "", "label": "全年滚动，不设截止日期，不发提醒"}
+                {
+                    "obligation": ob.key,
+                    "period": "全年",
+                    "date": cfg.campaign.starts,
+                    "kind": "rolling",
+                    "code": "",
+                    "label": "全年滚动，不设截止日期，不发提醒",
+                }
             )
         for period in obligation_periods:
             for step in plan_steps(cfg.campaign, ob, period, cal):
                 rows.append(
-                    {"obligation": ob.key, "period": period.label, "date": step.date, "kind": step.kind.value,
-                     "code": step.code, "label": step_label(step.kind, step.code)}
+                    {
+                        "obligation": ob.key,
+                        "period": period.label,
+                        "date": step.date,
+                        "kind": step.kind.value,
+                        "code": step.code,
+                        "label": step_label(step.kind, step.code),
+                    }
                 )
             rows.append(
-                {"obligation": ob.key, "period": period.label, "date": period.due, "kind": "due",
-                 "code": "due", "label": "截止日期"}
+                {
+                    "obligation": ob.key,
+                    "period": period.label,
+                    "date": period.due,
+                    "kind": "due",
+                    "code": "due",
+                    "label": "截止日期",
+                }
             )
     # Per obligation and period (config order), by date; the due date after that day's reminder.
     order = {"rolling": 0, "kickoff": 0, "reminder": 1, "due": 2, "escalation": 3}

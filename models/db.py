@@ -86,7 +86,11 @@ def insert_ignoring_duplicates(
 
 
 def upsert(
-    session: Session, model: type[SQLModel], rows: Iterable[dict[str, Any]], *, unique: list[str],
+    session: Session,
+    model: type[SQLModel],
+    rows: Iterable[dict[str, Any]],
+    *,
+    unique: list[str],
     update: list[str],
 ) -> None:
     """One INSERT … ON CONFLICT DO UPDATE of many rows."""

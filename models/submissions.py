@@ -59,7 +59,13 @@ def period_for(campaign: Campaign, ob: Obligation, day: dt.date) -> Period | Non
 
 
 def screen(
-    *, file_name: str, size: int, campaign: Campaign, ob: Obligation, units: list[Unit], day: dt.date,
+    *,
+    file_name: str,
+    size: int,
+    campaign: Campaign,
+    ob: Obligation,
+    units: list[Unit],
+    day: dt.date,
     unit: Unit | None = None,
 ) -> Screened:
     """Accept or refuse one file, with the reason in the words the sending bureau will read.
@@ -70,7 +76,8 @@ def screen(
     unit = unit or identify_unit(file_name, units)
     if unit is None:
         return Screened(
-            None, None,
+            None,
+            None,
             "无法从文件名识别报送单位：文件名须以单位名称或行政区划代码开头，例如“南关区-调研材料.pdf”",
         )
     if ext not in campaign.accepted_extensions:

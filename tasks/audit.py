@@ -39,7 +39,10 @@ def audited(flow_name: str, parameters: dict[str, Any]) -> Iterator[dict[str, An
     params = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in parameters.items()}
     with session_scope() as session:
         row = FlowRunAudit(
-            flow_name=flow_name, flow_run_id=run_id, trigger=trigger, parameters=params,
+            flow_name=flow_name,
+            flow_run_id=run_id,
+            trigger=trigger,
+            parameters=params,
             started_at=dt.datetime.now(dt.UTC),
         )
         session.add(row)

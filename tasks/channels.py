@@ -14,6 +14,7 @@ apprise stays the channel for every other service it supports (`kind: apprise`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -98,7 +99,10 @@ class SmtpTransport:
         try:
             if a.security == "ssl":
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    a.host, a.port, timeout=self.timeout, context=ssl.create_default_context(),
+                    a.host,
+                    a.port,
+                    timeout=self.timeout,
+                    context=ssl.create_default_context(),
                     local_hostname="localhost",
                 )
             else:
@@ -110,7 +114,9 @@ class SmtpTransport:
         except smtplib.SMTPAuthenticationError as exc:
             raise DeliveryError("email", f"发信服务器拒绝登录 (SMTP {exc.smtp_code})") from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryError("email", f"无法连接发信服务器 {a.host}:{a.port}: {type(exc).__name__}") from None
+            raise DeliveryError(
+                "email", f"无法连接发信服务器 {a.host}:{a.port}: {type(exc).__name__}"
+            ) from None
         return smtp
 
     def _message(self, msg: Outgoing) -> EmailMessage:
@@ -150,10 +156,8 @@ class SmtpTransport:
 
     def close(self) -> None:
         if self._smtp is not None:
-            try:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
                 self._smtp.quit()
-            except (OSError, smtplib.SMTPException):
-                pass
             self._smtp = None
 
 
@@ -199,7 +203,11 @@ class RobotTransport:
                 params |= {"timestamp": ts, "sign": _sign(sign_value, ts)}
             return f"{base}/robot/send", params, {"msgtype": "text", "text": {"content": text}}
         if msg.channel_kind == "wecom":
-            return f"{base}/cgi-bin/webhook/send", {"key": token}, {"msgtype": "text", "text": {"content": text}}
+            return (
+                f"{base}/cgi-bin/webhook/send",
+                {"key": token},
+                {"msgtype": "text", "text": {"content": text}},
+            )
         payload: dict[str, object] = {"msg_type": "text", "content": {"text": text}}
         if sign_value:
             ts = str(int(time.time()))

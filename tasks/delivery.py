@@ -37,9 +37,7 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
 def pending_kinds(now: dt.datetime | None = None) -> list[str]:
     now = now or dt.datetime.now(dt.UTC)
     with session_scope() as session:
-        rows = session.exec(
-            select(OutboxMessage.channel_kind).where(*_due(now)).distinct()
-        ).all()
+        rows = session.exec(select(OutboxMessage.channel_kind).where(*_due(now)).distinct()).all()
     return sorted(rows)
 
 
@@ -63,8 +61,14 @@ def _load(session: Session, kind: str, now: dt.datetime) -> list[Outgoing]:
     )
     rows = session.exec(
         select(
-            OutboxMessage.id, OutboxMessage.unit_key, Unit.name, OutboxMessage.channel_kind,
-            OutboxMessage.recipient, OutboxMessage.subject, OutboxMessage.body, sign,
+            OutboxMessage.id,
+            OutboxMessage.unit_key,
+            Unit.name,
+            OutboxMessage.channel_kind,
+            OutboxMessage.recipient,
+            OutboxMessage.subject,
+            OutboxMessage.body,
+            sign,
         )
         .join(Unit, Unit.key == OutboxMessage.unit_key)  # type: ignore[arg-type]
         .where(OutboxMessage.channel_kind == kind, *_due(now))

@@ -79,8 +79,11 @@ def store_submissions(session: Session, cfg: CampaignConfig, items: list[Accepte
     wanted = {(a.ob.key, a.unit.key, a.period.label) for a in items}
     rows = session.exec(
         select(
-            ObligationInstance.id, ObligationInstance.obligation_key, ObligationInstance.unit_key,
-            ObligationInstance.period, ObligationInstance.status,
+            ObligationInstance.id,
+            ObligationInstance.obligation_key,
+            ObligationInstance.unit_key,
+            ObligationInstance.period,
+            ObligationInstance.status,
         ).where(
             ObligationInstance.year == year,
             ObligationInstance.obligation_key.in_({k[0] for k in wanted}),  # type: ignore[attr-defined]
@@ -106,9 +109,14 @@ def store_submissions(session: Session, cfg: CampaignConfig, items: list[Accepte
         existing.add((oid, a.dedupe_key))
         new_rows.append(
             {
-                "obligation_id": oid, "dedupe_key": a.dedupe_key, "source": a.source,
-                "submitted_by": a.submitted_by, "received_at": a.received_at, "file_name": a.file_name,
-                "archived_path": a.archived_path, "note": a.note,
+                "obligation_id": oid,
+                "dedupe_key": a.dedupe_key,
+                "source": a.source,
+                "submitted_by": a.submitted_by,
+                "received_at": a.received_at,
+                "file_name": a.file_name,
+                "archived_path": a.archived_path,
+                "note": a.note,
             }
         )
         satisfied.setdefault(oid, a.received_at)
@@ -116,8 +124,13 @@ def store_submissions(session: Session, cfg: CampaignConfig, items: list[Accepte
         message = render(
             "receipt",
             {
-                "campaign": cfg.campaign, "obligation": a.ob, "unit": a.unit, "received_at": a.received_at,
-                "file_name": a.file_name, "period_label": period_label(a.period), "days_late": late,
+                "campaign": cfg.campaign,
+                "obligation": a.ob,
+                "unit": a.unit,
+                "received_at": a.received_at,
+                "file_name": a.file_name,
+                "period_label": period_label(a.period),
+                "days_late": late,
             },
         )
         decisions.append(
@@ -135,8 +148,15 @@ def store_submissions(session: Session, cfg: CampaignConfig, items: list[Accepte
 
 
 def _reject(
-    session: Session, cfg: CampaignConfig, *, path: Path, sha: str, ob: Obligation, unit: Unit | None,
-    reason: str, received_at: dt.datetime,
+    session: Session,
+    cfg: CampaignConfig,
+    *,
+    path: Path,
+    sha: str,
+    ob: Obligation,
+    unit: Unit | None,
+    reason: str,
+    received_at: dt.datetime,
 ) -> str:
     """Keep the refused file aside, record why, and tell its sender (or the province, if unknown)."""
     settings = get_settings()
@@ -147,10 +167,17 @@ def _reject(
     added = insert_ignoring_duplicates(
         session,
         IntakeRejection,
-        [{
-            "file_name": path.name, "sha256": sha, "unit_key": unit.key if unit else None,
-            "obligation_key": ob.key, "reason": reason, "kept_at": str(kept), "received_at": received_at,
-        }],
+        [
+            {
+                "file_name": path.name,
+                "sha256": sha,
+                "unit_key": unit.key if unit else None,
+                "obligation_key": ob.key,
+                "reason": reason,
+                "kept_at": str(kept),
+                "received_at": received_at,
+            }
+        ],
         unique=["sha256", "file_name"],
     )
     recipient = unit or next(u for u in cfg.units if u.level is Level.province)
@@ -162,13 +189,21 @@ def _reject(
         message = render(
             "rejection",
             {
-                "campaign": cfg.campaign, "unit": recipient, "file_name": path.name, "reason": reason,
-                "obligation": ob if period_due else None, "due": period_due,
+                "campaign": cfg.campaign,
+                "unit": recipient,
+                "file_name": path.name,
+                "reason": reason,
+                "obligation": ob if period_due else None,
+                "due": period_due,
             },
         )
         enqueue(
             session,
-            [Decision(recipient.key, None, MessageKind.rejection, "", f"rejection:{sha}:{path.name}", message)],
+            [
+                Decision(
+                    recipient.key, None, MessageKind.rejection, "", f"rejection:{sha}:{path.name}", message
+                )
+            ],
         )
     return str(kept)
 
@@ -190,13 +225,23 @@ def take_in_inbox(cfg: CampaignConfig, obligation_keys: list[str], today: dt.dat
             for path in files:
                 sha = sha256_of(path)
                 verdict = screen(
-                    file_name=path.name, size=path.stat().st_size, campaign=cfg.campaign, ob=ob, units=units,
+                    file_name=path.name,
+                    size=path.stat().st_size,
+                    campaign=cfg.campaign,
+                    ob=ob,
+                    units=units,
                     day=today,
                 )
                 if not verdict.accepted:
                     assert verdict.reason is not None
                     kept = _reject(
-                        session, cfg, path=path, sha=sha, ob=ob, unit=verdict.unit, reason=verdict.reason,
+                        session,
+                        cfg,
+                        path=path,
+                        sha=sha,
+                        ob=ob,
+                        unit=verdict.unit,
+                        reason=verdict.reason,
                         received_at=received_at,
                     )
                     summary.rejected.append(
@@ -204,15 +249,31 @@ def take_in_inbox(cfg: CampaignConfig, obligation_keys: list[str], today: dt.dat
                     )
                     continue
                 assert verdict.unit is not None and verdict.period is not None
-                archived = settings.archive / str(cfg.campaign.year) / key / verdict.unit.key / f"{sha[:16]}-{path.name}"
+                archived = (
+                    settings.archive
+                    / str(cfg.campaign.year)
+                    / key
+                    / verdict.unit.key
+                    / f"{sha[:16]}-{path.name}"
+                )
                 archived.parent.mkdir(parents=True, exist_ok=True)
                 if not archived.exists():
                     shutil.copy2(path, archived)
                 accepted.append(
-                    (path, Accepted(
-                        ob, verdict.unit, verdict.period, f"sha256:{sha}", "inbox", verdict.unit.name,
-                        received_at, path.name, str(archived),
-                    ))
+                    (
+                        path,
+                        Accepted(
+                            ob,
+                            verdict.unit,
+                            verdict.period,
+                            f"sha256:{sha}",
+                            "inbox",
+                            verdict.unit.name,
+                            received_at,
+                            path.name,
+                            str(archived),
+                        ),
+                    )
                 )
             duplicates = store_submissions(session, cfg, [a for _, a in accepted])
         for path, a in accepted:
@@ -229,8 +290,14 @@ def take_in_inbox(cfg: CampaignConfig, obligation_keys: list[str], today: dt.dat
 
 
 def record_operator_submission(
-    cfg: CampaignConfig, *, obligation_key: str, unit_key: str, submitted_on: dt.date, submitted_by: str,
-    note: str = "", file_path: Path | None = None,
+    cfg: CampaignConfig,
+    *,
+    obligation_key: str,
+    unit_key: str,
+    submitted_on: dt.date,
+    submitted_by: str,
+    note: str = "",
+    file_path: Path | None = None,
 ) -> bool:
     """An operator records a submission received outside the inbox (e-mail, paper, IM). True if new."""
     ob = cfg.campaign.obligation(obligation_key)
@@ -248,22 +315,41 @@ def record_operator_submission(
     else:
         sha = hashlib.sha256(sha_source).hexdigest()
     verdict = screen(
-        file_name=file_path.name if file_path else "登记.pdf", size=size, campaign=cfg.campaign,
-        ob=ob, units=[unit], day=submitted_on, unit=unit,
+        file_name=file_path.name if file_path else "登记.pdf",
+        size=size,
+        campaign=cfg.campaign,
+        ob=ob,
+        units=[unit],
+        day=submitted_on,
+        unit=unit,
     )
     if not verdict.accepted:
         raise SubmissionError(file_path.name if file_path else obligation_key, verdict.reason or "", unit.key)
     assert verdict.period is not None
     archived = None
     if file_path is not None:
-        target = get_settings().archive / str(cfg.campaign.year) / ob.key / unit.key / f"{sha[:16]}-{file_path.name}"
+        target = (
+            get_settings().archive
+            / str(cfg.campaign.year)
+            / ob.key
+            / unit.key
+            / f"{sha[:16]}-{file_path.name}"
+        )
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
             shutil.copy2(file_path, target)
         archived = str(target)
     item = Accepted(
-        ob, unit, verdict.period, f"sha256:{sha}", "operator", submitted_by, moment(submitted_on, cfg.campaign),
-        file_path.name if file_path else None, archived, note,
+        ob,
+        unit,
+        verdict.period,
+        f"sha256:{sha}",
+        "operator",
+        submitted_by,
+        moment(submitted_on, cfg.campaign),
+        file_path.name if file_path else None,
+        archived,
+        note,
     )
     with session_scope() as session:
         duplicates = store_submissions(session, cfg, [item])

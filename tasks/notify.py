@@ -64,7 +64,9 @@ def enqueue(session: Session, decisions: list[Decision]) -> int:
 def open_instances(session: Session, year: int, obligation_key: str) -> list[OpenInstance]:
     rows = session.exec(
         select(
-            ObligationInstance.id, ObligationInstance.unit_key, ObligationInstance.period,
+            ObligationInstance.id,
+            ObligationInstance.unit_key,
+            ObligationInstance.period,
             ObligationInstance.last_step,
         ).where(
             ObligationInstance.year == year,
@@ -83,7 +85,9 @@ def record_reminders(cfg: CampaignConfig, obligation_keys: list[str], today: dt.
     with session_scope() as session:
         for key in obligation_keys:
             ob = cfg.campaign.obligation(key)
-            decisions = decide(cfg.campaign, ob, open_instances(session, cfg.campaign.year, key), units, today)
+            decisions = decide(
+                cfg.campaign, ob, open_instances(session, cfg.campaign.year, key), units, today
+            )
             counts["queued"] += enqueue(session, decisions)
             by_step: dict[str, list[int]] = defaultdict(list)
             for d in decisions:

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pandas as pd
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from sqlalchemy.orm import aliased
 from sqlmodel import select
 
@@ -16,7 +16,13 @@ from models.db import session_scope
 from models.tables import ObligationInstance, Unit
 
 STATUS_COLUMNS = ["单位", "代码", "上级单位", "期次", "截止日期", "状态", "报送时间", "逾期天数", "最近提醒"]
-_STEP_LABELS = {"kickoff": "启动通知", "D0": "截止日提醒", "E1": "第1次督办", "E2": "第2次督办", "E3": "第3次督办"}
+_STEP_LABELS = {
+    "kickoff": "启动通知",
+    "D0": "截止日提醒",
+    "E1": "第1次督办",
+    "E2": "第2次督办",
+    "E3": "第3次督办",
+}
 
 
 def status_frame(cfg: CampaignConfig, obligation_key: str, today: dt.date) -> pd.DataFrame:
@@ -25,8 +31,14 @@ def status_frame(cfg: CampaignConfig, obligation_key: str, today: dt.date) -> pd
     with session_scope() as session:
         rows = session.exec(
             select(
-                Unit.name, Unit.key, parent.name, ObligationInstance.period, ObligationInstance.due_on,
-                ObligationInstance.status, ObligationInstance.submitted_at, ObligationInstance.last_step,
+                Unit.name,
+                Unit.key,
+                parent.name,
+                ObligationInstance.period,
+                ObligationInstance.due_on,
+                ObligationInstance.status,
+                ObligationInstance.submitted_at,
+                ObligationInstance.last_step,
             )
             .join(Unit, Unit.key == ObligationInstance.unit_key)  # type: ignore[arg-type]
             .join(parent, parent.key == Unit.reports_to, isouter=True)  # type: ignore[arg-type]
@@ -36,7 +48,9 @@ def status_frame(cfg: CampaignConfig, obligation_key: str, today: dt.date) -> pd
             )
             .order_by(ObligationInstance.unit_key, ObligationInstance.period)  # type: ignore[arg-type]
         ).all()
-    df = pd.DataFrame(rows, columns=["unit", "key", "parent", "period", "due", "status", "submitted_at", "step"])
+    df = pd.DataFrame(
+        rows, columns=["unit", "key", "parent", "period", "due", "status", "submitted_at", "step"]
+    )
     if df.empty:
         return pd.DataFrame(columns=STATUS_COLUMNS)
     submitted_local = pd.to_datetime(df["submitted_at"], utc=True).dt.tz_convert(cfg.campaign.timezone)
@@ -64,7 +78,9 @@ def status_frame(cfg: CampaignConfig, obligation_key: str, today: dt.date) -> pd
 
 
 @task(name="发布进度表", cache_policy=NO_CACHE)
-def publish_status(cfg: CampaignConfig, obligation_key: str, today: dt.date, counts: dict[str, int]) -> dict[str, int]:
+def publish_status(
+    cfg: CampaignConfig, obligation_key: str, today: dt.date, counts: dict[str, int]
+) -> dict[str, int]:
     ob = cfg.campaign.obligation(obligation_key)
     df = status_frame(cfg, obligation_key, today)
     tally = df["状态"].value_counts().to_dict() if not df.empty else {}
@@ -76,8 +92,7 @@ def publish_status(cfg: CampaignConfig, obligation_key: str, today: dt.date, cou
     )
     lines = [
         f"### {ob.title}（{ob.source}）",
-        f"截至 {today:%Y-%m-%d}：应报 {len(df)}，"
-        + "，".join(f"{k} {v}" for k, v in sorted(tally.items())),
+        f"截至 {today:%Y-%m-%d}：应报 {len(df)}，" + "，".join(f"{k} {v}" for k, v in sorted(tally.items())),
         "",
         "本次运行：" + ("，".join(f"{k} {v}" for k, v in sorted(counts.items())) or "无变化"),
     ]

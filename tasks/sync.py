@@ -38,7 +38,13 @@ def sync_hierarchy(session: Session, cfg: CampaignConfig) -> int:
         session,
         Unit,
         [
-            {"key": u.key, "name": u.name, "bureau": u.bureau, "level": u.level.value, "reports_to": u.reports_to}
+            {
+                "key": u.key,
+                "name": u.name,
+                "bureau": u.bureau,
+                "level": u.level.value,
+                "reports_to": u.reports_to,
+            }
             for u in units
         ],
         unique=["key"],

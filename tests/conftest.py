@@ -34,8 +34,9 @@ def prefect_harness() -> Iterator[None]:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120), temporary_settings(
-        updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    with (
+        prefect_test_harness(server_startup_timeout=120),
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
         yield
 
@@ -77,7 +78,9 @@ def config_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def env(tmp_path: Path, db_url: str, config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, object]]:
+def env(
+    tmp_path: Path, db_url: str, config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, object]]:
     """Settings pointing at this test's database, folders and config copy; schema migrated."""
     from config.settings import get_settings
     from models.db import migrate

@@ -22,7 +22,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+    async def handle_DATA(self, server, session, envelope):
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append(msg)  # type: ignore[arg-type]
         return "250 OK"
@@ -66,7 +66,10 @@ def test_smtp_down_loses_nothing_and_next_run_delivers(
 
     set_channels(
         env["config_dir"],  # type: ignore[arg-type]
-        {"220102": [{"kind": "email", "to": "a@nanguan.example.cn"}], "220103": [{"kind": "email", "to": "b@kuancheng.example.cn"}]},
+        {
+            "220102": [{"kind": "email", "to": "a@nanguan.example.cn"}],
+            "220103": [{"kind": "email", "to": "b@kuancheng.example.cn"}],
+        },
     )
     port = free_port()  # nothing listens here yet
     monkeypatch.setenv("CAMPAIGN_SMTP_URL", f"smtp://127.0.0.1:{port}")
@@ -90,7 +93,8 @@ def test_smtp_down_loses_nothing_and_next_run_delivers(
     finally:
         controller.stop()
     assert sorted(m["To"].addresses[0].addr_spec for m in handler.messages) == [
-        "a@nanguan.example.cn", "b@kuancheng.example.cn",
+        "a@nanguan.example.cn",
+        "b@kuancheng.example.cn",
     ]
     mails = [m for m in outbox() if m.channel_kind == "email"]
     assert all(m.status == "sent" and m.attempts == 3 for m in mails)

@@ -26,7 +26,9 @@ def drop(home: Path, obligation: str, name: str, content: bytes = b"%PDF-1.4 tes
 
 def instances(obligation: str) -> dict[str, ObligationInstance]:
     with session_scope() as session:
-        rows = session.exec(select(ObligationInstance).where(ObligationInstance.obligation_key == obligation)).all()
+        rows = session.exec(
+            select(ObligationInstance).where(ObligationInstance.obligation_key == obligation)
+        ).all()
     return {r.unit_key: r for r in rows}
 
 
@@ -85,7 +87,9 @@ def test_broken_submission_file_is_refused_kept_and_reported(
     assert states["220103"] == "submitted"
     assert list(states.values()).count("submitted") == 1, "a refused file satisfies nothing"
     notice = next(m for m in outbox() if m.kind == "rejection")
-    assert notice.unit_key == (unit or "220000"), "the sender is told, or the province if the sender is unknown"
+    assert notice.unit_key == (unit or "220000"), (
+        "the sender is told, or the province if the sender is unknown"
+    )
     assert name in notice.body and reason in notice.body
 
     june_survey(today=dt.date(2022, 6, 24))  # a rerun neither re-records nor re-sends the refusal

@@ -49,15 +49,21 @@ def _dingtalk_refuses(request: Request) -> Response:
     assert request.args["timestamp"] and request.args["sign"]  # signed, as the robot's security setting asks
     payload = request.get_json()
     assert payload["msgtype"] == "text" and "南关区人力资源和社会保障局" in payload["text"]["content"]
-    return Response(json.dumps({"errcode": 310000, "errmsg": "keywords not in content"}), content_type="application/json")
+    return Response(
+        json.dumps({"errcode": 310000, "errmsg": "keywords not in content"}), content_type="application/json"
+    )
 
 
-def test_dingtalk_errcode_is_a_failure_retried_then_dead(robots: HTTPServer, caplog: pytest.LogCaptureFixture) -> None:
+def test_dingtalk_errcode_is_a_failure_retried_then_dead(
+    robots: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
     from flows.june import june_survey
     from flows.operations import deliver_notifications
 
     robots.expect_request("/robot/send", method="POST").respond_with_handler(_dingtalk_refuses)
-    robots.expect_request("/cgi-bin/webhook/send", method="POST").respond_with_json({"errcode": 0, "errmsg": "ok"})
+    robots.expect_request("/cgi-bin/webhook/send", method="POST").respond_with_json(
+        {"errcode": 0, "errmsg": "ok"}
+    )
     robots.expect_request("/open-apis/bot/v2/hook/feishu-hook-abcdef", method="POST").respond_with_json(
         {"code": 0, "msg": "success", "data": {}}
     )
@@ -97,7 +103,9 @@ def test_rate_limit_answer_then_success_delivers_once(robots: HTTPServer) -> Non
         lambda request: Response(json.dumps(answers.pop(0)), content_type="application/json")
     )
     robots.expect_request("/cgi-bin/webhook/send").respond_with_json({"errcode": 0, "errmsg": "ok"})
-    robots.expect_request("/open-apis/bot/v2/hook/feishu-hook-abcdef").respond_with_json({"code": 0, "msg": "success"})
+    robots.expect_request("/open-apis/bot/v2/hook/feishu-hook-abcdef").respond_with_json(
+        {"code": 0, "msg": "success"}
+    )
 
     june_survey(today=dt.date(2022, 6, 23))
     deliver_notifications()
@@ -111,7 +119,9 @@ def test_wecom_and_feishu_refusals_and_length_limit(robots: HTTPServer) -> None:
     from flows.june import june_survey
 
     robots.expect_request("/robot/send").respond_with_json({"errcode": 0, "errmsg": "ok"})
-    robots.expect_request("/cgi-bin/webhook/send").respond_with_json({"errcode": 93000, "errmsg": "invalid webhook url"})
+    robots.expect_request("/cgi-bin/webhook/send").respond_with_json(
+        {"errcode": 93000, "errmsg": "invalid webhook url"}
+    )
     robots.expect_request("/open-apis/bot/v2/hook/feishu-hook-abcdef").respond_with_json(
         {"code": 19021, "msg": "sign match fail or timestamp is not within one hour from current time"}
     )

@@ -14,7 +14,10 @@ from tests.helpers import outbox
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
-ON_TIME = {"june_survey": ["南关区-调研材料.pdf", "长春市-调研材料.zip"], "standards_filing": ["220581_标准备案.pdf"]}
+ON_TIME = {
+    "june_survey": ["南关区-调研材料.pdf", "长春市-调研材料.zip"],
+    "standards_filing": ["220581_标准备案.pdf"],
+}
 LATE = {"june_survey": ["宽城区-调研材料.pdf"]}  # dropped on 07-04
 
 
@@ -81,18 +84,30 @@ def test_june_calendar_day_by_day(env: dict[str, object]) -> None:
     everything = outbox()
     assert len({m.dedupe_key for m in everything}) == len(everything)
     on_time = {"220102", "220100"}
-    after = [m for m in everything if m.unit_key in on_time and m.kind in ("reminder", "overdue")
-             and m.step in ("D-5", "D-1", "D0", "E1") and "june_survey" in m.dedupe_key]
+    after = [
+        m
+        for m in everything
+        if m.unit_key in on_time
+        and m.kind in ("reminder", "overdue")
+        and m.step in ("D-5", "D-1", "D0", "E1")
+        and "june_survey" in m.dedupe_key
+    ]
     assert after == []
     # 宽城区 was late: its receipt says so; 长春市's E1 escalation listed 宽城区 but not 南关区.
     receipt = next(m for m in everything if m.unit_key == "220103" and m.kind == "receipt")
     assert "逾期 4 天" in receipt.body
-    escalation = next(m for m in everything if m.unit_key == "220100" and m.kind == "escalation"
-                      and "june_survey" in m.dedupe_key)
+    escalation = next(
+        m
+        for m in everything
+        if m.unit_key == "220100" and m.kind == "escalation" and "june_survey" in m.dedupe_key
+    )
     assert "宽城区" in escalation.body and "南关区" not in escalation.body
     # 梅河口市 answers to the province, not to 通化: its late survey is in the province's escalation.
     province = next(m for m in everything if m.unit_key == "220000" and "june_survey" in m.dedupe_key)
     assert "梅河口市" in province.body and "长白山管委会" in province.body
-    tonghua = next(m for m in everything if m.unit_key == "220500" and m.kind == "escalation"
-                   and "june_survey" in m.dedupe_key)
+    tonghua = next(
+        m
+        for m in everything
+        if m.unit_key == "220500" and m.kind == "escalation" and "june_survey" in m.dedupe_key
+    )
     assert "梅河口市" not in tonghua.body

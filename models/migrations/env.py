@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlmodel import SQLModel
 
 import models.tables  # noqa: F401  (registers the tables on the metadata)
 from models.db import engine_for
-from sqlmodel import SQLModel
 
 config = context.config
 url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")

@@ -1,0 +1,149 @@
+"""The shipped config is valid and says what the notice says; broken files fail loudly and write nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from config import Level, load_config
+from config.settings import get_settings
+from models.errors import ConfigError
+from tests.helpers import edit_yaml
+
+
+def test_hierarchy_follows_the_notice_not_the_code_prefix() -> None:
+    cfg = load_config()
+    by_key = {u.key: u for u in cfg.units}
+    cities = [u for u in cfg.units if u.level is Level.city]
+    counties = [u for u in cfg.units if u.level is Level.county]
+    assert len(cities) == 11 and len(counties) == 59  # 60 county-level units; 梅河口市 acts as a city
+    assert {u.name for u in cities} >= {"长白山管委会", "梅河口市", "延边朝鲜族自治州"}
+    assert by_key["220581"].reports_to == "220000" and by_key["220581"].level is Level.city
+    assert by_key["JL-CBS"].name == "长白山管委会" and by_key["JL-CBS"].reports_to == "220000"
+    assert by_key["220184"].reports_to == "220100" and "220381" in by_key["220184"].former_codes
+    assert all(by_key[u.reports_to].level is Level.city for u in counties if u.reports_to)
+
+
+def test_campaign_2022_holds_the_calendar() -> None:
+    campaign = load_config(2022).campaign
+    keys = {ob.key for ob in campaign.obligations}
+    assert {
+        "june_survey",
+        "standards_filing",
+        "pool_intake",
+        "leader_visits",
+        "entrepreneur_training",
+        "agri_tech_training",
+        "job_postings",
+        "funds_tracking",
+        "base_review",
+        "typical_bases",
+        "experience_article",
+        "exchange_meeting",
+        "annual_assessment",
+    } == keys
+    june = campaign.obligation("june_survey")
+    assert june.schedule.due == dt.date(2022, 6, 30)  # type: ignore[union-attr]
+    agri = campaign.obligation("agri_tech_training")
+    assert (agri.count_for(Level.city), agri.count_for(Level.county)) == (2, 1)
+    assert campaign.quotas.illustrative and campaign.quotas.total == 120
+    assert campaign.obligation("base_review").schedule.due == dt.date(2022, 10, 31)  # type: ignore[union-attr]
+
+
+def _copy_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    target = tmp_path / "config"
+    shutil.copytree(get_settings().config_dir, target, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    monkeypatch.setenv("CAMPAIGN_CONFIG_DIR", str(target))
+    get_settings.cache_clear()
+    return target
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "message"),
+    [
+        (
+            lambda d: d["obligations"][0]["schedule"].update(due="2023-06-30"),
+            "obligations[0].schedule.due",
+            "outside the campaign year 2022",
+        ),
+        (lambda d: d["obligations"][1].update(units=["229999"]), "obligations[1].units[0]", "unknown unit"),
+        (lambda d: d["obligations"][0].pop("title"), "obligations[0].title", "Field required"),
+        (
+            lambda d: d["reminders"].update(before_due_working_days=[10, -1]),
+            "reminders.before_due_working_days[1]",
+            "greater than or equal to 1",
+        ),
+        (lambda d: d["quotas"]["by_city"].update({"220102": 3}), "quotas", "adds up to 123"),
+        (
+            lambda d: d["obligations"][0]["schedule"].update(kickoff="2022-07-01"),
+            "obligations[0].schedule",
+            "kickoff 2022-07-01 is after due",
+        ),
+    ],
+)
+def test_broken_campaign_names_file_and_field(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    change,
+    path: str,
+    message: str,
+) -> None:
+    target = _copy_config(tmp_path, monkeypatch)
+    edit_yaml(target / "campaigns" / "2022.yaml", change)
+    with pytest.raises(ConfigError) as err:
+        load_config(2022)
+    text = str(err.value)
+    assert "campaigns/2022.yaml" in text and path in text and message in text, text
+    get_settings.cache_clear()
+
+
+def test_broken_regions_names_the_unit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = _copy_config(tmp_path, monkeypatch)
+
+    def change(d: dict) -> None:  # type: ignore[type-arg]
+        d["units"][3]["reports_to"] = "220102"  # a county reporting to a county
+
+    edit_yaml(target / "regions.yaml", change)
+    with pytest.raises(
+        ConfigError, match=r"regions.yaml: units\[3\].reports_to: 宽城区 \(county\) must report to a city"
+    ):
+        load_config()
+    get_settings.cache_clear()
+
+
+def test_next_year_is_a_copied_file_with_new_dates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = _copy_config(tmp_path, monkeypatch)
+    text = (target / "campaigns" / "2022.yaml").read_text(encoding="utf-8")
+    text = (
+        text.replace("2022-", "2023-").replace("year: 2022", "year: 2023").replace("2021-06-01", "2022-06-01")
+    )
+    (target / "campaigns" / "2023.yaml").write_text(text, encoding="utf-8")
+    campaign = load_config(2023).campaign
+    assert campaign.obligation("june_survey").schedule.due == dt.date(2023, 6, 30)  # type: ignore[union-attr]
+    assert load_config().campaign.year == 2023, "the newest file is the default campaign"
+    get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_flow_with_broken_config_fails_and_writes_nothing(env: dict[str, object]) -> None:
+    from sqlmodel import select
+
+    from flows.june import june_survey
+    from models.db import session_scope
+    from models.tables import FlowRunAudit, OutboxMessage, Unit
+
+    edit_yaml(Path(str(env["config_dir"])) / "campaigns" / "2022.yaml", lambda d: d.pop("starts"))
+    with pytest.raises(ConfigError, match=r"campaigns/2022.yaml: starts: Field required"):
+        june_survey(today=dt.date(2022, 6, 23))
+    with session_scope() as session:
+        for table in (Unit, OutboxMessage, FlowRunAudit):
+            assert session.exec(select(table)).all() == []
+
+
+def test_yaml_is_plain_data() -> None:
+    raw = yaml.safe_load((get_settings().config_dir / "campaigns" / "2022.yaml").read_text(encoding="utf-8"))
+    assert raw["year"] == 2022

@@ -1,0 +1,111 @@
+"""Operations: the calendar schedules come from config, and `campaign serve` gives operators deployments
+they can run from the UI (here: through the same API the UI's Run button calls)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from config import load_config
+from flows.cli import main as cli
+from flows.schedules import daily_schedule, flow_windows
+from tests.helpers import free_port
+
+
+def test_schedules_are_calendar_rrules_in_shanghai_time() -> None:
+    cfg = load_config(2022)
+    windows = flow_windows(cfg)
+    assert (windows["june_survey"].first, windows["june_survey"].last) == (
+        dt.date(2022, 6, 21),
+        dt.date(2022, 7, 15),
+    )
+    schedule = daily_schedule(cfg, "june_survey")
+    assert schedule is not None and schedule.timezone == "Asia/Shanghai"
+    assert schedule.rrule == "DTSTART:20220621T090000\nRRULE:FREQ=DAILY;UNTIL=20220715T090000"
+    assert schedule.interval is None
+
+
+def test_calendar_preview_prints_every_step(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(["calendar", "--year", "2022"]) == 0
+    out = capsys.readouterr().out
+    assert "■ 开展返乡入乡创业实地调研  [june_survey] 2022" in out
+    assert "2022-07-01 五  第1次逾期督办" in out
+    assert (
+        "2022-10-28 五  提醒：截止前1个工作日" in out
+    )  # base review, October — beyond the server's 100 days
+    assert "2022-10-08 六  第1次逾期督办" in out  # Q3 visits: a make-up Saturday after 国庆
+
+
+def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
+    port = free_port()
+    env = dict(
+        os.environ,
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        CAMPAIGN_HOME=str(tmp_path / "var"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    )
+    env.pop("PREFECT_API_URL", None)
+    env.pop("CAMPAIGN_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        deployments: list[dict[str, object]] = []
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and len(deployments) < 4:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            with contextlib.suppress(httpx.HTTPError):
+                deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()
+            time.sleep(1)
+        flows = {f["id"]: f["name"] for f in httpx.post(f"{api}/flows/filter", json={}).json()}
+        by_flow = {flows[d["flow_id"]]: d for d in deployments}  # type: ignore[index]
+        assert set(by_flow) == {
+            "june_survey",
+            "standards_filing",
+            "deliver_notifications",
+            "record_submission",
+        }
+        june = by_flow["june_survey"]
+        assert june["schedules"][0]["schedule"]["timezone"] == "Asia/Shanghai"  # type: ignore[index]
+        form = by_flow["record_submission"]["parameter_openapi_schema"]
+        assert "南关区（220102）" in str(form)
+
+        # An operator presses Run on june_survey with a date in the form.
+        run = httpx.post(
+            f"{api}/deployments/{june['id']}/create_flow_run", json={"parameters": {"today": "2022-06-21"}}
+        ).json()
+        state = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and state not in ("COMPLETED", "FAILED", "CRASHED"):
+            time.sleep(1)
+            state = httpx.get(f"{api}/flow_runs/{run['id']}").json()["state"]["type"]
+        assert state == "COMPLETED"
+        mailbox = tmp_path / "var" / "mailbox"
+        assert len(list(mailbox.glob("*/*.txt"))) == 70  # one kickoff per city and county
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / "var" / "campaign.db") as db:
+            assert db.execute("select trigger, outcome from flow_run_audit").fetchall() == [
+                ("operator", "completed")
+            ]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
