@@ -4,6 +4,7 @@ sender reads, kept in either case, and never counted twice."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,33 @@ def test_form_refuses_unknown_choices() -> None:
         SubmissionRecord(obligation="june_survey", unit="不存在的县（000000）", submitted_by="x")
     schema = SubmissionRecord.model_json_schema()
     assert "南关区（220102）" in schema["$defs"]["UnitChoice"]["enum"]
+
+
+def test_status_artifact_matches_the_tables(env: dict[str, object]) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.june import june_survey
+
+    drop(Path(str(env["home"])), "june_survey", "南关区-调研材料.pdf")
+    june_survey(today=dt.date(2022, 6, 28))
+    drop(Path(str(env["home"])), "june_survey", "宽城区-调研材料.pdf")
+    june_survey(today=dt.date(2022, 7, 4))
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["june-survey-status"])),
+            sort="CREATED_DESC",
+            limit=1,
+        )
+    table = artifacts[0].data
+    rows = {r["代码"]: r for r in (json.loads(table) if isinstance(table, str) else table)}
+    db = instances("june_survey")
+    assert set(rows) == set(db)
+    for key, inst in db.items():
+        row = rows[key]
+        assert row["截止日期"] == inst.due_on.isoformat()
+        assert (row["状态"] in ("已报送", "逾期报送")) == (inst.status == "submitted")
+    assert (rows["220102"]["状态"], rows["220102"]["逾期天数"]) == ("已报送", 0)
+    assert (rows["220103"]["状态"], rows["220103"]["逾期天数"]) == ("逾期报送", 4)
+    assert (rows["220104"]["状态"], rows["220104"]["逾期天数"]) == ("逾期未报", 4)
+    assert rows["220104"]["最近提醒"] == "第1次督办"

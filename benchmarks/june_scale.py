@@ -1,0 +1,117 @@
+"""The June flows at national scale (~3,000 county-level units) against Jilin scale (71 units).
+
+Both runs walk the same days (kickoff, a reminder, the first escalation) through the real flows under a
+local Prefect server, with 10 % of units submitting a file in between. Printed: time per unit at each
+scale and their ratio. Growth is linear when the ratio stays near 1 or below (fixed per-run costs
+weigh less at national scale); a per-unit query or task would push it far above.
+
+    python benchmarks/june_scale.py [--national-cities 330]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._support import isolated_env
+
+DAYS = [dt.date(2022, 6, 21), dt.date(2022, 6, 23), dt.date(2022, 7, 1)]
+
+
+def national_regions(config_dir: Path, cities: int, counties_per_city: int) -> int:
+    """Jilin's real units plus synthetic cities and counties under the same province."""
+    path = config_dir / "regions.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for c in range(cities):
+        city = f"BM-C{c:04d}"
+        data["units"].append(
+            {
+                "key": city,
+                "name": f"测试市{c}",
+                "bureau": f"测试市{c}人社局",
+                "level": "city",
+                "reports_to": "220000",
+            }
+        )
+        for k in range(counties_per_city):
+            data["units"].append(
+                {
+                    "key": f"BM-X{c:04d}{k:02d}",
+                    "name": f"测试市{c}县{k}",
+                    "bureau": f"测试市{c}县{k}人社局",
+                    "level": "county",
+                    "reports_to": city,
+                }
+            )
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return len(data["units"])
+
+
+def run_scale(label: str, cities: int) -> tuple[int, float]:
+    root = isolated_env(label)
+    units = national_regions(root / "config", cities, 9) if cities else 71
+    from config import load_config
+    from flows.june import june_survey
+    from models.db import migrate
+
+    migrate()
+    cfg = load_config()
+    june_survey(today=dt.date(2022, 6, 1))  # warm-up: imports, first sync, nothing to send
+    owing = [u for u in cfg.units if u.level != "province"]
+    inbox = root / "var" / "inbox" / "june_survey"
+    start = time.perf_counter()
+    for i, day in enumerate(DAYS):
+        if i == 1:  # between kickoff and reminder, every tenth unit files its survey
+            for unit in owing[::10]:
+                (inbox / f"{unit.key}-调研材料.pdf").write_bytes(f"survey {unit.key}".encode())
+        june_survey(today=day)
+    elapsed = time.perf_counter() - start
+    return units, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--national-cities", type=int, default=330, help="synthetic cities (9 counties each)")
+    args = parser.parse_args()
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with (
+        prefect_test_harness(server_startup_timeout=120),
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
+        small_units, small = run_scale("jilin", 0)
+        mid_units, mid = run_scale("third", args.national_cities // 3)
+        big_units, big = run_scale("national", args.national_cities)
+    per_small = small / small_units * 1000
+    per_big = big / big_units * 1000
+    print(
+        f"Jilin scale    : {small_units:5d} units, {small:6.2f} s for {len(DAYS)} days, {per_small:7.2f} ms/unit"
+    )
+    print(
+        f"a third        : {mid_units:5d} units, {mid:6.2f} s for {len(DAYS)} days, {mid / mid_units * 1000:7.2f} ms/unit"
+    )
+    print(f"national scale : {big_units:5d} units, {big:6.2f} s for {len(DAYS)} days, {per_big:7.2f} ms/unit")
+    print(
+        f"ratio of time per unit, national ÷ Jilin: {per_big / per_small:.2f}  (≤ 1: fixed per-run costs amortise)"
+    )
+    # The cost of one more unit, from the first and the second step up; linear growth keeps them equal.
+    first = (mid - small) / (mid_units - small_units) * 1000
+    second = (big - mid) / (big_units - mid_units) * 1000
+    print(
+        f"marginal ms/unit: {first:.2f} (Jilin → a third), {second:.2f} (a third → national); "
+        f"ratio {second / first:.2f}  (linear: ≈ 1; quadratic growth would show ≈ 2 or more)"
+    )
+
+
+if __name__ == "__main__":
+    main()
