@@ -46,6 +46,15 @@ class IntakeSummary:
         }
 
 
+def archive(path: Path, sha: str, *folders: str) -> Path:
+    """Copy a received file, unchanged, to the archive under its hash; a second copy is not made."""
+    target = get_settings().archive.joinpath(*folders) / f"{sha[:16]}-{path.name}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        shutil.copy2(path, target)
+    return target
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -159,11 +168,7 @@ def _reject(
     received_at: dt.datetime,
 ) -> str:
     """Keep the refused file aside, record why, and tell its sender (or the province, if unknown)."""
-    settings = get_settings()
-    kept = settings.archive / "rejected" / f"{sha[:12]}-{path.name}"
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    if not kept.exists():
-        shutil.copy2(path, kept)
+    kept = archive(path, sha, "rejected")
     added = insert_ignoring_duplicates(
         session,
         IntakeRejection,
@@ -249,16 +254,7 @@ def take_in_inbox(cfg: CampaignConfig, obligation_keys: list[str], today: dt.dat
                     )
                     continue
                 assert verdict.unit is not None and verdict.period is not None
-                archived = (
-                    settings.archive
-                    / str(cfg.campaign.year)
-                    / key
-                    / verdict.unit.key
-                    / f"{sha[:16]}-{path.name}"
-                )
-                archived.parent.mkdir(parents=True, exist_ok=True)
-                if not archived.exists():
-                    shutil.copy2(path, archived)
+                archived = archive(path, sha, str(cfg.campaign.year), key, verdict.unit.key)
                 accepted.append(
                     (
                         path,
@@ -305,18 +301,11 @@ def record_operator_submission(
         unit = cfg.unit(unit_key)
     except KeyError:
         raise SubmissionError(unit_key, f"未知单位 {unit_key}") from None
-    size = 1
-    sha_source = f"operator|{obligation_key}|{unit_key}|{submitted_on}|{note}".encode()
-    if file_path is not None:
-        if not file_path.is_file():
-            raise SubmissionError(str(file_path), "文件不存在")
-        size = file_path.stat().st_size
-        sha = sha256_of(file_path)
-    else:
-        sha = hashlib.sha256(sha_source).hexdigest()
+    if file_path is not None and not file_path.is_file():
+        raise SubmissionError(str(file_path), "文件不存在")
     verdict = screen(
-        file_name=file_path.name if file_path else "登记.pdf",
-        size=size,
+        file_name=file_path.name if file_path else "登记.pdf",  # no file: only the sender is checked
+        size=file_path.stat().st_size if file_path else 1,
         campaign=cfg.campaign,
         ob=ob,
         units=[unit],
@@ -326,19 +315,14 @@ def record_operator_submission(
     if not verdict.accepted:
         raise SubmissionError(file_path.name if file_path else obligation_key, verdict.reason or "", unit.key)
     assert verdict.period is not None
-    archived = None
     if file_path is not None:
-        target = (
-            get_settings().archive
-            / str(cfg.campaign.year)
-            / ob.key
-            / unit.key
-            / f"{sha[:16]}-{file_path.name}"
-        )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            shutil.copy2(file_path, target)
-        archived = str(target)
+        sha = sha256_of(file_path)
+        archived: str | None = str(archive(file_path, sha, str(cfg.campaign.year), ob.key, unit.key))
+    else:  # the record itself is what was received
+        sha = hashlib.sha256(
+            f"operator|{obligation_key}|{unit_key}|{submitted_on}|{note}".encode()
+        ).hexdigest()
+        archived = None
     item = Accepted(
         ob,
         unit,

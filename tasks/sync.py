@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from config import CampaignConfig, Level
 from models.db import session_scope, upsert
@@ -107,7 +107,3 @@ def sync_campaign(cfg: CampaignConfig, obligation_keys: list[str] | None = None)
         n_units = sync_hierarchy(session, cfg)
         n_instances = sync_obligations(session, cfg, obligation_keys)
     return {"units": n_units, "obligation_instances": n_instances}
-
-
-def unit_names(session: Session) -> dict[str, str]:
-    return dict(session.exec(select(Unit.key, Unit.name)).all())  # type: ignore[arg-type]
