@@ -149,7 +149,7 @@ def deliver_kind(kind: str, policy: DeliveryPolicy, *, now: dt.datetime | None =
     return dict(counts)
 
 
-@task(name="投递通知", task_run_name="投递通知：{kind}", cache_policy=NO_CACHE)
+@task(name="deliver", task_run_name="deliver-{kind}", description="投递通知（按渠道）", cache_policy=NO_CACHE)
 def deliver_channel(kind: str, policy: DeliveryPolicy) -> dict[str, int]:
     return deliver_kind(kind, policy)
 

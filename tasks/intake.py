@@ -213,7 +213,7 @@ def _reject(
     return str(kept)
 
 
-@task(name="收件箱收件", cache_policy=NO_CACHE)
+@task(name="take-in-inbox", description="收件箱收件", cache_policy=NO_CACHE)
 def take_in_inbox(cfg: CampaignConfig, obligation_keys: list[str], today: dt.date) -> IntakeSummary:
     """Read every file waiting in the inbox folders of these obligations."""
     settings = get_settings()

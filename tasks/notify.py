@@ -77,7 +77,13 @@ def open_instances(session: Session, year: int, obligation_key: str) -> list[Ope
     return [OpenInstance(id=r[0], unit_key=r[1], period=r[2], last_step=r[3]) for r in rows]  # type: ignore[arg-type]
 
 
-@task(name="生成提醒与督办", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@task(
+    name="record-reminders",
+    description="生成启动通知、提醒与督办",
+    retries=2,
+    retry_delay_seconds=5,
+    cache_policy=NO_CACHE,
+)
 def record_reminders(cfg: CampaignConfig, obligation_keys: list[str], today: dt.date) -> dict[str, int]:
     """Decide today's kickoff/reminder/escalation messages and store them with each instance's last step."""
     units = {u.key: u for u in cfg.units}

@@ -77,7 +77,7 @@ def status_frame(cfg: CampaignConfig, obligation_key: str, today: dt.date) -> pd
     )
 
 
-@task(name="发布进度表", cache_policy=NO_CACHE)
+@task(name="publish-status", description="发布进度表", cache_policy=NO_CACHE)
 def publish_status(
     cfg: CampaignConfig, obligation_key: str, today: dt.date, counts: dict[str, int]
 ) -> dict[str, int]:

@@ -100,7 +100,13 @@ def sync_obligations(session: Session, cfg: CampaignConfig, obligation_keys: lis
     return len(rows)
 
 
-@task(name="同步单位与任务", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@task(
+    name="sync-campaign",
+    description="同步单位与任务",
+    retries=2,
+    retry_delay_seconds=5,
+    cache_policy=NO_CACHE,
+)
 def sync_campaign(cfg: CampaignConfig, obligation_keys: list[str] | None = None) -> dict[str, int]:
     """Units, contacts, channels and obligation instances, in one transaction."""
     with session_scope() as session:

@@ -143,3 +143,31 @@ def test_fit_to_channel_cuts_on_character_boundary() -> None:
     assert len(cut.encode()) <= 2048 and cut.endswith(TRUNCATION_MARK)
     assert fit_to_channel(text, "email") == text
     assert fit_to_channel("短消息", "wecom") == "短消息"
+
+
+def test_any_apprise_service_as_a_channel(
+    env: dict[str, object], httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kind: apprise` takes any apprise URL from a secret; here apprise's json:// to a local server."""
+    from flows.june import june_survey
+
+    host = httpserver.url_for("/hook").removeprefix("http://")
+    monkeypatch.setenv("CAMPAIGN_SECRET_APPRISE_SIPING", f"json://{host}")
+    get_settings.cache_clear()
+    set_channels(env["config_dir"], {"220300": [{"kind": "apprise", "url": "APPRISE_SIPING"}]})  # type: ignore[arg-type]
+    set_delivery(env["config_dir"], retry_delays_seconds=[], max_attempts=3)  # type: ignore[arg-type]
+    answers = [Response("boom", status=500), Response("{}", content_type="application/json")]
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(lambda request: answers.pop(0))
+
+    june_survey(today=dt.date(2022, 6, 23))
+    row = next(m for m in outbox() if m.unit_key == "220300")
+    assert (row.channel_kind, row.status, row.attempts) == ("apprise", "pending", 1)
+    assert row.last_error and host not in row.last_error
+
+    from flows.operations import deliver_notifications
+
+    deliver_notifications()
+    row = next(m for m in outbox() if m.unit_key == "220300")
+    assert (row.status, row.attempts) == ("sent", 2)
+    payload = httpserver.log[-1][0].get_json()
+    assert "四平市人力资源和社会保障局" in payload["message"] and payload["title"].startswith("【催报提醒】")
