@@ -92,6 +92,14 @@ class EscalationPolicy(Frozen):
 class DeliveryPolicy(Frozen):
     max_attempts: int = Field(default=5, ge=1, le=50)
     retry_delays_seconds: tuple[Annotated[float, Field(ge=0)], ...] = (2.0, 10.0)
+    # After a run's tries failed: how long later runs leave the message alone (then the last value
+    # repeats), so a mail server that is down for a day does not use up every attempt in an hour.
+    backoff_minutes: tuple[Annotated[float, Field(ge=0)], ...] = (10.0, 30.0, 120.0)
+
+    def backoff_after(self, attempts: int) -> dt.timedelta:
+        if not self.backoff_minutes:
+            return dt.timedelta(0)
+        return dt.timedelta(minutes=self.backoff_minutes[min(attempts, len(self.backoff_minutes)) - 1])
 
 
 class WorkingDays(Frozen):

@@ -138,6 +138,7 @@ def deliver_kind(kind: str, policy: DeliveryPolicy, *, now: dt.datetime | None =
                     counts["dead"] += 1
                     log.error("消息 #%s 投递失败已停止重试（%s 次）：%s", msg.id, tries, error)
                 else:
+                    values["next_attempt_at"] = dt.datetime.now(dt.UTC) + policy.backoff_after(tries)
                     counts["retrying"] += 1
                     log.warning("消息 #%s 投递失败（第 %s 次），下次运行重试：%s", msg.id, tries, error)
                 session.execute(

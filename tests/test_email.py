@@ -76,7 +76,7 @@ def test_smtp_down_loses_nothing_and_next_run_delivers(
     get_settings.cache_clear()
     from tests.helpers import set_delivery
 
-    set_delivery(env["config_dir"], retry_delays_seconds=[0])  # type: ignore[arg-type]
+    set_delivery(env["config_dir"], retry_delays_seconds=[0], backoff_minutes=[])  # type: ignore[arg-type]
 
     june_survey(today=dt.date(2022, 6, 23))
     mails = [m for m in outbox() if m.channel_kind == "email"]

@@ -40,7 +40,7 @@ def robots(env: dict[str, object], httpserver: HTTPServer, monkeypatch: pytest.M
             "220200": [{"kind": "feishu", "token": "FEISHU_JILIN"}],
         },
     )
-    set_delivery(env["config_dir"], retry_delays_seconds=[], max_attempts=3)  # type: ignore[arg-type]
+    set_delivery(env["config_dir"], retry_delays_seconds=[], max_attempts=3, backoff_minutes=[])  # type: ignore[arg-type]
     return httpserver
 
 
@@ -155,7 +155,7 @@ def test_any_apprise_service_as_a_channel(
     monkeypatch.setenv("CAMPAIGN_SECRET_APPRISE_SIPING", f"json://{host}")
     get_settings.cache_clear()
     set_channels(env["config_dir"], {"220300": [{"kind": "apprise", "url": "APPRISE_SIPING"}]})  # type: ignore[arg-type]
-    set_delivery(env["config_dir"], retry_delays_seconds=[], max_attempts=3)  # type: ignore[arg-type]
+    set_delivery(env["config_dir"], retry_delays_seconds=[], max_attempts=3, backoff_minutes=[])  # type: ignore[arg-type]
     answers = [Response("boom", status=500), Response("{}", content_type="application/json")]
     httpserver.expect_request("/hook", method="POST").respond_with_handler(lambda request: answers.pop(0))
 
@@ -171,3 +171,30 @@ def test_any_apprise_service_as_a_channel(
     assert (row.status, row.attempts) == ("sent", 2)
     payload = httpserver.log[-1][0].get_json()
     assert "四平市人力资源和社会保障局" in payload["message"] and payload["title"].startswith("【催报提醒】")
+
+
+def test_failed_message_waits_out_its_backoff(env: dict[str, object], robots: HTTPServer) -> None:
+    from config import load_config
+    from flows.june import june_survey
+    from flows.operations import deliver_notifications
+    from tasks.delivery import deliver_kind
+
+    set_delivery(env["config_dir"], retry_delays_seconds=[], max_attempts=5, backoff_minutes=[10, 60])  # type: ignore[arg-type]
+    robots.expect_request("/robot/send").respond_with_json({"errcode": 310000, "errmsg": "sign not match"})
+    robots.expect_request("/cgi-bin/webhook/send").respond_with_json({"errcode": 0, "errmsg": "ok"})
+    robots.expect_request("/open-apis/bot/v2/hook/feishu-hook-abcdef").respond_with_json({"code": 0})
+
+    june_survey(today=dt.date(2022, 6, 23))
+    deliver_notifications()  # too soon: the message waits 10 minutes
+    calls = lambda: len([r for r, _ in robots.log if r.path == "/robot/send"])  # noqa: E731
+    assert calls() == 1
+    row = next(m for m in outbox() if m.unit_key == "220102")
+    assert row.next_attempt_at is not None
+    wait = row.next_attempt_at - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(minutes=9) < wait <= dt.timedelta(minutes=10)
+
+    policy = load_config().campaign.delivery
+    deliver_kind("dingtalk", policy, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=11))
+    assert calls() == 2
+    row = next(m for m in outbox() if m.unit_key == "220102")
+    assert row.next_attempt_at - dt.datetime.now(dt.UTC) > dt.timedelta(minutes=59)  # type: ignore[operator]
