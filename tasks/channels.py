@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import re
 import smtplib
 import ssl
@@ -33,9 +34,24 @@ from typing import Protocol
 
 import httpx
 
-from config.settings import Settings, secret
+from config.settings import Settings, get_settings, known_secret_values, secret
 from models.errors import DeliveryError
 from models.messages import fit_to_channel
+from models.privacy import redact
+
+
+class _RedactTokens(logging.Filter):
+    """httpx logs each request's URL at INFO; every robot's token is part of its URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = record.msg % record.args
+            record.args = None
+        record.msg = redact(str(record.msg), known_secret_values(get_settings()))
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactTokens())
 
 
 @dataclass(frozen=True)

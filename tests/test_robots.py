@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -57,6 +58,7 @@ def _dingtalk_refuses(request: Request) -> Response:
 def test_dingtalk_errcode_is_a_failure_retried_then_dead(
     robots: HTTPServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="httpx")  # httpx logs request URLs, tokens included, at INFO
     from flows.june import june_survey
     from flows.operations import deliver_notifications
 
@@ -87,7 +89,12 @@ def test_dingtalk_errcode_is_a_failure_retried_then_dead(
     for m in outbox():
         for value in (TOKEN, SIGN, "wecom-key-0123456789", "feishu-hook-abcdef"):
             assert value not in " ".join(str(v) for v in m.model_dump().values())
-            assert all(value not in r.getMessage() for r in caplog.records if r.name != "werkzeug")
+            leaked = [
+                (r.name, r.getMessage())
+                for r in caplog.records
+                if r.name != "werkzeug" and value in r.getMessage()
+            ]
+            assert not leaked, leaked
     assert ding.recipient == "DT_NANGUAN"
 
 
