@@ -64,6 +64,7 @@ class Outgoing:
     subject: str
     body: str
     sign_secret: str | None = None
+    attempts: int = 0  # tries so far
 
 
 class Transport(Protocol):

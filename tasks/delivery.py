@@ -69,6 +69,7 @@ def _load(session: Session, kind: str, now: dt.datetime) -> list[Outgoing]:
             OutboxMessage.subject,
             OutboxMessage.body,
             sign,
+            OutboxMessage.attempts,
         )
         .join(Unit, Unit.key == OutboxMessage.unit_key)  # type: ignore[arg-type]
         .where(OutboxMessage.channel_kind == kind, *_due(now))
@@ -77,75 +78,80 @@ def _load(session: Session, kind: str, now: dt.datetime) -> list[Outgoing]:
     return [Outgoing(*row) for row in rows]
 
 
+class Pacer:
+    """The least time between two sends to the same endpoint (a robot, an SMTP account)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last: dict[str, float] = {}
+
+    def wait(self, endpoint: str) -> None:
+        pause = self.seconds - (time.monotonic() - self._last.get(endpoint, -1e9))
+        if pause > 0:
+            time.sleep(pause)
+        self._last[endpoint] = time.monotonic()
+
+
+def _send(
+    transport: Transport | DeliveryError,
+    msg: Outgoing,
+    policy: DeliveryPolicy,
+    pacer: Pacer,
+    secrets: list[str],
+) -> tuple[int, str | None]:
+    """Try one message, retrying at once per the policy's delays. Returns (tries so far, redacted error)."""
+    tries, delays = msg.attempts, list(policy.retry_delays_seconds)
+    while True:
+        pacer.wait(msg.recipient)
+        tries += 1
+        try:
+            if isinstance(transport, DeliveryError):
+                raise transport  # the channel could not even be set up (e.g. no SMTP server configured)
+            transport.send(msg)
+            return tries, None
+        except DeliveryError as exc:
+            error = redact(str(exc), secrets)
+            if not (exc.retryable and delays and tries < policy.max_attempts):
+                return tries, error
+        time.sleep(delays.pop(0))
+
+
 def deliver_kind(kind: str, policy: DeliveryPolicy, *, now: dt.datetime | None = None) -> dict[str, int]:
     """Send every due message of one channel kind. Returns counts of sent, retrying and dead."""
     settings = get_settings()
     secrets = known_secret_values(settings)
     log = _logger()
-    now = now or dt.datetime.now(dt.UTC)
-    counts: dict[str, int] = defaultdict(int)
     with session_scope() as session:
-        messages = _load(session, kind, now)
-        attempts = dict(
-            session.exec(
-                select(OutboxMessage.id, OutboxMessage.attempts).where(
-                    OutboxMessage.id.in_([m.id for m in messages])  # type: ignore[union-attr]
-                )
-            ).all()
-        )
+        messages = _load(session, kind, now or dt.datetime.now(dt.UTC))
     if not messages:
         return {}
-    pace = pace_seconds(kind, settings)
-    last_sent: dict[str, float] = {}
-    transport: Transport | None = None
-    setup_error: DeliveryError | None = None
+    counts: dict[str, int] = defaultdict(int)
+    pacer = Pacer(pace_seconds(kind, settings))
     try:
-        transport = transport_for(kind, settings)
+        transport: Transport | DeliveryError = transport_for(kind, settings)
     except DeliveryError as exc:
-        setup_error = exc
+        transport = exc
     try:
         for msg in messages:
-            tries = attempts.get(msg.id, 0)
-            error: str | None = None
-            retry_now = False
-            delays = list(policy.retry_delays_seconds)
-            while True:
-                wait = pace - (time.monotonic() - last_sent.get(msg.recipient, -1e9))
-                if wait > 0:
-                    time.sleep(wait)
-                tries += 1
-                try:
-                    if setup_error is not None:
-                        raise setup_error
-                    assert transport is not None
-                    transport.send(msg)
-                    error = None
-                except DeliveryError as exc:
-                    error = redact(str(exc), secrets)
-                    retry_now = exc.retryable and delays and tries < policy.max_attempts
-                finally:
-                    last_sent[msg.recipient] = time.monotonic()
-                if error is None or not retry_now:
-                    break
-                time.sleep(delays.pop(0))
-            with session_scope() as session:  # one short transaction per outcome
-                values: dict[str, object] = {"attempts": tries, "last_error": error}
-                if error is None:
-                    values |= {"status": OutboxStatus.sent, "sent_at": dt.datetime.now(dt.UTC)}
-                    counts["sent"] += 1
-                elif tries >= policy.max_attempts:
-                    values |= {"status": OutboxStatus.dead}
-                    counts["dead"] += 1
-                    log.error("消息 #%s 投递失败已停止重试（%s 次）：%s", msg.id, tries, error)
-                else:
-                    values["next_attempt_at"] = dt.datetime.now(dt.UTC) + policy.backoff_after(tries)
-                    counts["retrying"] += 1
-                    log.warning("消息 #%s 投递失败（第 %s 次），下次运行重试：%s", msg.id, tries, error)
+            tries, error = _send(transport, msg, policy, pacer, secrets)
+            values: dict[str, object] = {"attempts": tries, "last_error": error}
+            if error is None:
+                values |= {"status": OutboxStatus.sent, "sent_at": dt.datetime.now(dt.UTC)}
+                counts["sent"] += 1
+            elif tries >= policy.max_attempts:
+                values |= {"status": OutboxStatus.dead}
+                counts["dead"] += 1
+                log.error("消息 #%s 投递失败已停止重试（%s 次）：%s", msg.id, tries, error)
+            else:
+                values["next_attempt_at"] = dt.datetime.now(dt.UTC) + policy.backoff_after(tries)
+                counts["retrying"] += 1
+                log.warning("消息 #%s 投递失败（第 %s 次），下次运行重试：%s", msg.id, tries, error)
+            with session_scope() as session:  # committed before the next send: never sent twice
                 session.execute(
                     sa.update(OutboxMessage).where(OutboxMessage.id == msg.id).values(**values)  # type: ignore[arg-type]
                 )
     finally:
-        if transport is not None:
+        if not isinstance(transport, DeliveryError):
             transport.close()
     return dict(counts)
 

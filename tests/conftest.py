@@ -22,8 +22,11 @@ PG_ADMIN_URL = os.environ.get("CAMPAIGN_TEST_PG_URL", "postgresql://postgres@127
 
 
 def _pg_available() -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(PG_ADMIN_URL)
     try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5432), timeout=2):
             return True
     except OSError:
         return False
@@ -47,7 +50,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'campaign.db'}"
         return
     if not _pg_available():
-        message = "PostgreSQL is not reachable on 127.0.0.1:5432"
+        message = f"PostgreSQL is not reachable at {PG_ADMIN_URL}"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message + " (under CI=true a PostgreSQL test fails instead of skipping)")
         pytest.skip(message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
 from pathlib import Path
 
@@ -147,3 +148,31 @@ def test_flow_with_broken_config_fails_and_writes_nothing(env: dict[str, object]
 def test_yaml_is_plain_data() -> None:
     raw = yaml.safe_load((get_settings().config_dir / "campaigns" / "2022.yaml").read_text(encoding="utf-8"))
     assert raw["year"] == 2022
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_year_chinese_calendar_does_not_know_runs_on_the_config_lists(env: dict[str, object]) -> None:
+    """2027 is past chinese-calendar 1.11.0: the run warns once and uses the campaign's own lists."""
+    from flows.june import june_survey
+    from models import workdays
+    from tests.helpers import outbox
+
+    config_dir = Path(str(env["config_dir"]))
+    text = (config_dir / "campaigns" / "2022.yaml").read_text(encoding="utf-8")
+    text = (
+        text.replace("2022-", "2027-").replace("year: 2022", "year: 2027").replace("2021-06-01", "2026-06-01")
+    )
+    text = text.replace("holidays: []", "holidays: [2027-06-25]")  # a rest day the config declares
+    (config_dir / "campaigns" / "2027.yaml").write_text(text, encoding="utf-8")
+    workdays._warned_years.discard(2027)
+
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logging.getLogger("models.workdays").addHandler(handler)
+    try:
+        june_survey(today=dt.date(2027, 6, 22))  # D-5 is 06-22, not 06-23, because 06-25 is a rest day
+    finally:
+        logging.getLogger("models.workdays").removeHandler(handler)
+    assert {m.step for m in outbox()} == {"D-5"}
+    assert [r.getMessage()[:45] for r in seen] == ["chinese-calendar has no holiday data for 2027"]
