@@ -85,31 +85,32 @@ def main() -> None:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
+    cities = args.national_cities
+    scales = {"Jilin": 0, "a third": cities // 3, "two thirds": 2 * cities // 3, "national": cities}
+    results: dict[str, tuple[int, float]] = {}
     with (
         prefect_test_harness(server_startup_timeout=120),
         temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
-        small_units, small = run_scale("jilin", 0)
-        mid_units, mid = run_scale("third", args.national_cities // 3)
-        big_units, big = run_scale("national", args.national_cities)
-    per_small = small / small_units * 1000
-    per_big = big / big_units * 1000
+        for label, n in scales.items():
+            # Twice each, keeping the faster: Prefect's own SQLite backend sometimes answers 503 and
+            # its client backs off ~2 s — noise, not this project's cost.
+            runs = [run_scale(label.replace(" ", "-"), n) for _ in range(2)]
+            results[label] = (runs[0][0], min(seconds for _, seconds in runs))
+    for label, (units, seconds) in results.items():
+        print(
+            f"{label:11s}: {units:5d} units, {seconds:6.2f} s for {len(DAYS)} days, {seconds / units * 1000:6.2f} ms/unit"
+        )
+    (n0, t0), (n1, t1) = results["Jilin"], results["a third"]
+    (n2, t2), (n3, t3) = results["two thirds"], results["national"]
     print(
-        f"Jilin scale    : {small_units:5d} units, {small:6.2f} s for {len(DAYS)} days, {per_small:7.2f} ms/unit"
+        f"ratio of time per unit, national ÷ Jilin: {(t3 / n3) / (t0 / n0):.2f}  (≤ 1: fixed per-run costs amortise)"
     )
+    # The cost of one more unit over two equal steps up: linear growth keeps the two equal.
+    first, second = (t2 - t1) / (n2 - n1) * 1000, (t3 - t2) / (n3 - n2) * 1000
     print(
-        f"a third        : {mid_units:5d} units, {mid:6.2f} s for {len(DAYS)} days, {mid / mid_units * 1000:7.2f} ms/unit"
-    )
-    print(f"national scale : {big_units:5d} units, {big:6.2f} s for {len(DAYS)} days, {per_big:7.2f} ms/unit")
-    print(
-        f"ratio of time per unit, national ÷ Jilin: {per_big / per_small:.2f}  (≤ 1: fixed per-run costs amortise)"
-    )
-    # The cost of one more unit, from the first and the second step up; linear growth keeps them equal.
-    first = (mid - small) / (mid_units - small_units) * 1000
-    second = (big - mid) / (big_units - mid_units) * 1000
-    print(
-        f"marginal ms/unit: {first:.2f} (Jilin → a third), {second:.2f} (a third → national); "
-        f"ratio {second / first:.2f}  (linear: ≈ 1; quadratic growth would show ≈ 2 or more)"
+        f"marginal ms/unit: {first:.2f} (a third → two thirds), {second:.2f} (two thirds → national); "
+        f"ratio {second / first:.2f}  (linear: ≈ 1; quadratic growth would show ≈ 1.7)"
     )
 
 
