@@ -19,6 +19,13 @@ from models.db import migrate
 log = logging.getLogger("campaign.serve")
 
 
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 @contextlib.contextmanager
 def local_prefect_server(port: int = 4200) -> Iterator[str]:
     """Start `prefect server start` (SQLite, in PREFECT_HOME) unless PREFECT_API_URL points elsewhere."""
@@ -27,13 +34,10 @@ def local_prefect_server(port: int = 4200) -> Iterator[str]:
         yield configured
         return
     url = f"http://127.0.0.1:{port}/api"
-    try:
-        if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-            log.info("using the Prefect server already running at %s", url)
-            yield url
-            return
-    except httpx.HTTPError:
-        pass
+    if _healthy(url):
+        log.info("using the Prefect server already running at %s", url)
+        yield url
+        return
     env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_API_URL=url)
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
@@ -44,11 +48,9 @@ def local_prefect_server(port: int = 4200) -> Iterator[str]:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"prefect server exited with code {proc.returncode}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+            if _healthy(url):
+                break
+            time.sleep(0.5)
         else:
             raise RuntimeError("prefect server did not become healthy within 120 s")
         yield url
