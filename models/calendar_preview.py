@@ -6,17 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from config import CampaignConfig
-from models.deadlines import StepKind, calendar_for, periods, plan_steps
-
-
-def step_label(kind: StepKind, code: str) -> str:
-    if kind is StepKind.kickoff:
-        return "启动通知（向所有责任单位）"
-    if kind is StepKind.escalation:
-        return f"第{code[1:]}次逾期督办（通知上级单位并抄送逾期单位）"
-    if code == "D0":
-        return "截止日提醒"
-    return f"提醒：截止前{code[2:]}个工作日"
+from models.deadlines import calendar_for, periods, plan_steps, step_label
 
 
 def preview_rows(cfg: CampaignConfig) -> list[dict[str, Any]]:
@@ -44,7 +34,7 @@ def preview_rows(cfg: CampaignConfig) -> list[dict[str, Any]]:
                         "date": step.date,
                         "kind": step.kind.value,
                         "code": step.code,
-                        "label": step_label(step.kind, step.code),
+                        "label": step_label(step.code, detailed=True),
                     }
                 )
             rows.append(

@@ -88,6 +88,17 @@ def plan_steps(campaign: Campaign, ob: Obligation, period: Period, cal: WorkingC
     return steps
 
 
+def step_label(code: str, *, detailed: bool = False) -> str:
+    """How a step is named to people: in the status table (short) and the calendar preview (detailed)."""
+    if code == "kickoff":
+        return "启动通知（向所有责任单位）" if detailed else "启动通知"
+    if code.startswith("E"):
+        return f"第{code[1:]}次逾期督办（通知上级单位并抄送逾期单位）" if detailed else f"第{code[1:]}次督办"
+    if code == "D0":
+        return "截止日提醒"
+    return f"提醒：截止前{code[2:]}个工作日" if detailed else f"截止前{code[2:]}个工作日提醒"
+
+
 def current_step(steps: list[Step], today: dt.date) -> Step | None:
     """The step in force today: the latest one dated on or before it.
 

@@ -92,26 +92,25 @@ def store_submissions(session: Session, cfg: CampaignConfig, items: list[Accepte
             ObligationInstance.obligation_key,
             ObligationInstance.unit_key,
             ObligationInstance.period,
-            ObligationInstance.status,
         ).where(
             ObligationInstance.year == year,
             ObligationInstance.obligation_key.in_({k[0] for k in wanted}),  # type: ignore[attr-defined]
             ObligationInstance.unit_key.in_({k[1] for k in wanted}),  # type: ignore[attr-defined]
         )
     ).all()
-    instance = {(r[1], r[2], r[3]): (r[0], r[4]) for r in rows}
+    instance = {(r[1], r[2], r[3]): r[0] for r in rows}
     existing = {
         (oid, key)
         for oid, key in session.exec(
             select(Submission.obligation_id, Submission.dedupe_key).where(
-                Submission.obligation_id.in_([v[0] for v in instance.values()])  # type: ignore[attr-defined]
+                Submission.obligation_id.in_(list(instance.values()))  # type: ignore[attr-defined]
             )
         ).all()
     }
     new_rows, decisions, satisfied = [], [], {}
     duplicates: set[str] = set()
     for a in items:
-        oid, _status = instance[(a.ob.key, a.unit.key, a.period.label)]
+        oid = instance[(a.ob.key, a.unit.key, a.period.label)]
         if (oid, a.dedupe_key) in existing:
             duplicates.add(a.dedupe_key)
             continue

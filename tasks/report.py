@@ -13,16 +13,10 @@ from sqlmodel import select
 
 from config import CampaignConfig
 from models.db import session_scope
+from models.deadlines import step_label
 from models.tables import ObligationInstance, Unit
 
 STATUS_COLUMNS = ["单位", "代码", "上级单位", "期次", "截止日期", "状态", "报送时间", "逾期天数", "最近提醒"]
-_STEP_LABELS = {
-    "kickoff": "启动通知",
-    "D0": "截止日提醒",
-    "E1": "第1次督办",
-    "E2": "第2次督办",
-    "E3": "第3次督办",
-}
 
 
 def status_frame(cfg: CampaignConfig, obligation_key: str, today: dt.date) -> pd.DataFrame:
@@ -72,7 +66,7 @@ def status_frame(cfg: CampaignConfig, obligation_key: str, today: dt.date) -> pd
             "状态": state,
             "报送时间": submitted_local.dt.strftime("%Y-%m-%d %H:%M").fillna(""),
             "逾期天数": late.astype(int),
-            "最近提醒": df["step"].map(lambda s: _STEP_LABELS.get(s, f"{s}提醒") if s else ""),
+            "最近提醒": df["step"].map(lambda s: step_label(s) if isinstance(s, str) else ""),
         }
     )
 
