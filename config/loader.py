@@ -153,6 +153,13 @@ def load_campaign(year: int | None = None, *, path: Path | None = None, regions:
         unit = units.get(key)
         if unit is None or unit.level is not Level.city:
             problems.append(ConfigProblem(f"quotas.by_city.{key}", "not a city-level unit in regions.yaml"))
+    if campaign.pool is not None:
+        for key in campaign.pool.unit_admission:
+            if key not in units:
+                problems.append(ConfigProblem(f"pool.unit_admission.{key}", "unknown unit"))
+        for j, key in enumerate(campaign.pool.key_counties):
+            if key not in units:
+                problems.append(ConfigProblem(f"pool.key_counties[{j}]", f"unknown unit {key!r}"))
     if problems:
         raise ConfigError(name, problems)
     return campaign

@@ -174,6 +174,52 @@ class ApplicationWindow(Frozen):
     end: dt.date
 
 
+# ---------------------------------------------------------------- incubation pool (三(三))
+class Tilt(StrEnum):
+    """Policy-tilt factors (三(二)) that raise a project's priority in its pool."""
+
+    poverty_employment = "poverty_employment"  # employs many people lifted out of poverty
+    assistance_workshop = "assistance_workshop"  # a named employment-assistance workshop
+    key_county = "key_county"  # in a provincial key rural-revitalisation county
+    border_village = "border_village"
+    hollow_village = "hollow_village"
+    beef_cattle = "beef_cattle"
+    speciality = "speciality"  # 一县一业、一乡一特、一村一品
+    commendation = "commendation"  # commended in epidemic control / farming recovery
+
+
+class AdmissionBar(Frozen):
+    """A pool's admission conditions (入库条件). Area: meeting either of the two is enough."""
+
+    min_years_operating: float = Field(default=0, ge=0)
+    min_premises_m2: float | None = Field(default=None, ge=0)
+    min_planted_mu: float | None = Field(default=None, ge=0)
+    min_entrepreneurs_driven: int = Field(default=0, ge=0)
+    min_jobs: int = Field(default=0, ge=0)
+    min_avg_wage_yuan: float = Field(default=0, ge=0)
+
+
+class PoolRules(Frozen):
+    """The three-level incubation pool: who is admitted, how each pool is ordered, who approves."""
+
+    admission: dict[Level, AdmissionBar]  # the level's default bar
+    unit_admission: dict[str, AdmissionBar] = {}  # a unit's own filed bar (may be lower than its level's)
+    poverty_employment_min_jobs: int = Field(default=5, ge=1)
+    key_counties: tuple[str, ...] = ()
+    key_counties_note: str = ""
+    weights: dict[Tilt, float]
+    direction_weight: float = Field(default=1.0, ge=0)  # per direction named (三个助力)
+    approval_timeout_minutes: float = Field(default=240, gt=0)
+    artifact_rows: int = Field(default=300, ge=10, le=5000)  # rows per pool table artifact
+
+    @model_validator(mode="after")
+    def _levels(self) -> PoolRules:
+        missing = [level.value for level in Level if level not in self.admission]
+        if missing:
+            raise ValueError(f"admission bars missing for {', '.join(missing)}")
+        return self
+
+
 class Campaign(Frozen):
     year: int = Field(ge=2020, le=2100)
     title: str
@@ -189,6 +235,7 @@ class Campaign(Frozen):
     accepted_extensions: tuple[str, ...] = ("pdf", "doc", "docx", "wps", "ofd", "xls", "xlsx", "et", "zip")
     obligations: tuple[Obligation, ...]
     quotas: Quotas
+    pool: PoolRules | None = None
 
     def obligation(self, key: str) -> Obligation:
         for ob in self.obligations:

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         return self.archive_dir or self.home / "archive"
 
     @property
+    def reports(self) -> Path:
+        """Files the product writes for people: error workbooks, published templates, exports."""
+        return self.home / "reports"
+
+    @property
     def mailbox(self) -> Path:
         return self.mailbox_dir or self.home / "mailbox"
 

@@ -51,3 +51,30 @@ def daily_schedule(cfg: CampaignConfig, flow_name: str) -> Schedule | None:
 def delivery_schedule(cfg: CampaignConfig) -> Schedule:
     """Retry queued deliveries every half hour in office hours."""
     return Cron("*/30 8-18 * * *", timezone=cfg.campaign.timezone)
+
+
+def working_day_schedule(cfg: CampaignConfig) -> Schedule:
+    """Every working day (statutory holidays off, make-up days on) from the campaign start to year end."""
+    cal = calendar_for(cfg.campaign)
+    first = cfg.campaign.starts
+    last = dt.date(cfg.campaign.year, 12, 31)
+    t = cfg.campaign.send_time
+    off, on = [], []
+    day = first
+    while day <= last:
+        weekday = day.weekday() < 5
+        if weekday and not cal.is_workday(day):
+            off.append(dt.datetime.combine(day, t))
+        elif not weekday and cal.is_workday(day):
+            on.append(dt.datetime.combine(day, t))
+        day += dt.timedelta(days=1)
+    start, until = dt.datetime.combine(first, t), dt.datetime.combine(last, t)
+    lines = [
+        f"DTSTART:{start:%Y%m%dT%H%M%S}",
+        f"RRULE:FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;UNTIL={until:%Y%m%dT%H%M%S}",
+    ]
+    if on:
+        lines.append("RDATE:" + ",".join(f"{d:%Y%m%dT%H%M%S}" for d in on))
+    if off:
+        lines.append("EXDATE:" + ",".join(f"{d:%Y%m%dT%H%M%S}" for d in off))
+    return RRule("\n".join(lines), timezone=cfg.campaign.timezone)

@@ -45,6 +45,7 @@ class Decision:
     step: str
     dedupe_base: str  # + channel makes the outbox's unique key
     message: Rendered
+    attachment: str | None = None  # path of a file to send with it
 
 
 def period_label(period: Period) -> str:

@@ -56,6 +56,15 @@ class MessageKind(StrEnum):
     escalation = "escalation"  # to its supervising unit
     receipt = "receipt"  # a submission accepted
     rejection = "rejection"  # a submitted file refused, with the reason
+    intake_result = "intake_result"  # a workbook's rows taken in: admitted, updated, errors
+    approval_due = "approval_due"  # to the province: proposals wait for an operator's decision
+    recommendation = "recommendation"  # a recommendation decided, to the recommending unit
+
+
+class RecommendationStatus(StrEnum):
+    proposed = "proposed"
+    approved = "approved"
+    excluded = "excluded"
 
 
 # ------------------------------------------------------------------ hierarchy
@@ -136,6 +145,100 @@ class IntakeRejection(SQLModel, table=True):
     received_at: dt.datetime = Field(sa_type=UTCDateTime)
 
 
+class IntakeFile(SQLModel, table=True):
+    """A workbook received for a rolling obligation (e.g. pool applications), with what it yielded.
+
+    The same file twice (same hash) is recognised here and changes nothing.
+    """
+
+    __tablename__ = "intake_file"
+    __table_args__ = (sa.UniqueConstraint("obligation_key", "sha256"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int
+    obligation_key: str = Field(max_length=64)
+    sha256: str = Field(max_length=64)
+    file_name: str
+    unit_key: str = Field(foreign_key="unit.key", max_length=16)
+    received_at: dt.datetime = Field(sa_type=UTCDateTime)
+    archived_path: str
+    error_workbook: str | None = None
+    counts: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+
+
+# ------------------------------------------------------------------ incubation pool (三(三))
+class PoolApplication(SQLModel, table=True):
+    """One project's application to the incubation pool; identity: credit code + project name.
+
+    `level`/`pool_unit` is the pool it was admitted to (or judged against, if `admitted` is false);
+    recommendations upward are rows of `recommendation`. Personal data is kept masked only: no
+    process of the campaign needs the full ID or phone number once the row has been checked.
+    """
+
+    __tablename__ = "pool_application"
+    __table_args__ = (sa.UniqueConstraint("year", "credit_code", "project_name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int = Field(index=True)
+    project_name: str
+    entity_name: str
+    credit_code: str = Field(max_length=18)
+    entity_type: str = Field(max_length=16)
+    leader_name: str
+    leader_id_masked: str = Field(max_length=18)
+    leader_category: str = Field(max_length=16)
+    phone_masked: str = Field(max_length=24)
+    region_key: str = Field(foreign_key="unit.key", max_length=16)
+    township: str = ""
+    village: str = ""
+    industry: str
+    founded_on: dt.date
+    premises_m2: float = 0
+    planted_mu: float = 0
+    entrepreneurs_driven: int = 0
+    jobs: int = 0
+    poverty_jobs: int = 0
+    avg_wage_yuan: float = 0
+    speciality: str = Field(default="无", max_length=8)
+    directions: str = ""  # "乡村振兴、区域品牌特色"
+    declared_level: str = Field(max_length=8)
+    # policy tilts (三(二)): stored one per column so they can be queried and counted
+    beef_cattle: bool = False
+    assistance_workshop: bool = False
+    border_village: bool = False
+    hollow_village: bool = False
+    commended: bool = False
+    poverty_employment: bool = False
+    key_county: bool = False
+    priority: float = 0
+    level: str = Field(max_length=16)
+    pool_unit: str = Field(foreign_key="unit.key", max_length=16, index=True)
+    admitted: bool
+    admission_note: str = ""
+    submitted_by: str = Field(foreign_key="unit.key", max_length=16)
+    source_file_id: int = Field(foreign_key="intake_file.id")
+    source_row: int
+    content_hash: str = Field(max_length=20)
+    received_at: dt.datetime = Field(sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
+class Recommendation(SQLModel, table=True):
+    """A project proposed from one pool to the one above (应推尽推), and the operator's decision."""
+
+    __table_args__ = (sa.UniqueConstraint("application_id", "to_level"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int = Field(index=True)
+    application_id: int = Field(foreign_key="pool_application.id", index=True)
+    from_unit: str = Field(foreign_key="unit.key", max_length=16)
+    to_unit: str = Field(foreign_key="unit.key", max_length=16)
+    to_level: str = Field(max_length=16)
+    status: str = Field(default=RecommendationStatus.proposed, max_length=16, index=True)
+    proposed_at: dt.datetime = Field(sa_type=UTCDateTime)
+    decided_at: dt.datetime | None = _ts()
+    decided_by: str | None = None
+    reason: str = ""
+    flow_run_id: str | None = Field(default=None, max_length=64)
+
+
 # ------------------------------------------------------------------ notifications
 class OutboxMessage(SQLModel, table=True):
     """A decided notification. Written with the state it comes from; delivered afterwards.
@@ -161,6 +264,7 @@ class OutboxMessage(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     next_attempt_at: dt.datetime | None = _ts()
     sent_at: dt.datetime | None = _ts()
+    attachment: str | None = None  # a file sent with the message (e-mail) or named in it (IM)
 
 
 # ------------------------------------------------------------------ audit

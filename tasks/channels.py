@@ -20,7 +20,9 @@ import hashlib
 import hmac
 import json
 import logging
+import mimetypes
 import re
+import shutil
 import smtplib
 import ssl
 import time
@@ -65,6 +67,14 @@ class Outgoing:
     body: str
     sign_secret: str | None = None
     attempts: int = 0  # tries so far
+    attachment: str | None = None  # a file path: attached to e-mail, named in other channels
+
+    @property
+    def text(self) -> str:
+        """The body, with the attachment named for channels that cannot carry a file."""
+        if not self.attachment:
+            return self.body
+        return f"{self.body}\n附件《{Path(self.attachment).name}》随邮件发送；未配置邮箱的单位请向省就业服务局索取。\n"
 
 
 class Transport(Protocol):
@@ -145,6 +155,10 @@ class SmtpTransport:
         mail["Message-ID"] = make_msgid(idstring=f"outbox-{msg.id}", domain="campaign.local")
         mail["Date"] = dt.datetime.now(dt.UTC)
         mail.set_content(msg.body, charset="utf-8")
+        if msg.attachment:
+            path = Path(msg.attachment)
+            maintype, subtype = (mimetypes.guess_type(path.name)[0] or "application/octet-stream").split("/")
+            mail.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name)
         return mail
 
     def send(self, msg: Outgoing) -> None:
@@ -211,7 +225,7 @@ class RobotTransport:
         sign_value = secret(msg.sign_secret) if msg.sign_secret else None
         if msg.sign_secret and not sign_value:
             raise DeliveryError(msg.channel_kind, f"未配置密钥 CAMPAIGN_SECRET_{msg.sign_secret}")
-        text = fit_to_channel(f"{msg.subject}\n\n{msg.body}", msg.channel_kind)
+        text = fit_to_channel(f"{msg.subject}\n\n{msg.text}", msg.channel_kind)
         base = self.base[msg.channel_kind]
         if msg.channel_kind == "dingtalk":
             params = {"access_token": token}
@@ -269,7 +283,7 @@ class AppriseTransport:
             raise DeliveryError("apprise", f"CAMPAIGN_SECRET_{msg.recipient} 不是有效的 apprise 地址")
         for service in notifier:
             service.request_rate_per_sec = 0
-        body = fit_to_channel(msg.body, "apprise")
+        body = fit_to_channel(msg.text, "apprise")
         with apprise.LogCapture(level=apprise.logging.WARNING) as logs:
             ok = notifier.notify(body=body, title=msg.subject)
         if not ok:
@@ -294,6 +308,10 @@ class MailboxTransport:
         stamp = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y%m%d-%H%M%S")
         path = target / f"{stamp}-{msg.id:06d}.txt"
         text = f"收件单位：{msg.unit_name}\n主题：{msg.subject}\n\n{msg.body}"
+        if msg.attachment:
+            attached = target / f"{stamp}-{msg.id:06d}-{Path(msg.attachment).name}"
+            shutil.copyfile(msg.attachment, attached)
+            text += f"\n附件：{attached.name}\n"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)  # a reader never sees half a message

@@ -70,6 +70,7 @@ def _load(session: Session, kind: str, now: dt.datetime) -> list[Outgoing]:
             OutboxMessage.body,
             sign,
             OutboxMessage.attempts,
+            OutboxMessage.attachment,
         )
         .join(Unit, Unit.key == OutboxMessage.unit_key)  # type: ignore[arg-type]
         .where(OutboxMessage.channel_kind == kind, *_due(now))

@@ -54,6 +54,7 @@ def enqueue(session: Session, decisions: list[Decision]) -> int:
             "status": "pending",
             "attempts": 0,
             "created_at": dt.datetime.now(dt.UTC),
+            "attachment": d.attachment,
         }
         for d in decisions
         for kind, address in channels[d.unit_key]

@@ -1,0 +1,127 @@
+"""三(三) The rolling incubation-pool intake: application workbooks in, three pools kept, projects recommended
+level by level after an operator's approval in the Prefect UI."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
+from pydantic import BaseModel, Field
+
+from config import load_config
+from config.settings import get_settings
+from models.clock import local_today, moment
+from tasks.audit import audited
+from tasks.delivery import deliver_all
+from tasks.pool import (
+    OBLIGATION,
+    decide_recommendations,
+    pool_rules,
+    propose_recommendations,
+    publish_pools,
+    remind_operator,
+    take_in_workbook_task,
+)
+from tasks.sync import sync_campaign
+
+
+class ProposalDecision(BaseModel):
+    id: int = Field(title="编号")
+    route: str = Field(title="推荐路径")
+    project: str = Field(title="项目名称")
+    entity: str = Field(title="申报主体")
+    priority: float = Field(title="优先分")
+    approve: bool = Field(default=True, title="同意推荐")
+    reason: str = Field(default="", title="不同意的理由")
+
+
+class RecommendationApproval(RunInput):
+    """逐级推荐审批：逐项确认；取消“同意推荐”即排除该项目，并请填写理由。"""
+
+    approver: str = Field(title="审批人", min_length=1)
+    decisions: list[ProposalDecision] = Field(title="拟推荐项目")
+
+
+def _approval_form(waiting: list[dict[str, Any]]) -> Any:
+    rows = "\n".join(
+        f"| {p['id']} | {p['route']} | {p['project']} | {p['entity']} | {p['priority']} |" for p in waiting
+    )
+    description = (
+        f"**{len(waiting)} 个培育库项目符合上一级入库条件，拟逐级推荐（应推尽推）。**\n\n"
+        "请填写审批人；对不同意推荐的项目，取消其“同意推荐”并填写理由，然后提交。\n\n"
+        f"| 编号 | 推荐路径 | 项目名称 | 申报主体 | 优先分 |\n|---|---|---|---|---|\n{rows}"
+    )
+    fields = ("id", "route", "project", "entity", "priority")
+    return RecommendationApproval.with_initial_data(
+        description=description,
+        approver="",
+        decisions=[ProposalDecision(**{k: p[k] for k in fields}) for p in waiting],
+    )
+
+
+@flow(
+    name="pool_intake",
+    flow_run_name="pool-intake-{today}",
+    description="三(三) 培育库滚动入库、逐级推荐：收取各地培育库申报表，逐行校验、应收尽收，"
+    "对符合上一级入库条件的项目提请审批后逐级推荐（应推尽推），并将处理结果通知报送单位。",
+)
+def pool_intake(
+    today: dt.date | None = None, files: list[str] | None = None, approve: bool = True
+) -> dict[str, Any]:
+    """Take in the waiting workbooks (or `files`), propose recommendations and, if `approve`, pause for a decision.
+
+    Files in the inbox folder are removed once taken in (the archive keeps them); `files` given
+    explicitly are left where they are.
+    """
+    log = get_run_logger()
+    cfg = load_config()
+    rules = pool_rules(cfg)
+    today = today or local_today(cfg.campaign)
+    received_at = moment(today, cfg.campaign)
+    with audited("pool_intake", {"today": today, "files": files, "approve": approve}) as counts:
+        sync_campaign(cfg, [OBLIGATION])
+        if files is None:
+            folder = get_settings().inbox / OBLIGATION
+            folder.mkdir(parents=True, exist_ok=True)
+            paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+            remove = True
+        else:
+            paths, remove = [Path(f) for f in files], False
+        results = [take_in_workbook_task(cfg, p, received_at, remove) for p in paths]
+        counts["files"] = results
+        for r in results:
+            if r.get("refused"):
+                log.warning("退回 %s：%s", r["file"], r["refused"])
+        waiting = propose_recommendations(cfg, today, received_at)
+        counts["proposals_open"] = len(waiting)
+        if waiting and approve:
+            try:
+                answer = pause_flow_run(
+                    wait_for_input=_approval_form(waiting),
+                    timeout=int(rules.approval_timeout_minutes * 60),
+                    poll_interval=5,
+                )
+            except FlowPauseTimeout:
+                counts["approval"] = "timed_out"
+                counts["reminded"] = remind_operator(cfg, waiting, today)
+                log.warning("%d 个推荐项目未获审批，已提醒省级经办人；项目保持“拟推荐”状态", len(waiting))
+            else:
+                decisions = [(d.id, d.approve, d.reason) for d in answer.decisions]
+                counts["approval"] = decide_recommendations(
+                    cfg,
+                    decisions,
+                    decided_by=answer.approver,
+                    decided_at=dt.datetime.now(dt.UTC),
+                    flow_run_id=str(flow_run.id) if flow_run.id else None,
+                )
+        counts["delivery"] = deliver_all(cfg.campaign.delivery)
+        counts["pools"] = publish_pools(cfg)
+        log.info("pool_intake %s：%s", today, {k: v for k, v in counts.items() if k != "files"})
+    return counts

@@ -1,0 +1,236 @@
+"""The three-level incubation pool's rules (三(三)): admission, policy tilt and priority, recommendation.
+
+Pure and vectorised over pandas frames; the bars, weights and key counties come from the campaign's
+`pool:` section, the hierarchy from regions.yaml — nothing here restates a number of the notice.
+
+- 应收尽收: an application is judged against the bar of the pool at its declared level (the owning
+  unit's own filed bar, else the level's). If it falls short there but meets a lower pool's bar, it
+  is admitted to that lower pool, and the note says so.
+- 应推尽推: a project admitted to a pool that also meets the bar of the pool above (the owning
+  unit's `reports_to`: county → city → province; 梅河口市 and 长白山管委会 → province) is proposed
+  for recommendation upward, one level at a time, and waits for an operator's approval.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from config.schema import LEVEL_LABELS, AdmissionBar, Level, PoolRules, Tilt, Unit
+from models.applications import DECLARED_LEVELS, RegionIndex
+from models.workbook import fold
+
+RANK = {Level.county: 1, Level.city: 2, Level.province: 3}
+LEVEL_OF_LABEL = {LEVEL_LABELS[level]: level for level in Level}
+TILT_LABELS = {
+    Tilt.poverty_employment: "脱贫人口就业多",
+    Tilt.assistance_workshop: "就业帮扶车间",
+    Tilt.key_county: "乡村振兴重点帮扶县",
+    Tilt.border_village: "边境村",
+    Tilt.hollow_village: "空心村",
+    Tilt.beef_cattle: "肉牛养殖",
+    Tilt.speciality: "一县一业/一乡一特/一村一品",
+    Tilt.commendation: "疫情防控或保耕复产表彰",
+}
+# The application column each tilt is read from (two are derived, below).
+TILT_COLUMNS = {tilt: tilt.value for tilt in Tilt} | {Tilt.commendation: "commended"}
+BAR_FIELDS = list(AdmissionBar.model_fields)
+assert set(DECLARED_LEVELS) == set(LEVEL_OF_LABEL)
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    units: dict[str, Unit]
+
+    @classmethod
+    def of(cls, units: tuple[Unit, ...] | list[Unit]) -> Hierarchy:
+        return cls({u.key: u for u in units})
+
+    def chain(self, key: str) -> dict[Level, str]:
+        """The unit and every unit above it, by level."""
+        out: dict[Level, str] = {}
+        unit: Unit | None = self.units[key]
+        while unit is not None:
+            out.setdefault(unit.level, unit.key)
+            unit = self.units.get(unit.reports_to or "")
+        return out
+
+    def leaves(self) -> list[Unit]:
+        """Units nobody reports to: the counties, plus 梅河口市 and 长白山管委会."""
+        parents = {u.reports_to for u in self.units.values()}
+        return [u for u in self.units.values() if u.key not in parents]
+
+    def jurisdiction(self, key: str) -> frozenset[str]:
+        """A unit and every unit below it."""
+        return frozenset(k for k in self.units if key in self.chain(k).values())
+
+    def region_index(self) -> RegionIndex:
+        lookup: dict[str, str] = {}
+        former: dict[str, str] = {}
+        for unit in self.leaves():
+            for text in (unit.key, unit.name, unit.bureau):
+                lookup[fold(text)] = unit.key
+            for code in unit.former_codes:
+                former[code] = unit.key
+        return RegionIndex(lookup, former, {k: u.name for k, u in self.units.items()})
+
+
+def bar_for(rules: PoolRules, unit: Unit) -> AdmissionBar:
+    return rules.unit_admission.get(unit.key) or rules.admission[unit.level]
+
+
+def bars_frame(rules: PoolRules, hierarchy: Hierarchy) -> pd.DataFrame:
+    """Every unit's admission bar, one row per unit key."""
+    rows = {key: bar_for(rules, unit).model_dump() for key, unit in hierarchy.units.items()}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=BAR_FIELDS)
+
+
+def years_operating(founded_on: pd.Series, on: dt.date) -> pd.Series:
+    days = (pd.Timestamp(on) - pd.to_datetime(founded_on)).dt.days
+    return days / 365.25
+
+
+def unmet(apps: pd.DataFrame, bars: pd.DataFrame, level_label: str) -> pd.Series:
+    """Per row, why it falls short of the aligned bar ("" if it meets it)."""
+    reasons = pd.Series("", index=apps.index)
+
+    def add(mask: pd.Series, text: pd.Series) -> None:
+        nonlocal reasons
+        reasons = reasons.where(~mask, reasons + text + "；")
+
+    def fmt(values: pd.Series) -> pd.Series:
+        return values.round(1).map("{:g}".format)
+
+    years = apps["years_operating"]
+    add(
+        years < bars["min_years_operating"],
+        "经营年限" + fmt(years) + "年，" + level_label + "标准" + fmt(bars["min_years_operating"]) + "年",
+    )
+    premises_bar, planted_bar = bars["min_premises_m2"], bars["min_planted_mu"]
+    has_area_bar = premises_bar.notna() | planted_bar.notna()
+    area_met = (apps["premises_m2"] >= premises_bar.fillna(np.inf)) | (
+        apps["planted_mu"] >= planted_bar.fillna(np.inf)
+    )
+    add(
+        has_area_bar & ~area_met,
+        "经营场所"
+        + fmt(apps["premises_m2"])
+        + "平方米、种植"
+        + fmt(apps["planted_mu"])
+        + "亩，"
+        + level_label
+        + "标准为场所"
+        + fmt(premises_bar.fillna(0))
+        + "平方米或种植"
+        + fmt(planted_bar.fillna(0))
+        + "亩",
+    )
+    for field, label, unit in (
+        ("entrepreneurs_driven", "带动创业", "人"),
+        ("jobs", "吸纳就业", "人"),
+        ("avg_wage_yuan", "人均年工资", "元"),
+    ):
+        bar = bars[
+            {
+                "entrepreneurs_driven": "min_entrepreneurs_driven",
+                "jobs": "min_jobs",
+                "avg_wage_yuan": "min_avg_wage_yuan",
+            }[field]
+        ]
+        add(
+            apps[field] < bar, label + fmt(apps[field]) + unit + "，" + level_label + "标准" + fmt(bar) + unit
+        )
+    return reasons.str.rstrip("；")
+
+
+def derive(
+    apps: pd.DataFrame, rules: PoolRules, hierarchy: Hierarchy, application_date: dt.date
+) -> pd.DataFrame:
+    """Add tilts, priority, and the pool each application is admitted to (or judged against)."""
+    apps = apps.copy()
+    apps["years_operating"] = years_operating(apps["founded_on"], application_date)
+    apps["poverty_employment"] = apps["poverty_jobs"] >= rules.poverty_employment_min_jobs
+    apps["key_county"] = apps["region_key"].isin(rules.key_counties)
+    tilts = pd.DataFrame({t: apps[col] for t, col in TILT_COLUMNS.items() if t is not Tilt.speciality})
+    tilts[Tilt.speciality] = apps["speciality"] != "无"
+    weights = pd.Series({t: rules.weights.get(t, 0.0) for t in tilts.columns})
+    n_directions = np.where(apps["directions"] == "", 0, apps["directions"].str.count("、") + 1)
+    apps["priority"] = tilts.astype(float).dot(weights) + rules.direction_weight * n_directions
+
+    bars = bars_frame(rules, hierarchy)
+    chains = {key: hierarchy.chain(key) for key in apps["region_key"].unique()}
+    region_rank = apps["region_key"].map(lambda k: RANK[hierarchy.units[k].level])
+    declared = np.maximum(apps["declared_level"].map(lambda s: RANK[LEVEL_OF_LABEL[s]]), region_rank)
+    ordered = sorted(Level, key=RANK.__getitem__, reverse=True)  # province, city, county
+    owners, met, notes = {}, {}, {}
+    for level in ordered:
+        owner = apps["region_key"].map(lambda k, lv=level: chains[k].get(lv))
+        aligned = bars.reindex(owner.fillna("")).set_axis(apps.index)
+        reasons = unmet(apps, aligned, LEVEL_LABELS[level])
+        eligible = owner.notna() & (declared >= RANK[level])
+        owners[level], met[level], notes[level] = (
+            owner,
+            eligible & (reasons == ""),
+            reasons.where(eligible, ""),
+        )
+    # The highest pool at or below the declared level whose bar is met; else the declared one, refused.
+    chosen = np.select([met[lv] for lv in ordered], [lv.value for lv in ordered], default="")
+    top = np.select([declared == RANK[lv] for lv in ordered], [lv.value for lv in ordered], default="")
+    admitted = chosen != ""
+    level = np.where(admitted, chosen, top)
+    apps["admitted"] = admitted
+    apps["level"] = level
+    apps["pool_unit"] = ""
+    apps["admission_note"] = ""
+    for lv in ordered:
+        here = level == lv.value
+        apps.loc[here, "pool_unit"] = owners[lv][here]
+        refused = here & ~admitted
+        apps.loc[refused, "admission_note"] = "未达" + LEVEL_LABELS[lv] + "入库条件：" + notes[lv][refused]
+    for lv in ordered:  # admitted below the declared level: say why
+        lower = admitted & (top == lv.value) & (level != lv.value)
+        if lower.any():
+            got = pd.Series(level[lower], index=apps.index[lower]).map(lambda v: LEVEL_LABELS[Level(v)])
+            apps.loc[lower, "admission_note"] = (
+                "未达" + LEVEL_LABELS[lv] + "入库条件（" + notes[lv][lower] + "），按" + got + "入库"
+            )
+    return apps
+
+
+def tilt_labels(row: pd.Series) -> str:
+    flags = [
+        label
+        for tilt, label in TILT_LABELS.items()
+        if tilt is not Tilt.speciality and row[TILT_COLUMNS[tilt]]
+    ]
+    if row["speciality"] != "无":
+        flags.append(row["speciality"])
+    return "、".join(flags)
+
+
+def proposals(pool: pd.DataFrame, rules: PoolRules, hierarchy: Hierarchy, on: dt.date) -> pd.DataFrame:
+    """Which projects to propose one level up (应推尽推).
+
+    `pool`: admitted projects with their current pool (`level`, `pool_unit`: the highest pool they
+    have reached) and the bar fields; projects already proposed to the next level are left out by
+    the caller. Returns `pool`'s rows that qualify, with `to_unit` and `to_level`.
+    """
+    if pool.empty:
+        return pool.assign(to_unit=[], to_level=[])
+    pool = pool.copy()
+    pool["years_operating"] = years_operating(pool["founded_on"], on)
+    upper = pool["pool_unit"].map(lambda k: hierarchy.units[k].reports_to)
+    pool = pool[upper.notna()]
+    upper = upper[upper.notna()]
+    bars = bars_frame(rules, hierarchy).reindex(upper).set_axis(pool.index)
+    to_level = upper.map(lambda k: hierarchy.units[k].level.value)
+    labels = to_level.map(lambda v: LEVEL_LABELS[Level(v)])
+    shortfall = pd.Series("", index=pool.index)
+    for label in labels.unique():
+        rows = labels == label
+        shortfall[rows] = unmet(pool[rows], bars[rows], label)
+    ok = shortfall == ""
+    return pool[ok].assign(to_unit=upper[ok], to_level=to_level[ok])

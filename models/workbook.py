@@ -1,0 +1,222 @@
+"""The one way to read a submitted table (XLSX, or CSV as Chinese Excel writes it) into text columns.
+
+Cells come back as stripped text, whatever the file stored: an Excel number 220381.0 reads "220381",
+a date cell reads "2022-05-31", a boolean "是"/"否". Typing and checking is the caller's (see
+models/applications.py), so one reader serves every kind of workbook bureaus send.
+
+Files are read in chunks of rows, so memory stays bounded however long the file is. Each chunk
+carries `_row`: the row number the sender sees in Excel (the header row is row 1 of its sheet).
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from python_calamine import CalamineWorkbook
+
+from models.errors import SubmissionError
+
+ROW = "_row"
+TABLE_EXTENSIONS = ("xlsx", "xlsm", "xls", "et", "ods", "csv")
+HEADER_SEARCH_ROWS = 10  # a title or a note may sit above the header row
+
+
+def fold(text: str) -> str:
+    """Header matching: full-width to half-width (NFKC), no whitespace anywhere."""
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+@dataclass(frozen=True)
+class Table:
+    """An opened table: its header as written, and where it was found."""
+
+    sheet: str | None
+    header_row: int  # 1-based
+    columns: list[str]  # canonical names, for the headers that matched one; else the header as written
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time(0) else value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _match_header(cells: list[object], expected: dict[str, str]) -> tuple[list[str], int]:
+    """Canonical column names for a header row, and how many of the expected ones it has."""
+    names, hits = [], 0
+    for i, cell in enumerate(cells):
+        text = _cell_text(cell)
+        canonical = expected.get(fold(text))
+        if canonical is not None and canonical not in names:
+            names.append(canonical)
+            hits += 1
+        else:
+            names.append(text or f"_unnamed_{i}")
+    return names, hits
+
+
+def _find_header(rows: list[list[object]], expected: dict[str, str]) -> tuple[int, list[str]] | None:
+    best: tuple[int, int, list[str]] | None = None
+    for i, cells in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        names, hits = _match_header(cells, expected)
+        if hits and (best is None or hits > best[1]):
+            best = (i, hits, names)
+    if best is None:
+        return None
+    return best[0], best[2]
+
+
+def _frames(
+    rows: Iterable[list[object]], columns: list[str], first_row: int, chunk_rows: int
+) -> Iterator[pd.DataFrame]:
+    """Text DataFrames of `chunk_rows` rows; rows with every cell blank are skipped."""
+    width = len(columns)
+    buffer: list[list[object]] = []
+    numbers: list[int] = []
+    number = first_row
+
+    def flush() -> pd.DataFrame:
+        frame = pd.DataFrame(buffer, columns=columns, dtype=object)
+        for col in columns:
+            frame[col] = frame[col].map(_cell_text).astype(str)
+        frame[ROW] = numbers
+        return frame
+
+    for cells in rows:
+        if len(cells) < width:
+            cells = [*cells, *([None] * (width - len(cells)))]
+        elif len(cells) > width:
+            cells = cells[:width]
+        if any(c is not None and c != "" and (not isinstance(c, str) or c.strip()) for c in cells):
+            buffer.append(cells)
+            numbers.append(number)
+        number += 1
+        if len(buffer) >= chunk_rows:
+            yield flush()
+            buffer, numbers = [], []
+    if buffer:
+        yield flush()
+
+
+def sniff_encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM) if the file decodes as such, else GB18030 (a superset of GBK)."""
+    with path.open("rb") as fh:
+        head = fh.read(1 << 16)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        return "gb18030"
+
+
+def read_table(
+    path: Path, expected: dict[str, str], *, chunk_rows: int = 10_000
+) -> tuple[Table, Iterator[pd.DataFrame]]:
+    """Open a submitted table; `expected` maps folded header text to canonical column names.
+
+    Raises SubmissionError (naming the file) when it cannot be read or has no recognisable header.
+    """
+    ext = path.suffix.lower().lstrip(".")
+    if ext not in TABLE_EXTENSIONS:
+        raise SubmissionError(path.name, f"不是表格文件（可受理：{'、'.join(TABLE_EXTENSIONS)}）")
+    if ext == "csv":
+        return _read_csv(path, expected, chunk_rows)
+    return _read_workbook(path, expected, chunk_rows)
+
+
+def _read_workbook(
+    path: Path, expected: dict[str, str], chunk_rows: int
+) -> tuple[Table, Iterator[pd.DataFrame]]:
+    try:
+        book = CalamineWorkbook.from_path(str(path))
+    except Exception as exc:  # calamine raises several types for a damaged or foreign file
+        raise SubmissionError(
+            path.name, f"无法读取表格（文件损坏或格式不符）：{type(exc).__name__}"
+        ) from None
+    for name in book.sheet_names:
+        sheet = book.get_sheet_by_name(name)
+        rows = sheet.iter_rows()
+        head: list[list[object]] = []
+        for cells in rows:
+            head.append(list(cells))
+            if len(head) >= HEADER_SEARCH_ROWS:
+                break
+        found = _find_header(head, expected)
+        if found is None:
+            continue
+        index, columns = found
+        offset = sheet.start[0] if sheet.start else 0  # calamine's range may begin below row 1
+        body = [*head[index + 1 :]]
+
+        def chained(
+            first: list[list[object]] = body, rest: Iterator[list[object]] = rows
+        ) -> Iterator[list[object]]:
+            yield from first
+            for cells in rest:
+                yield list(cells)
+
+        table = Table(name, offset + index + 1, columns)
+        return table, _frames(chained(), columns, offset + index + 2, chunk_rows)
+    raise SubmissionError(path.name, "找不到表头：请使用发布的模板，表头须包含模板中的列名")
+
+
+def _read_csv(path: Path, expected: dict[str, str], chunk_rows: int) -> tuple[Table, Iterator[pd.DataFrame]]:
+    encoding = sniff_encoding(path)
+    try:
+        preview = pd.read_csv(
+            path,
+            header=None,
+            nrows=HEADER_SEARCH_ROWS,
+            dtype=str,
+            keep_default_na=False,
+            encoding=encoding,
+            skip_blank_lines=False,
+        )
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise SubmissionError(path.name, f"无法读取 CSV：{type(exc).__name__}") from None
+    found = _find_header(preview.values.tolist(), expected)
+    if found is None:
+        raise SubmissionError(path.name, "找不到表头：请使用发布的模板，表头须包含模板中的列名")
+    index, columns = found
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        reader = pd.read_csv(
+            path,
+            header=None,
+            skiprows=index + 1,
+            names=columns,
+            dtype=str,
+            keep_default_na=False,
+            encoding=encoding,
+            skip_blank_lines=False,
+            chunksize=chunk_rows,
+            index_col=False,
+            on_bad_lines="warn",
+        )
+        for frame in reader:
+            frame = frame.fillna("")
+            frame[ROW] = frame.index + index + 2
+            for col in columns:
+                frame[col] = frame[col].str.strip()
+            blank = (frame[columns] == "").all(axis=1)
+            yield frame[~blank]
+
+    return Table(None, index + 1, columns), chunks()

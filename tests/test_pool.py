@@ -1,0 +1,417 @@
+"""The incubation-pool intake end to end: bureaus' workbooks with good and bad rows, the error workbook,
+resubmissions, the three pools, and recommendation paused for an operator and resumed from code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+from sqlmodel import select
+
+from models.applications import COLUMNS, ERROR_COLUMN
+from models.db import session_scope
+from models.privacy import mask_phone, mask_ric
+from models.tables import IntakeFile, IntakeRejection, PoolApplication, Recommendation
+from tests.helpers import edit_yaml, outbox
+from tests.pool_data import HEADERS, application, credit_code, id_number, write_csv, write_xlsx
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+TODAY = dt.date(2022, 7, 5)
+
+
+def inbox(env: dict[str, object]) -> Path:
+    folder = Path(str(env["home"])) / "inbox" / "pool_intake"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def applications() -> dict[str, PoolApplication]:
+    with session_scope() as session:
+        return {a.project_name: a for a in session.exec(select(PoolApplication)).all()}
+
+
+def by_row(summary: dict[str, Any]) -> dict[int, list[tuple[str, str]]]:
+    out: dict[int, list[tuple[str, str]]] = {}
+    for e in summary["errors"]:
+        out.setdefault(e["row"], []).append((e["column"], e["reason"]))
+    return out
+
+
+# Row 2 of each file is good; every later row has one kind of mistake, next to more good rows.
+BAD = [
+    ({"统一社会信用代码": "91220723MA00000001"}, "统一社会信用代码", "校验位不正确"),
+    ({"统一社会信用代码": "9122"}, "统一社会信用代码", "位数不对"),
+    ({"负责人身份证号": "220723198501010011"}, "负责人身份证号", "校验位不正确"),
+    ({"负责人身份证号": "220723198513010011"}, "负责人身份证号", "身份证号"),
+    ({"联系电话": "1391234567"}, "联系电话", "不是有效的手机号"),
+    ({"所在县（市、区）": "229999"}, "所在县（市、区）", "未知的县级单位"),
+    ({"所在县（市、区）": "南关区"}, "所在县（市、区）", "不属于乾安县辖区"),
+    ({"带动创业人数": "-5"}, "带动创业人数", "不能为负数"),
+    ({"吸纳就业人数": "十个"}, "吸纳就业人数", "不是数字"),
+    ({"带动创业人数": "2.5"}, "带动创业人数", "人数应为整数"),
+    ({"其中脱贫人口就业人数": "99"}, "其中脱贫人口就业人数", "大于吸纳就业人数"),
+    ({"成立日期": "2023-01-01"}, "成立日期", "晚于申报日期 2022-07-05"),
+    ({"成立日期": "去年"}, "成立日期", "无法识别的日期"),
+    ({"项目名称": ""}, "项目名称", "必填项为空"),
+    ({"主体类型": "个体户"}, "主体类型", "应为以下之一"),
+    ({"是否肉牛养殖": "也许"}, "是否肉牛养殖", "应填“是”或“否”"),
+    ({"三个助力方向": "乡村振兴、招商引资"}, "三个助力方向", "应为以下一项或多项"),
+    ({"申报层级": "国家级"}, "申报层级", "应为以下之一"),
+]
+
+
+def fixture_rows() -> list[dict[str, Any]]:
+    rows = [application(1)]
+    for i, (change, _, _) in enumerate(BAD, start=100):
+        rows.append(application(i, **change))
+        rows.append(application(i + 1000))  # a good row after every bad one
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "csv-gbk"])
+def test_good_rows_kept_bad_rows_reported_with_row_column_reason(env: dict[str, object], kind: str) -> None:
+    from config import load_config
+    from tasks.pool import take_in_workbook
+    from tasks.sync import sync_hierarchy
+
+    cfg = load_config()
+    with session_scope() as session:
+        sync_hierarchy(session, cfg)
+    rows = fixture_rows()
+    folder = inbox(env)
+    path = (
+        write_xlsx(folder / "乾安县-培育库申报表.xlsx", rows)
+        if kind == "xlsx"
+        else write_csv(folder / "220723-培育库申报表.csv", rows, encoding="gbk")
+    )
+    original = path.read_bytes()
+    received = dt.datetime(2022, 7, 5, 1, tzinfo=dt.UTC)
+    summary = take_in_workbook(cfg, path, received)
+
+    assert summary["unit"] == "220723"
+    assert summary["rows_read"] == len(rows)
+    assert summary["rejected"] == len(BAD)
+    assert summary["admitted"] == len(rows) - len(BAD)
+    errors = by_row(summary)
+    for n, (_, column, reason) in enumerate(BAD):
+        row = 3 + 2 * n  # header is row 1, the first good row is row 2
+        assert any(c == column and reason in r for c, r in errors[row]), (row, errors.get(row))
+    # Personal data is masked in the report, never shown whole.
+    id_errors = [e for e in summary["errors"] if e["column"] == "负责人身份证号"]
+    assert id_errors and all("********" in e["value"] for e in id_errors)
+    assert "1391234567" not in json.dumps(summary, ensure_ascii=False)
+
+    stored = applications()
+    assert len(stored) == len(rows) - len(BAD)
+    app = stored["肉牛养殖项目1"]
+    assert app.leader_id_masked == id_number(1)[:6] + "********" + id_number(1)[-4:]
+    assert app.admitted and app.level == "county" and app.pool_unit == "220723"
+    assert app.beef_cattle and app.poverty_employment and app.speciality == "一村一品"
+
+    # The received file is archived unchanged with its hash.
+    with session_scope() as session:
+        record = session.exec(select(IntakeFile)).one()
+    assert Path(record.archived_path).read_bytes() == original
+    assert record.counts["rejected"] == len(BAD)
+
+    # The error workbook: the bad rows' original columns plus the error column, checked cell by cell.
+    book = load_workbook(summary["error_workbook"])
+    sheet = book["有误的行"]
+    header = [c.value for c in sheet[1]]
+    assert header == ["原行号", *HEADERS, ERROR_COLUMN]
+    body = list(sheet.iter_rows(min_row=2, values_only=True))
+    assert len(body) == len(BAD)
+    for n, (change, column, reason) in enumerate(BAD):
+        line = body[n]
+        assert line[0] == 3 + 2 * n
+        sent = application(100 + n, **change)
+        for i, col in enumerate(COLUMNS, start=1):
+            expected = str(sent[col.header])
+            if col.kind == "ric":
+                expected = mask_ric(expected)
+            elif col.kind == "phone":
+                expected = mask_phone(expected)
+            assert (line[i] or "") == expected, (line[0], col.header)
+        assert column in line[-1] and reason in line[-1]
+    detail = list(book["错误明细"].iter_rows(min_row=2, values_only=True))
+    assert len(detail) >= len(BAD)
+
+    # The sender is told, with the error workbook attached.
+    [message] = [m for m in outbox() if m.kind == "intake_result"]
+    assert message.unit_key == "220723" and message.attachment == summary["error_workbook"]
+    assert f"有误未受理 {len(BAD)} 行" in message.body
+    assert id_number(103) not in message.body  # masked in the message as well
+
+
+def test_reading_variants_headers_dates_booleans_blank_rows_and_former_code(env: dict[str, object]) -> None:
+    from config import load_config
+    from tasks.pool import take_in_workbook
+    from tasks.sync import sync_hierarchy
+
+    cfg = load_config()
+    with session_scope() as session:
+        sync_hierarchy(session, cfg)
+    # Headers with half-width brackets and stray spaces; a title row above them; the order changed.
+    headers = [h.replace("（", "(").replace("）", ")") for h in HEADERS]
+    headers[0] = " 项目名称 "
+    headers = headers[::-1]
+    rows = [
+        dict(
+            zip(
+                headers[::-1],
+                application(1, **{"成立日期": 43000, "是否肉牛养殖": "Y"}).values(),
+                strict=True,
+            )
+        ),
+        {},  # a blank row, skipped
+        dict(
+            zip(
+                headers[::-1],
+                application(
+                    2, **{"成立日期": "2019/5/31", "是否肉牛养殖": "1", "所在县（市、区）": "220381"}
+                ).values(),
+                strict=True,
+            )
+        ),
+        dict(
+            zip(
+                headers[::-1],
+                application(3, **{"成立日期": "2019年5月31日", "是否肉牛养殖": "N"}).values(),
+                strict=True,
+            )
+        ),
+        dict(
+            zip(
+                headers[::-1],
+                application(4, **{"成立日期": dt.date(2017, 1, 2), "是否肉牛养殖": "0"}).values(),
+                strict=True,
+            )
+        ),
+    ]
+    path = inbox(env) / "长春市-培育库申报表.xlsx"
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["2022年长春市培育库申报汇总表"])
+    sheet.append(headers)
+    for row in rows:
+        sheet.append([row.get(h) for h in headers])
+    book.save(path)
+    # 乾安县 is not in 长春's jurisdiction: put every row in 长春's counties.
+    summary = take_in_workbook(cfg, path, dt.datetime(2022, 7, 5, 1, tzinfo=dt.UTC))
+    assert summary["rows_read"] == 4
+    errors = by_row(summary)
+    # rows 3, 6, 7 are in 乾安县, outside 长春市: refused; row 5 (公主岭's old code) is 长春's.
+    assert set(errors) == {3, 6, 7}
+    assert summary["warnings"] == [
+        {
+            "row": 5,
+            "column": "所在县（市、区）",
+            "value": "220381",
+            "reason": "旧行政区划代码，已按现行代码 220184（公主岭市）受理",
+        }
+    ]
+    app = applications()["肉牛养殖项目2"]
+    assert app.region_key == "220184" and app.pool_unit == "220184"
+    assert app.founded_on == dt.date(2019, 5, 31) and app.beef_cattle
+
+    # Dates and booleans in every accepted spelling, read the same way.
+    import pandas as pd
+
+    from models.applications import parse_dates
+
+    parsed = parse_dates(
+        pd.Series(["43000", "2019/5/31", "2019年5月31日", "2017-01-02", "20170102", "2017.1.2", "x"])
+    )
+    assert [None if pd.isna(v) else v.date() for v in parsed] == [
+        dt.date(2017, 9, 22),
+        dt.date(2019, 5, 31),
+        dt.date(2019, 5, 31),
+        dt.date(2017, 1, 2),
+        dt.date(2017, 1, 2),
+        dt.date(2017, 1, 2),
+        None,
+    ]
+
+
+def test_same_file_twice_and_corrected_resubmission(env: dict[str, object]) -> None:
+    from flows.pool import pool_intake
+
+    folder = inbox(env)
+    first = [application(1), application(2, **{"带动创业人数": "-1"}), application(3)]
+    sent = write_xlsx(folder / "乾安县-培育库申报表.xlsx", first).read_bytes()
+    result = pool_intake(today=TODAY, approve=False)
+    [summary] = result["files"]
+    assert (summary["admitted"], summary["rejected"]) == (2, 1)
+    assert not (folder / "乾安县-培育库申报表.xlsx").exists(), "taken out of the inbox once stored"
+    messages = len(outbox())
+
+    # The very same file again: nothing changes, nobody is told twice.
+    (folder / "乾安县-培育库申报表.xlsx").write_bytes(sent)
+    result = pool_intake(today=TODAY, approve=False)
+    [summary] = result["files"]
+    assert summary["duplicate_file"] and summary["duplicates"] == 2
+    assert len(applications()) == 2
+    assert len([m for m in outbox() if m.kind == "intake_result"]) == 1
+    assert len(outbox()) == messages
+
+    # The corrected file: row 3 fixed, row 2 changed (more jobs). Updated, not duplicated.
+    corrected = [application(1, **{"吸纳就业人数": "80"}), application(2), application(3)]
+    write_xlsx(folder / "乾安县-培育库申报表（更正）.xlsx", corrected)
+    result = pool_intake(today=dt.date(2022, 7, 6), approve=False)
+    [summary] = result["files"]
+    assert (summary["admitted"], summary["updated"], summary["duplicates"], summary["rejected"]) == (
+        1,
+        1,
+        1,
+        0,
+    )
+    stored = applications()
+    assert len(stored) == 3 and stored["肉牛养殖项目1"].jobs == 80
+    with session_scope() as session:
+        assert len(session.exec(select(IntakeFile)).all()) == 2
+
+
+def test_unreadable_or_unknown_files_are_kept_and_the_sender_told(env: dict[str, object]) -> None:
+    from flows.pool import pool_intake
+
+    folder = inbox(env)
+    write_xlsx(folder / "某某单位-培育库.xlsx", [application(1)])
+    write_csv(folder / "乾安县-没有表头.csv", [application(2)], headers=["甲", "乙"])
+    write_xlsx(folder / "乾安县-缺列.xlsx", [application(3)], headers=HEADERS[:5])
+    result = pool_intake(today=TODAY, approve=False)
+    refused = {r["file"]: r["refused"] for r in result["files"]}
+    assert "无法从文件名识别报送单位" in refused["某某单位-培育库.xlsx"]
+    assert "找不到表头" in refused["乾安县-没有表头.csv"]
+    assert "缺少必填列：负责人身份证号、负责人类别" in refused["乾安县-缺列.xlsx"]
+    with session_scope() as session:
+        kept = session.exec(select(IntakeRejection)).all()
+    assert len(kept) == 3 and all(Path(k.kept_at).exists() for k in kept)
+    told = {m.unit_key for m in outbox() if m.kind == "rejection"}
+    assert told == {"220000", "220723"}  # unknown sender: the province is told
+
+
+def _wait_for_pause(timeout: float = 60) -> Any:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+                )
+            )
+            if runs:
+                return runs[0]
+            time.sleep(0.5)
+    raise AssertionError("the flow run never paused for approval")
+
+
+def _pool_with_candidates(env: dict[str, object]) -> None:
+    """乾安县: two projects meeting the city bar, one not; 梅河口市: one meeting the province bar."""
+    folder = inbox(env)
+    write_xlsx(
+        folder / "乾安县-培育库申报表.xlsx",
+        [
+            application(1, **{"是否就业帮扶车间": "是"}),  # the highest priority
+            application(2),
+            application(3, **{"带动创业人数": "12"}),  # county bar only: stays in the county pool
+        ],
+    )
+    write_xlsx(
+        folder / "梅河口市-培育库申报表.xlsx",
+        [application(4, **{"所在县（市、区）": "梅河口市", "统一社会信用代码": credit_code(4, "220581")})],
+    )
+
+
+def test_recommendation_paused_for_approval_and_resumed_with_exclusions(env: dict[str, object]) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.pool import pool_intake
+
+    _pool_with_candidates(env)
+    result: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: result.update(pool_intake(today=TODAY)))
+    runner.start()
+    paused = _wait_for_pause()
+    # 梅河口市 goes straight to the province; 乾安县's two qualifying projects go to 松原市.
+    with session_scope() as session:
+        recs = session.exec(select(Recommendation)).all()
+        apps = {a.id: a for a in session.exec(select(PoolApplication)).all()}
+    assert sorted((apps[r.application_id].project_name, r.to_unit) for r in recs) == [
+        ("肉牛养殖项目1", "220700"),
+        ("肉牛养殖项目2", "220700"),
+        ("肉牛养殖项目4", "220000"),
+    ]
+    excluded = next(r for r in recs if apps[r.application_id].project_name == "肉牛养殖项目2")
+    decisions = [
+        {
+            "id": r.id,
+            "route": "",
+            "project": apps[r.application_id].project_name,
+            "entity": "",
+            "priority": 0,
+            "approve": r.id != excluded.id,
+            "reason": "材料待核实" if r.id == excluded.id else "",
+        }
+        for r in recs
+    ]
+    resume_flow_run(paused.id, run_input={"approver": "省就业服务局 李四", "decisions": decisions})
+    runner.join(timeout=120)
+    assert result["approval"] == {"approved": 2, "excluded": 1, "ignored": 0}
+
+    with session_scope() as session:
+        decided = {r.id: r for r in session.exec(select(Recommendation)).all()}
+    assert decided[excluded.id].status == "excluded" and decided[excluded.id].reason == "材料待核实"
+    approved = [r for r in decided.values() if r.status == "approved"]
+    assert len(approved) == 2
+    assert all(
+        r.decided_by == "省就业服务局 李四" and r.decided_at and r.flow_run_id == str(paused.id)
+        for r in approved
+    )
+    told = {(m.unit_key, m.kind) for m in outbox() if m.kind == "recommendation"}
+    assert told == {
+        ("220723", "recommendation"),
+        ("220700", "recommendation"),
+        ("220581", "recommendation"),
+        ("220000", "recommendation"),
+    }
+    to_county = next(m for m in outbox() if m.kind == "recommendation" and m.unit_key == "220723")
+    assert "材料待核实" in to_county.body and "包保" in to_county.body
+
+    # Next round: the city pool's project 1 meets the province bar → proposed one level further.
+    from config import load_config
+    from tasks.pool import propose_recommendations
+
+    waiting = propose_recommendations.fn(load_config(), TODAY, dt.datetime.now(dt.UTC))
+    assert [(w["project"], w["route"]) for w in waiting] == [("肉牛养殖项目1", "松原市 → 吉林省")]
+
+
+def test_approval_timeout_leaves_proposals_open_and_reminds_the_operator(
+    env: dict[str, object], config_dir: Path
+) -> None:
+    from flows.pool import pool_intake
+
+    edit_yaml(
+        config_dir / "campaigns" / "2022.yaml", lambda d: d["pool"].update(approval_timeout_minutes=0.05)
+    )
+    _pool_with_candidates(env)
+    result = pool_intake(today=TODAY)
+    assert result["approval"] == "timed_out"
+    with session_scope() as session:
+        assert {r.status for r in session.exec(select(Recommendation)).all()} == {"proposed"}
+    [reminder] = [m for m in outbox() if m.kind == "approval_due"]
+    assert reminder.unit_key == "220000" and "3 个" in reminder.subject
+    # A second timeout the same day does not remind again.
+    pool_intake(today=TODAY)
+    assert len([m for m in outbox() if m.kind == "approval_due"]) == 1
