@@ -6,6 +6,9 @@ campaign calendar [--year 2022]      every planned kickoff, reminder and escalat
 campaign run june_survey [--today D] run one flow now (as of a date), without a server
 campaign record OBLIGATION UNIT --by NAME [--on D] [--file F] [--note N]
 campaign status OBLIGATION [--today D]
+campaign template [PATH]             write the blank incubation-pool application workbook
+campaign intake FILE [--json] [--today D]
+                                     take in one application workbook now; --json prints the summary
 campaign deliver                     deliver queued notifications now
 campaign serve                       local Prefect server + every deployment on its schedule
 """
@@ -22,7 +25,7 @@ from pathlib import Path
 
 from models.errors import CampaignError
 
-FLOWS = ("june_survey", "standards_filing", "deliver_notifications")
+FLOWS = ("june_survey", "standards_filing", "pool_intake", "deliver_notifications")
 
 
 def _date(text: str) -> dt.date:
@@ -84,6 +87,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         from flows.june import june_survey as fl
     elif args.flow == "standards_filing":
         from flows.june import standards_filing as fl
+    elif args.flow == "pool_intake":
+        from flows.pool import pool_intake
+
+        # From the command line nobody can answer an approval form: proposals wait for a served run.
+        result = pool_intake(today=args.today, approve=False)
+        print(json.dumps(result, ensure_ascii=False, default=str, indent=1))
+        return 0
     else:
         from flows.operations import deliver_notifications
 
@@ -121,6 +131,48 @@ def cmd_status(args: argparse.Namespace) -> int:
     df = status_frame(cfg, args.obligation, args.today or local_today(cfg.campaign))
     print(df.to_string(index=False))
     return 0
+
+
+def cmd_template(args: argparse.Namespace) -> int:
+    from config import get_settings, load_config
+    from tasks.workbooks import write_template
+
+    cfg = load_config()
+    year = cfg.campaign.year
+    path = args.path or get_settings().reports / str(year) / f"{year}年培育库申报表（模板）.xlsx"
+    write_template(path, year, cfg.campaign.pool)
+    print(f"模板已生成：{path}")
+    return 0
+
+
+def cmd_intake(args: argparse.Namespace) -> int:
+    from flows.pool import pool_intake
+    from models.db import migrate
+
+    migrate()
+    path = args.file.resolve()
+    if not path.is_file():
+        print(f"{args.file}: 文件不存在", file=sys.stderr)
+        return 2
+    result = pool_intake(today=args.today, files=[str(path)], approve=False)
+    [summary] = result["files"]
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=1))
+    else:
+        if summary.get("refused"):
+            print(f"未受理：{summary['refused']}")
+        elif summary.get("duplicate_file"):
+            print(f"此文件已于 {summary['first_received_at']} 受理，未重复处理")
+        else:
+            print(
+                "读取 {rows_read} 行：新入库 {admitted}，未达入库条件 {not_admitted}，更新 {updated}，"
+                "重复 {duplicates}，有误 {rejected}".format(**summary)
+            )
+            for e in summary["errors"]:
+                print(f"  第 {e['row']} 行【{e['column']}】{e['value']}：{e['reason']}")
+            if summary["error_workbook"]:
+                print(f"错误清单：{summary['error_workbook']}")
+    return 0 if not summary.get("refused") else 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -165,6 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("obligation")
     p.add_argument("--today", type=_date)
     p.set_defaults(fn=cmd_status)
+    p = sub.add_parser("template", help="write the blank incubation-pool application workbook")
+    p.add_argument("path", nargs="?", type=Path)
+    p.set_defaults(fn=cmd_template)
+    p = sub.add_parser("intake", help="take in one incubation-pool application workbook now")
+    p.add_argument("file", type=Path, help="XLSX or CSV, named after the sending unit (e.g. 乾安县-申报表.xlsx)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--today", type=_date)
+    p.set_defaults(fn=cmd_intake)
     p = sub.add_parser("deliver", help="deliver queued notifications now")
     p.set_defaults(fn=lambda a: cmd_run(argparse.Namespace(flow="deliver_notifications", today=None)))
     p = sub.add_parser("serve", help="serve every deployment with a local Prefect server")

@@ -65,7 +65,8 @@ def local_prefect_server(port: int = 4200) -> Iterator[str]:
 def deployments() -> list[object]:
     from flows.june import june_survey, standards_filing
     from flows.operations import deliver_notifications, record_submission
-    from flows.schedules import daily_schedule, delivery_schedule
+    from flows.pool import pool_intake
+    from flows.schedules import daily_schedule, delivery_schedule, working_day_schedule
 
     cfg = load_config()
     dated = [june_survey, standards_filing]
@@ -80,6 +81,14 @@ def deployments() -> list[object]:
                 tags=[f"campaign-{cfg.campaign.year}"],
             )
         )
+    out.append(
+        pool_intake.to_deployment(
+            name=f"{cfg.campaign.year}",
+            schedules=[working_day_schedule(cfg)],
+            description=pool_intake.description,
+            tags=[f"campaign-{cfg.campaign.year}"],
+        )
+    )
     out.append(
         deliver_notifications.to_deployment(
             name=f"{cfg.campaign.year}",

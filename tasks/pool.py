@@ -14,11 +14,10 @@ import hashlib
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import sqlalchemy as sa
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font, PatternFill
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -28,13 +27,7 @@ from sqlmodel import Session, select
 from config import CampaignConfig
 from config.schema import LEVEL_LABELS, Level, PoolRules, Unit
 from config.settings import get_settings
-from models.applications import (
-    COLUMNS,
-    ERROR_COLUMN,
-    EXPECTED_HEADERS,
-    CheckContext,
-    check_applications,
-)
+from models.applications import COLUMNS, EXPECTED_HEADERS, CheckContext, check_applications
 from models.clock import local_date
 from models.db import insert_ignoring_duplicates, session_scope
 from models.errors import ConfigError, ConfigProblem, SubmissionError
@@ -52,6 +45,7 @@ from models.tables import (
 from models.workbook import ROW, read_table
 from tasks.intake import _reject, archive, sha256_of
 from tasks.notify import enqueue
+from tasks.workbooks import write_error_workbook
 
 OBLIGATION = "pool_intake"
 MESSAGE_ITEMS = 20  # errors / refusals listed in a message; the error workbook has all of them
@@ -153,37 +147,6 @@ def _upsert_applications(
     return counts, write
 
 
-def write_error_workbook(path: Path, bad: pd.DataFrame, errors: pd.DataFrame) -> None:
-    """The bad rows as sent (personal data masked) with an error column, and one line per error."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    book = Workbook()
-    sheet = book.active
-    sheet.title = "有误的行"
-    headers = ["原行号", *(c.header for c in COLUMNS), ERROR_COLUMN]
-    sheet.append(headers)
-    for record in bad.sort_values(ROW).to_dict("records"):
-        sheet.append([record[ROW], *(record[c.field] for c in COLUMNS), record[ERROR_COLUMN]])
-    bold, red = Font(bold=True), PatternFill("solid", fgColor="FDE9E7")
-    for cell in sheet[1]:
-        cell.font = bold
-    for row in sheet.iter_rows(min_row=2, min_col=len(headers), max_col=len(headers)):
-        row[0].fill = red
-        row[0].alignment = Alignment(wrap_text=True)
-    sheet.column_dimensions["A"].width = 8
-    sheet.column_dimensions[sheet.cell(1, len(headers)).column_letter].width = 60
-    sheet.freeze_panes = "B2"
-    detail = book.create_sheet("错误明细")
-    detail.append(["行号", "列", "值", "原因"])
-    for cell in detail[1]:
-        cell.font = bold
-    for r in errors.sort_values([ROW, "列"], kind="stable").to_dict("records"):
-        detail.append([r[ROW], r["列"], str(r["值"]), r["原因"]])
-    detail.column_dimensions["D"].width = 60
-    tmp = path.with_suffix(".tmp.xlsx")
-    book.save(tmp)
-    tmp.replace(path)
-
-
 def take_in_workbook(
     cfg: CampaignConfig,
     path: Path,
@@ -210,7 +173,7 @@ def take_in_workbook(
             return summary | {
                 "unit": seen.unit_key,
                 "duplicate_file": True,
-                "first_received_at": seen.received_at.isoformat(),
+                "first_received_at": seen.received_at.astimezone(ZoneInfo(cfg.campaign.timezone)).isoformat(),
                 "rows_read": rows,
                 "duplicates": rows - int(seen.counts.get("rejected", 0)),
             }

@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from config import load_config
 from flows.cli import main as cli
 from flows.schedules import daily_schedule, flow_windows
 from tests.helpers import free_port
+from tests.pool_data import application, write_xlsx
 
 
 def test_schedules_are_calendar_rrules_in_shanghai_time() -> None:
@@ -67,7 +69,7 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
     try:
         deployments: list[dict[str, object]] = []
         deadline = time.monotonic() + 150
-        while time.monotonic() < deadline and len(deployments) < 4:
+        while time.monotonic() < deadline and len(deployments) < 5:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
             with contextlib.suppress(httpx.HTTPError):
                 deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()
@@ -79,6 +81,7 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
             "standards_filing",
             "deliver_notifications",
             "record_submission",
+            "pool_intake",
         }
         june = by_flow["june_survey"]
         assert june["schedules"][0]["schedule"]["timezone"] == "Asia/Shanghai"  # type: ignore[index]
@@ -97,12 +100,43 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
         assert state == "COMPLETED"
         mailbox = tmp_path / "var" / "mailbox"
         assert len(list(mailbox.glob("*/*.txt"))) == 70  # one kickoff per city and county
-        import sqlite3
-
         with sqlite3.connect(tmp_path / "var" / "campaign.db") as db:
             assert db.execute("select trigger, outcome from flow_run_audit").fetchall() == [
                 ("operator", "completed")
             ]
+
+        # The pool intake on working days only; an operator approves its recommendations in the UI.
+        rule = by_flow["pool_intake"]["schedules"][0]["schedule"]["rrule"]  # type: ignore[index]
+        assert "BYDAY=MO,TU,WE,TH,FR" in rule and "20221003T090000" in rule and "20221008T090000" in rule
+        write_xlsx(tmp_path / "var" / "inbox" / "pool_intake" / "乾安县-培育库申报表.xlsx", [application(1)])
+        pool = by_flow["pool_intake"]
+        run = httpx.post(
+            f"{api}/deployments/{pool['id']}/create_flow_run", json={"parameters": {"today": "2022-07-05"}}
+        ).json()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and state != "PAUSED":
+            time.sleep(1)
+            state = httpx.get(f"{api}/flow_runs/{run['id']}").json()["state"]["type"]
+        assert state == "PAUSED"
+        with sqlite3.connect(tmp_path / "var" / "campaign.db") as db:
+            [(rec_id,)] = db.execute("select id from recommendation").fetchall()
+        answer = {
+            "approver": "王五",
+            "decisions": [{"id": rec_id, "route": "", "project": "", "entity": "", "priority": 0}],
+        }
+        resumed = httpx.post(f"{api}/flow_runs/{run['id']}/resume", json={"run_input": answer})
+        assert resumed.status_code == 201, resumed.text
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and state not in ("COMPLETED", "FAILED", "CRASHED"):
+            time.sleep(1)
+            state = httpx.get(f"{api}/flow_runs/{run['id']}").json()["state"]["type"]
+        assert state == "COMPLETED"
+        with sqlite3.connect(tmp_path / "var" / "campaign.db") as db:
+            assert db.execute("select status, decided_by from recommendation").fetchall() == [
+                ("approved", "王五")
+            ]
+        artifacts = httpx.post(f"{api}/artifacts/filter", json={}).json()
+        assert {"pool-county", "pool-city", "pool-province", "pool-summary"} <= {a["key"] for a in artifacts}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -1,0 +1,172 @@
+"""The incubation pool's rules as plain functions over frames: admission per level with each unit's own
+bar, the fallback to a lower pool, tilts and priority, routing upward, and the template. No Prefect."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from dateutil.rrule import rrulestr
+from openpyxl import load_workbook
+from stdnum.exceptions import InvalidChecksum
+
+from config import load_config
+from models.applications import COLUMNS, CheckContext, check_applications, validate_ric
+from models.pool import Hierarchy, derive, proposals
+from models.workbook import ROW
+from tests.pool_data import HEADERS, application, id_number
+
+ON = dt.date(2022, 7, 5)
+
+
+@pytest.fixture(scope="module")
+def cfg():  # type: ignore[no-untyped-def]
+    return load_config(2022)
+
+
+def checked(cfg, rows: list[dict[str, object]], sender: str = "220000") -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    hierarchy = Hierarchy.of(cfg.units)
+    by_header = {c.header: c.field for c in COLUMNS}
+    frame = pd.DataFrame([{by_header[k]: str(v) for k, v in r.items()} for r in rows])
+    frame[ROW] = range(2, 2 + len(frame))
+    ctx = CheckContext(hierarchy.region_index(), hierarchy.jurisdiction(sender), "吉林省", ON)
+    result = check_applications(frame, ctx)
+    assert result.errors.empty, result.errors.to_dict("records")
+    return derive(result.good, cfg.campaign.pool, hierarchy, ON)
+
+
+def test_admission_uses_the_units_own_bar_and_falls_back_to_a_lower_pool(cfg) -> None:  # type: ignore[no-untyped-def]
+    apps = checked(
+        cfg,
+        [
+            # 乾安县 filed its own bar (min_jobs 0): admitted with no jobs; 长岭县 uses the county default (10).
+            application(1, **{"吸纳就业人数": "0", "其中脱贫人口就业人数": "0"}),
+            application(
+                2, **{"吸纳就业人数": "0", "其中脱贫人口就业人数": "0", "所在县（市、区）": "长岭县"}
+            ),
+            # declared 市级, meets only the county bar: admitted to the county pool, and told why
+            application(3, **{"带动创业人数": "15", "申报层级": "市级", "所在县（市、区）": "长岭县"}),
+            # declared 省级 and meets it: the province pool
+            application(4, **{"申报层级": "省级"}),
+            # 梅河口市 acts at city level: a 县级 application there goes to its own (city-level) pool
+            application(5, **{"所在县（市、区）": "梅河口市"}),
+            # too young for any pool: refused, with the reason
+            application(6, **{"成立日期": "2022-03-01", "所在县（市、区）": "长岭县"}),
+        ],
+    )
+    got = apps.set_index("project_name")[["level", "pool_unit", "admitted", "admission_note"]]
+    assert got.loc["肉牛养殖项目1"].tolist() == ["county", "220723", True, ""]
+    assert got.loc["肉牛养殖项目2", "admitted"] == False  # noqa: E712
+    assert "吸纳就业0人，县级标准10人" in got.loc["肉牛养殖项目2", "admission_note"]
+    assert got.loc["肉牛养殖项目3"].tolist()[:3] == ["county", "220722", True]
+    assert got.loc["肉牛养殖项目3", "admission_note"].startswith(
+        "未达市级入库条件（带动创业15人，市级标准20人），按县级入库"
+    )
+    assert got.loc["肉牛养殖项目4"].tolist() == ["province", "220000", True, ""]
+    assert got.loc["肉牛养殖项目5"].tolist()[:3] == ["city", "220581", True]
+    assert got.loc["肉牛养殖项目6", "admitted"] == False  # noqa: E712
+    assert "经营年限0.3年，县级标准1年" in got.loc["肉牛养殖项目6", "admission_note"]
+
+
+def test_tilts_and_priority_follow_the_configured_weights(cfg) -> None:  # type: ignore[no-untyped-def]
+    weights = cfg.campaign.pool.weights
+    apps = checked(
+        cfg,
+        [
+            application(
+                1, **{"是否肉牛养殖": "否", "特色类型": "无", "三个助力方向": "", "其中脱贫人口就业人数": "0"}
+            ),
+            application(
+                2,
+                **{
+                    "所在县（市、区）": "通榆县",  # a key county in the 2022 config
+                    "是否边境村": "是",
+                    "是否获疫情防控或保耕复产表彰": "是",
+                    "三个助力方向": "区域品牌特色,乡村振兴",
+                },
+            ),
+        ],
+    ).set_index("project_name")
+    assert apps.loc["肉牛养殖项目1", "priority"] == 0
+    plain = apps.loc["肉牛养殖项目2"]
+    assert (
+        plain["key_county"]
+        and plain["poverty_employment"]
+        and plain["directions"] == "乡村振兴、区域品牌特色"
+    )
+    expected = sum(
+        weights[t]
+        for t in weights
+        if t.value
+        in ("key_county", "border_village", "commendation", "beef_cattle", "speciality", "poverty_employment")
+    )
+    assert plain["priority"] == pytest.approx(expected + 2 * cfg.campaign.pool.direction_weight)
+
+
+def test_recommendation_goes_one_level_up_by_reports_to(cfg) -> None:  # type: ignore[no-untyped-def]
+    hierarchy = Hierarchy.of(cfg.units)
+    apps = checked(
+        cfg,
+        [
+            application(1),  # 乾安县 → 松原市
+            application(2, **{"所在县（市、区）": "梅河口市"}),  # → the province, not 通化
+            application(3, **{"所在县（市、区）": "长白山管委会"}),  # → the province
+            application(4, **{"申报层级": "省级"}),  # the top: nowhere to go
+            application(5, **{"带动创业人数": "12"}),  # county bar only
+        ],
+    )
+    apps["id"] = range(1, len(apps) + 1)
+    up = proposals(apps, cfg.campaign.pool, hierarchy, ON).set_index("project_name")
+    assert up["to_unit"].to_dict() == {
+        "肉牛养殖项目1": "220700",
+        "肉牛养殖项目2": "220000",
+        "肉牛养殖项目3": "220000",
+    }
+    assert up["to_level"].to_dict() == {
+        "肉牛养殖项目1": "city",
+        "肉牛养殖项目2": "province",
+        "肉牛养殖项目3": "province",
+    }
+
+
+def test_id_numbers_of_places_missing_from_stdnums_table_are_accepted() -> None:
+    from stdnum.cn import ric
+
+    number = id_number(7, "220723")  # 乾安县: not in python-stdnum 2.2's birthplace table
+    assert not ric.is_valid(number)
+    assert validate_ric(number.lower()) == number
+    with pytest.raises(InvalidChecksum):
+        validate_ric(number[:-1] + ("0" if number[-1] != "0" else "1"))
+
+
+def test_pool_intake_runs_on_working_days_only(cfg) -> None:  # type: ignore[no-untyped-def]
+    from flows.schedules import working_day_schedule
+
+    rule = rrulestr(working_day_schedule(cfg).rrule, forceset=True)
+    days = {d.date() for d in rule}
+    assert dt.date(2022, 10, 3) not in days  # 国庆
+    assert dt.date(2022, 10, 8) in days  # a make-up Saturday
+    assert dt.date(2022, 7, 9) not in days  # an ordinary Saturday
+    assert dt.date(2022, 6, 21) in days and max(days) <= dt.date(2022, 12, 31)
+
+
+def test_template_has_the_headers_drop_downs_and_instructions(cfg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tasks.workbooks import write_template
+
+    path = write_template(tmp_path / "t.xlsx", 2022, cfg.campaign.pool)
+    book = load_workbook(path)
+    sheet = book["申报表"]
+    assert [c.value for c in sheet[1]] == HEADERS
+    lists = {
+        str(dv.sqref).split(":")[0]: dv.formula1 for dv in sheet.data_validations.dataValidation
+    }
+    column = {c.header: i for i, c in enumerate(COLUMNS, start=1)}
+    from openpyxl.utils import get_column_letter
+
+    assert lists[f"{get_column_letter(column['主体类型'])}2"] == '"企业,农民专业合作社,家庭农场,其他"'
+    assert lists[f"{get_column_letter(column['申报层级'])}2"] == '"县级,市级,省级"'
+    assert lists[f"{get_column_letter(column['是否肉牛养殖'])}2"] == '"是,否"'
+    assert sheet.cell(2, column["负责人身份证号"]).number_format == "@"
+    notes = [r[0] for r in book["填报说明"].iter_rows(values_only=True) if r and r[0]]
+    assert any("更正后重报同一项目" in str(n) for n in notes) and "市级" in notes
