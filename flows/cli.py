@@ -221,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("path", nargs="?", type=Path)
     p.set_defaults(fn=cmd_template)
     p = sub.add_parser("intake", help="take in one incubation-pool application workbook now")
-    p.add_argument("file", type=Path, help="XLSX or CSV, named after the sending unit (e.g. 乾安县-申报表.xlsx)")
+    p.add_argument(
+        "file", type=Path, help="XLSX or CSV, named after the sending unit (e.g. 乾安县-申报表.xlsx)"
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--today", type=_date)
     p.set_defaults(fn=cmd_intake)

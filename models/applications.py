@@ -151,12 +151,45 @@ def validate_ric(number: str) -> str:
     return number
 
 
-def _ric_is_valid(number: str) -> bool:
-    try:
-        validate_ric(number)
-    except Exception:
-        return False
-    return True
+# Whole-column mirrors of python-stdnum's checks, for speed (a call per row costs ~40 µs in stdnum's
+# generic clean-up; 100,000 rows would spend seconds there). stdnum stays the reference: every row
+# that fails here is re-checked by stdnum for its reason, and tests/test_pool_rules.py asserts both
+# agree on thousands of numbers, valid and corrupted.
+_USCC_ALPHABET = uscc._alphabet  # "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = np.array([1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28])
+_USCC_INDEX = np.full(256, -1, dtype=np.int64)
+_USCC_INDEX[np.frombuffer(_USCC_ALPHABET.encode(), dtype=np.uint8)] = np.arange(len(_USCC_ALPHABET))
+_RIC_WEIGHTS = np.array([pow(13, 16 - i, 11) for i in range(17)])
+
+
+def _digits(values: pd.Series, pattern: str) -> tuple[pd.Series, np.ndarray]:
+    """Rows matching `pattern` (18 ASCII characters), and their bytes as an (n, 18) array."""
+    ok = values.str.fullmatch(pattern).fillna(False).astype(bool)
+    joined = "".join(values[ok].tolist()).encode("ascii")
+    return ok, np.frombuffer(joined, dtype=np.uint8).reshape(-1, 18)
+
+
+def uscc_valid(values: pd.Series) -> pd.Series:
+    """stdnum.cn.uscc.is_valid over a column of compacted, upper-case codes."""
+    ok, chars = _digits(values, r"[0-9]{8}[0-9A-HJ-NPQRTUWXY]{10}")
+    index = _USCC_INDEX[chars]
+    check = (31 - (index[:, :17] @ _USCC_WEIGHTS) % 31) % 31
+    result = pd.Series(False, index=values.index)
+    result[ok] = check == index[:, 17]
+    return result
+
+
+def ric_valid(values: pd.Series) -> pd.Series:
+    """`validate_ric` over a column of compacted, upper-case ID numbers."""
+    ok, chars = _digits(values, r"[0-9]{17}[0-9X]")
+    digits = chars[:, :17].astype(np.int64) - ord("0")
+    checksum = (1 - 2 * (digits @ _RIC_WEIGHTS)) % 11
+    expected = np.where(checksum == 10, ord("X"), checksum + ord("0"))
+    born = pd.to_datetime(values[ok].str.slice(6, 14), format="%Y%m%d", errors="coerce")
+    in_range = born.between(pd.Timestamp(1900, 1, 1), pd.Timestamp(dt.date.today())).to_numpy()
+    result = pd.Series(False, index=values.index)
+    result[ok] = (expected == chars[:, 17]) & in_range
+    return result
 
 
 def _stdnum_reason(validate: object, value: str, what: str) -> str:
@@ -226,11 +259,11 @@ def check_applications(chunk: pd.DataFrame, ctx: CheckContext) -> Checked:
         elif kind in ("uscc", "ric"):
             value = raw.str.normalize("NFKC").str.replace(r"\s", "", regex=True).str.upper()
             is_valid, validate, what = (
-                (uscc.is_valid, uscc.validate, "统一社会信用代码")
+                (uscc_valid, uscc.validate, "统一社会信用代码")
                 if kind == "uscc"
-                else (_ric_is_valid, validate_ric, "身份证号")
+                else (ric_valid, validate_ric, "身份证号")
             )
-            valid = value.map(is_valid, na_action="ignore").astype(bool)
+            valid = is_valid(value)
             bad = present & ~valid
             if bad.any():
                 reasons = value[bad].map(lambda v, f=validate, w=what: _stdnum_reason(f, v, w))

@@ -14,6 +14,7 @@ Pure and vectorised over pandas frames; the bars, weights and key counties come 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,20 +95,23 @@ def years_operating(founded_on: pd.Series, on: dt.date) -> pd.Series:
 
 
 def unmet(apps: pd.DataFrame, bars: pd.DataFrame, level_label: str) -> pd.Series:
-    """Per row, why it falls short of the aligned bar ("" if it meets it)."""
-    reasons = pd.Series("", index=apps.index)
+    """Per row, why it falls short of the aligned bar ("" if it meets it).
 
-    def add(mask: pd.Series, text: pd.Series) -> None:
-        nonlocal reasons
-        reasons = reasons.where(~mask, reasons + text + "；")
+    Reason text is built only for the rows that fall short: most rows meet most criteria.
+    """
+    reasons = pd.Series("", index=apps.index)
 
     def fmt(values: pd.Series) -> pd.Series:
         return values.round(1).map("{:g}".format)
 
-    years = apps["years_operating"]
+    def add(mask: pd.Series, text: Callable[[pd.Series], pd.Series]) -> None:
+        if mask.any():
+            reasons[mask] = reasons[mask] + text(mask) + "；"
+
+    years, min_years = apps["years_operating"], bars["min_years_operating"]
     add(
-        years < bars["min_years_operating"],
-        "经营年限" + fmt(years) + "年，" + level_label + "标准" + fmt(bars["min_years_operating"]) + "年",
+        years < min_years,
+        lambda m: "经营年限" + fmt(years[m]) + "年，" + level_label + "标准" + fmt(min_years[m]) + "年",
     )
     premises_bar, planted_bar = bars["min_premises_m2"], bars["min_planted_mu"]
     has_area_bar = premises_bar.notna() | planted_bar.notna()
@@ -116,32 +120,31 @@ def unmet(apps: pd.DataFrame, bars: pd.DataFrame, level_label: str) -> pd.Series
     )
     add(
         has_area_bar & ~area_met,
-        "经营场所"
-        + fmt(apps["premises_m2"])
-        + "平方米、种植"
-        + fmt(apps["planted_mu"])
-        + "亩，"
-        + level_label
-        + "标准为场所"
-        + fmt(premises_bar.fillna(0))
-        + "平方米或种植"
-        + fmt(planted_bar.fillna(0))
-        + "亩",
+        lambda m: (
+            "经营场所"
+            + fmt(apps["premises_m2"][m])
+            + "平方米、种植"
+            + fmt(apps["planted_mu"][m])
+            + "亩，"
+            + level_label
+            + "标准为场所"
+            + fmt(premises_bar[m].fillna(0))
+            + "平方米或种植"
+            + fmt(planted_bar[m].fillna(0))
+            + "亩"
+        ),
     )
-    for field, label, unit in (
-        ("entrepreneurs_driven", "带动创业", "人"),
-        ("jobs", "吸纳就业", "人"),
-        ("avg_wage_yuan", "人均年工资", "元"),
+    for field, bar_field, label, unit in (
+        ("entrepreneurs_driven", "min_entrepreneurs_driven", "带动创业", "人"),
+        ("jobs", "min_jobs", "吸纳就业", "人"),
+        ("avg_wage_yuan", "min_avg_wage_yuan", "人均年工资", "元"),
     ):
-        bar = bars[
-            {
-                "entrepreneurs_driven": "min_entrepreneurs_driven",
-                "jobs": "min_jobs",
-                "avg_wage_yuan": "min_avg_wage_yuan",
-            }[field]
-        ]
+        value, bar = apps[field], bars[bar_field]
         add(
-            apps[field] < bar, label + fmt(apps[field]) + unit + "，" + level_label + "标准" + fmt(bar) + unit
+            value < bar,
+            lambda m, v=value, b=bar, lb=label, u=unit: (
+                lb + fmt(v[m]) + u + "，" + level_label + "标准" + fmt(b[m]) + u
+            ),
         )
     return reasons.str.rstrip("；")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -189,6 +190,8 @@ def _read_csv(path: Path, expected: dict[str, str], chunk_rows: int) -> tuple[Ta
             keep_default_na=False,
             encoding=encoding,
             skip_blank_lines=False,
+            on_bad_lines="skip",  # only the header is looked for here; the full read reports bad lines
+            engine="python",
         )
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise SubmissionError(path.name, f"无法读取 CSV：{type(exc).__name__}") from None
@@ -209,14 +212,33 @@ def _read_csv(path: Path, expected: dict[str, str], chunk_rows: int) -> tuple[Ta
             skip_blank_lines=False,
             chunksize=chunk_rows,
             index_col=False,
-            on_bad_lines="warn",
+            on_bad_lines="error",  # a row with extra fields is refused, never silently dropped
         )
-        for frame in reader:
-            frame = frame.fillna("")
-            frame[ROW] = frame.index + index + 2
-            for col in columns:
-                frame[col] = frame[col].str.strip()
-            blank = (frame[columns] == "").all(axis=1)
-            yield frame[~blank]
+        try:
+            yield from (_text_frame(frame, columns, index) for frame in reader)
+        except pd.errors.ParserError as exc:
+            found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+            where = (
+                f"第 {found.group(2)} 行有 {found.group(3)} 列，表头只有 {found.group(1)} 列（可能含未加引号的逗号）"
+                if found
+                else "格式错误"
+            )
+            raise SubmissionError(
+                path.name, f"CSV 无法读取：{where}；整个文件未受理，请更正后重新报送"
+            ) from None
+        except UnicodeDecodeError:
+            raise SubmissionError(
+                path.name, "CSV 编码无法识别（请另存为 UTF-8 或 GBK 编码）；整个文件未受理"
+            ) from None
 
     return Table(None, index + 1, columns), chunks()
+
+
+def _text_frame(frame: pd.DataFrame, columns: list[str], header_index: int) -> pd.DataFrame:
+    """A CSV chunk as stripped text with Excel row numbers, blank rows left out."""
+    frame = frame.fillna("")
+    frame[ROW] = frame.index + header_index + 2
+    for col in columns:
+        frame[col] = frame[col].str.strip()
+    blank = (frame[columns] == "").all(axis=1)
+    return frame[~blank]

@@ -21,7 +21,6 @@ import sqlalchemy as sa
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from config import CampaignConfig
@@ -29,7 +28,7 @@ from config.schema import LEVEL_LABELS, Level, PoolRules, Unit
 from config.settings import get_settings
 from models.applications import COLUMNS, EXPECTED_HEADERS, CheckContext, check_applications
 from models.clock import local_date
-from models.db import insert_ignoring_duplicates, session_scope
+from models.db import insert_ignoring_duplicates, session_scope, upsert
 from models.errors import ConfigError, ConfigProblem, SubmissionError
 from models.messages import render
 from models.planning import Decision
@@ -128,22 +127,18 @@ def _upsert_applications(
     write = merged[new | changed].drop(columns=["old_hash"]).rename(columns={ROW: "source_row"})
     if write.empty:
         return counts, write
-    write = write.assign(
-        year=year,
-        submitted_by=sender,
-        source_file_id=file_id,
-        received_at=received_at,
-        updated_at=received_at,
-    )
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table)
+    constants = {"year": year, "submitted_by": sender, "source_file_id": file_id}
+    constants |= {"received_at": received_at, "updated_at": received_at}
     refreshed = [*STORED, "content_hash", "submitted_by", "source_file_id", "source_row", "updated_at"]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["year", *IDENTITY],
-        set_={c: stmt.excluded[c] for c in refreshed},
-        where=table.c.content_hash != stmt.excluded.content_hash,
+    upsert(
+        session,
+        PoolApplication,
+        write,
+        unique=["year", *IDENTITY],
+        update=refreshed,
+        constants=constants,
+        unless_equal="content_hash",
     )
-    session.execute(stmt, write.to_dict("records"))
     return counts, write
 
 
@@ -164,20 +159,22 @@ def take_in_workbook(
     sha = sha256_of(path)
     sender = sender or identify_unit(path.name, list(cfg.units))
     summary["unit"] = sender.key if sender else None
-    with session_scope() as session:
-        seen = session.exec(
-            select(IntakeFile).where(IntakeFile.obligation_key == OBLIGATION, IntakeFile.sha256 == sha)
-        ).first()
-        if seen is not None:
-            rows = int(seen.counts.get("rows_read", 0))
-            return summary | {
-                "unit": seen.unit_key,
-                "duplicate_file": True,
-                "first_received_at": seen.received_at.astimezone(ZoneInfo(cfg.campaign.timezone)).isoformat(),
-                "rows_read": rows,
-                "duplicates": rows - int(seen.counts.get("rejected", 0)),
-            }
-        try:
+    try:
+        with session_scope() as session:
+            seen = session.exec(
+                select(IntakeFile).where(IntakeFile.obligation_key == OBLIGATION, IntakeFile.sha256 == sha)
+            ).first()
+            if seen is not None:
+                rows = int(seen.counts.get("rows_read", 0))
+                return summary | {
+                    "unit": seen.unit_key,
+                    "duplicate_file": True,
+                    "first_received_at": seen.received_at.astimezone(
+                        ZoneInfo(cfg.campaign.timezone)
+                    ).isoformat(),
+                    "rows_read": rows,
+                    "duplicates": rows - int(seen.counts.get("rejected", 0)),
+                }
             if sender is None:
                 raise SubmissionError(
                     path.name,
@@ -187,7 +184,110 @@ def take_in_workbook(
             missing = [c.header for c in COLUMNS if c.required and c.field not in table.columns]
             if missing:
                 raise SubmissionError(path.name, f"缺少必填列：{'、'.join(missing)}（请使用发布的模板）")
-        except SubmissionError as exc:
+            archived = archive(path, sha, str(year), OBLIGATION, sender.key)
+            record = IntakeFile(
+                year=year,
+                obligation_key=OBLIGATION,
+                sha256=sha,
+                file_name=path.name,
+                unit_key=sender.key,
+                received_at=received_at,
+                archived_path=str(archived),
+            )
+            session.add(record)
+            session.flush()
+            assert record.id is not None
+            application_date = local_date(received_at, cfg.campaign)
+            ctx = CheckContext(
+                regions=hierarchy.region_index(),
+                allowed_regions=hierarchy.jurisdiction(sender.key),
+                sender_name=sender.name,
+                application_date=application_date,
+            )
+            bad_rows, errors, warnings, refused = [], [], [], []
+            for chunk in chunks:
+                checked = check_applications(chunk, ctx)
+                summary["rows_read"] += len(chunk)
+                summary["rejected"] += len(checked.bad)
+                summary["duplicates"] += checked.repeats  # the same application twice in the file
+                errors.append(checked.errors)
+                warnings.append(checked.warnings)
+                if not checked.bad.empty:
+                    bad_rows.append(checked.bad)
+                if checked.good.empty:
+                    continue
+                apps = derive(checked.good, rules, hierarchy, application_date)
+                counts, written = _upsert_applications(
+                    session, apps, year=year, file_id=record.id, sender=sender.key, received_at=received_at
+                )
+                for key, n in counts.items():
+                    summary[key] += n
+                below = written[~written["admitted"]]
+                if len(refused) < MESSAGE_ITEMS and not below.empty:
+                    refused += [
+                        {
+                            "row": int(r["source_row"]),
+                            "project": r["project_name"],
+                            "note": r["admission_note"],
+                        }
+                        for r in below.head(MESSAGE_ITEMS - len(refused)).to_dict("records")
+                    ]
+            all_errors = pd.concat(errors, ignore_index=True)
+            all_warnings = pd.concat(warnings, ignore_index=True)
+            summary["errors"] = _issue_records(all_errors, REPORT_ITEMS)
+            summary["warnings"] = _issue_records(all_warnings, REPORT_ITEMS)
+            if bad_rows:
+                target = (
+                    get_settings().reports
+                    / str(year)
+                    / OBLIGATION
+                    / sender.key
+                    / f"{sha[:12]}-{path.stem}-错误清单.xlsx"
+                )
+                write_error_workbook(target, pd.concat(bad_rows, ignore_index=True), all_errors)
+                summary["error_workbook"] = str(target)
+                record.error_workbook = str(target)
+            counted = {
+                k: summary[k]
+                for k in ("rows_read", "admitted", "not_admitted", "updated", "duplicates", "rejected")
+            }
+            record.counts = counted
+            session.add(record)
+            message = render(
+                "intake_result",
+                {
+                    "unit": sender,
+                    "file_name": path.name,
+                    "received_at": received_at,
+                    "counts": counted,
+                    "not_admitted": refused,
+                    "not_admitted_more": max(0, summary["not_admitted"] - len(refused)),
+                    "errors": summary["errors"][:MESSAGE_ITEMS],
+                    "errors_more": max(0, len(all_errors) - MESSAGE_ITEMS),
+                    "warnings": summary["warnings"][:MESSAGE_ITEMS],
+                    "attachment_name": Path(summary["error_workbook"]).name
+                    if summary["error_workbook"]
+                    else None,
+                },
+            )
+            enqueue(
+                session,
+                [
+                    Decision(
+                        sender.key,
+                        None,
+                        MessageKind.intake_result,
+                        "",
+                        f"intake_result:{OBLIGATION}:{sha}",
+                        message,
+                        summary["error_workbook"],
+                    )
+                ],
+            )
+    except SubmissionError as exc:
+        # The file could not be read (here or part-way through): its transaction rolled back, so
+        # nothing of it is kept but the file itself, set aside with the reason; the sender is told.
+        with session_scope() as session:
             kept = _reject(
                 session,
                 cfg,
@@ -198,103 +298,7 @@ def take_in_workbook(
                 reason=exc.reason,
                 received_at=received_at,
             )
-            return summary | {"refused": exc.reason, "kept_at": kept}
-        archived = archive(path, sha, str(year), OBLIGATION, sender.key)
-        record = IntakeFile(
-            year=year,
-            obligation_key=OBLIGATION,
-            sha256=sha,
-            file_name=path.name,
-            unit_key=sender.key,
-            received_at=received_at,
-            archived_path=str(archived),
-        )
-        session.add(record)
-        session.flush()
-        assert record.id is not None
-        application_date = local_date(received_at, cfg.campaign)
-        ctx = CheckContext(
-            regions=hierarchy.region_index(),
-            allowed_regions=hierarchy.jurisdiction(sender.key),
-            sender_name=sender.name,
-            application_date=application_date,
-        )
-        bad_rows, errors, warnings, refused = [], [], [], []
-        for chunk in chunks:
-            checked = check_applications(chunk, ctx)
-            summary["rows_read"] += len(chunk)
-            summary["rejected"] += len(checked.bad)
-            summary["duplicates"] += checked.repeats  # the same application twice in the file
-            errors.append(checked.errors)
-            warnings.append(checked.warnings)
-            if not checked.bad.empty:
-                bad_rows.append(checked.bad)
-            if checked.good.empty:
-                continue
-            apps = derive(checked.good, rules, hierarchy, application_date)
-            counts, written = _upsert_applications(
-                session, apps, year=year, file_id=record.id, sender=sender.key, received_at=received_at
-            )
-            for key, n in counts.items():
-                summary[key] += n
-            below = written[~written["admitted"]]
-            if len(refused) < MESSAGE_ITEMS and not below.empty:
-                refused += [
-                    {"row": int(r["source_row"]), "project": r["project_name"], "note": r["admission_note"]}
-                    for r in below.head(MESSAGE_ITEMS - len(refused)).to_dict("records")
-                ]
-        all_errors = pd.concat(errors, ignore_index=True)
-        all_warnings = pd.concat(warnings, ignore_index=True)
-        summary["errors"] = _issue_records(all_errors, REPORT_ITEMS)
-        summary["warnings"] = _issue_records(all_warnings, REPORT_ITEMS)
-        if bad_rows:
-            target = (
-                get_settings().reports
-                / str(year)
-                / OBLIGATION
-                / sender.key
-                / f"{sha[:12]}-{path.stem}-错误清单.xlsx"
-            )
-            write_error_workbook(target, pd.concat(bad_rows, ignore_index=True), all_errors)
-            summary["error_workbook"] = str(target)
-            record.error_workbook = str(target)
-        counted = {
-            k: summary[k]
-            for k in ("rows_read", "admitted", "not_admitted", "updated", "duplicates", "rejected")
-        }
-        record.counts = counted
-        session.add(record)
-        message = render(
-            "intake_result",
-            {
-                "unit": sender,
-                "file_name": path.name,
-                "received_at": received_at,
-                "counts": counted,
-                "not_admitted": refused,
-                "not_admitted_more": max(0, summary["not_admitted"] - len(refused)),
-                "errors": summary["errors"][:MESSAGE_ITEMS],
-                "errors_more": max(0, len(all_errors) - MESSAGE_ITEMS),
-                "warnings": summary["warnings"][:MESSAGE_ITEMS],
-                "attachment_name": Path(summary["error_workbook"]).name
-                if summary["error_workbook"]
-                else None,
-            },
-        )
-        enqueue(
-            session,
-            [
-                Decision(
-                    sender.key,
-                    None,
-                    MessageKind.intake_result,
-                    "",
-                    f"intake_result:{OBLIGATION}:{sha}",
-                    message,
-                    summary["error_workbook"],
-                )
-            ],
-        )
+        return _empty_summary(path) | {"unit": summary["unit"], "refused": exc.reason, "kept_at": kept}
     return summary
 
 

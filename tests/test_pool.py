@@ -286,14 +286,19 @@ def test_unreadable_or_unknown_files_are_kept_and_the_sender_told(env: dict[str,
     write_xlsx(folder / "某某单位-培育库.xlsx", [application(1)])
     write_csv(folder / "乾安县-没有表头.csv", [application(2)], headers=["甲", "乙"])
     write_xlsx(folder / "乾安县-缺列.xlsx", [application(3)], headers=HEADERS[:5])
+    broken = write_csv(folder / "乾安县-多一列.csv", [application(4), application(5)], encoding="utf-8-sig")
+    with broken.open("a", encoding="utf-8") as fh:  # a row with an unquoted comma, after good rows
+        fh.write(",".join(str(v) for v in application(6).values()) + ",多出的一列\n")
     result = pool_intake(today=TODAY, approve=False)
     refused = {r["file"]: r["refused"] for r in result["files"]}
     assert "无法从文件名识别报送单位" in refused["某某单位-培育库.xlsx"]
     assert "找不到表头" in refused["乾安县-没有表头.csv"]
     assert "缺少必填列：负责人身份证号、负责人类别" in refused["乾安县-缺列.xlsx"]
+    assert "第 4 行有 28 列，表头只有 27 列" in refused["乾安县-多一列.csv"]
+    assert not applications(), "a file refused part-way keeps none of its rows"
     with session_scope() as session:
         kept = session.exec(select(IntakeRejection)).all()
-    assert len(kept) == 3 and all(Path(k.kept_at).exists() for k in kept)
+    assert len(kept) == 4 and all(Path(k.kept_at).exists() for k in kept)
     told = {m.unit_key for m in outbox() if m.kind == "rejection"}
     assert told == {"220000", "220723"}  # unknown sender: the province is told
 

@@ -158,9 +158,7 @@ def test_template_has_the_headers_drop_downs_and_instructions(cfg, tmp_path) -> 
     book = load_workbook(path)
     sheet = book["申报表"]
     assert [c.value for c in sheet[1]] == HEADERS
-    lists = {
-        str(dv.sqref).split(":")[0]: dv.formula1 for dv in sheet.data_validations.dataValidation
-    }
+    lists = {str(dv.sqref).split(":")[0]: dv.formula1 for dv in sheet.data_validations.dataValidation}
     column = {c.header: i for i, c in enumerate(COLUMNS, start=1)}
     from openpyxl.utils import get_column_letter
 
