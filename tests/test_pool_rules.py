@@ -15,7 +15,7 @@ from config import load_config
 from models.applications import COLUMNS, CheckContext, check_applications, validate_ric
 from models.pool import Hierarchy, derive, proposals
 from models.workbook import ROW
-from tests.pool_data import HEADERS, application, id_number
+from tests.pool_data import HEADERS, application, credit_code, id_number
 
 ON = dt.date(2022, 7, 5)
 
@@ -168,3 +168,38 @@ def test_template_has_the_headers_drop_downs_and_instructions(cfg, tmp_path) -> 
     assert sheet.cell(2, column["负责人身份证号"]).number_format == "@"
     notes = [r[0] for r in book["填报说明"].iter_rows(values_only=True) if r and r[0]]
     assert any("更正后重报同一项目" in str(n) for n in notes) and "市级" in notes
+
+
+def test_whole_column_checks_agree_with_python_stdnum() -> None:
+    """The vectorised check characters must say exactly what python-stdnum says, valid or corrupted."""
+    import random
+
+    from stdnum.cn import uscc
+
+    from models.applications import ric_valid, uscc_valid
+
+    rng = random.Random(2022)
+    codes, ids = [], []
+    for n in range(4000):
+        code, number = credit_code(n, rng.choice(["220723", "220102", "222426"])), id_number(n * 7)
+        if rng.random() < 0.4:  # one character replaced by any allowed (or forbidden) one
+            i = rng.randrange(18)
+            code = code[:i] + rng.choice(uscc._alphabet + "IOZSV") + code[i + 1 :]
+            j = rng.randrange(18)
+            number = number[:j] + rng.choice("0123456789X") + number[j + 1 :]
+        if rng.random() < 0.05:
+            code, number = code[:17], number + "1"
+        codes.append(code)
+        ids.append(number)
+
+    def by_stdnum(number: str) -> bool:
+        try:
+            validate_ric(number)
+        except Exception:
+            return False
+        return True
+
+    codes_s, ids_s = pd.Series(codes), pd.Series(ids)
+    assert uscc_valid(codes_s).tolist() == [uscc.is_valid(c) for c in codes]
+    assert ric_valid(ids_s).tolist() == [by_stdnum(i) for i in ids]
+    assert 0 < sum(uscc.is_valid(c) for c in codes) < len(codes)
