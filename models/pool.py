@@ -165,12 +165,15 @@ def derive(
 
     bars = bars_frame(rules, hierarchy)
     chains = {key: hierarchy.chain(key) for key in apps["region_key"].unique()}
-    region_rank = apps["region_key"].map(lambda k: RANK[hierarchy.units[k].level])
-    declared = np.maximum(apps["declared_level"].map(lambda s: RANK[LEVEL_OF_LABEL[s]]), region_rank)
+    ranks = {key: RANK[unit.level] for key, unit in hierarchy.units.items()}
+    region_rank = apps["region_key"].map(ranks)
+    declared = np.maximum(
+        apps["declared_level"].map({k: RANK[v] for k, v in LEVEL_OF_LABEL.items()}), region_rank
+    )
     ordered = sorted(Level, key=RANK.__getitem__, reverse=True)  # province, city, county
     owners, met, notes = {}, {}, {}
     for level in ordered:
-        owner = apps["region_key"].map(lambda k, lv=level: chains[k].get(lv))
+        owner = apps["region_key"].map({k: chain.get(level) for k, chain in chains.items()})
         aligned = bars.reindex(owner.fillna("")).set_axis(apps.index)
         reasons = unmet(apps, aligned, LEVEL_LABELS[level])
         eligible = owner.notna() & (declared >= RANK[level])
@@ -196,7 +199,9 @@ def derive(
     for lv in ordered:  # admitted below the declared level: say why
         lower = admitted & (top == lv.value) & (level != lv.value)
         if lower.any():
-            got = pd.Series(level[lower], index=apps.index[lower]).map(lambda v: LEVEL_LABELS[Level(v)])
+            got = pd.Series(level[lower], index=apps.index[lower]).map(
+                {lv.value: LEVEL_LABELS[lv] for lv in Level}
+            )
             apps.loc[lower, "admission_note"] = (
                 "未达" + LEVEL_LABELS[lv] + "入库条件（" + notes[lv][lower] + "），按" + got + "入库"
             )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
@@ -117,27 +118,54 @@ def write_template(path: Path, year: int, rules: PoolRules | None = None) -> Pat
 
 
 def write_error_workbook(path: Path, bad: pd.DataFrame, errors: pd.DataFrame) -> Path:
-    """The bad rows as sent (personal data masked) with an error column, and one line per error."""
-    book = Workbook()
-    sheet = book.active
-    sheet.title = "有误的行"
+    """The bad rows as sent (personal data masked) with an error column, and one line per error.
+
+    Written in openpyxl's streaming mode: a file with many bad rows is sent back as fast as it came.
+    """
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("有误的行")
     headers = ["原行号", *(c.header for c in COLUMNS), ERROR_COLUMN]
-    sheet.append(headers)
-    for record in bad.sort_values(ROW).to_dict("records"):
-        sheet.append([record[ROW], *(record[c.field] for c in COLUMNS), record[ERROR_COLUMN]])
-    for cell in sheet[1]:
-        cell.font = BOLD
-    for row in sheet.iter_rows(min_row=2, min_col=len(headers), max_col=len(headers)):
-        row[0].fill = ERROR
-        row[0].alignment = Alignment(wrap_text=True)
     sheet.column_dimensions["A"].width = 8
     sheet.column_dimensions[get_column_letter(len(headers))].width = 60
     sheet.freeze_panes = "B2"
+    sheet.append([_cell(sheet, h, font=BOLD) for h in headers])
+    fields = [c.field for c in COLUMNS]
+    ordered = bad.sort_values(ROW)
+    for number, *values, explained in zip(
+        ordered[ROW].tolist(),
+        *(ordered[f].tolist() for f in fields),
+        ordered[ERROR_COLUMN].tolist(),
+        strict=True,
+    ):
+        sheet.append([number, *values, _cell(sheet, explained, fill=ERROR, wrap=True)])
     detail = book.create_sheet("错误明细")
-    detail.append(["行号", "列", "值", "原因"])
-    for cell in detail[1]:
-        cell.font = BOLD
-    for r in errors.sort_values([ROW, "列"], kind="stable").to_dict("records"):
-        detail.append([r[ROW], r["列"], str(r["值"]), r["原因"]])
     detail.column_dimensions["D"].width = 60
+    detail.append([_cell(detail, h, font=BOLD) for h in ("行号", "列", "值", "原因")])
+    lines = errors.sort_values([ROW, "列"], kind="stable")
+    for row in zip(
+        lines[ROW].tolist(),
+        lines["列"].tolist(),
+        lines["值"].astype(str).tolist(),
+        lines["原因"].tolist(),
+        strict=True,
+    ):
+        detail.append(list(row))
     return _save(book, path)
+
+
+def _cell(
+    sheet: object,
+    value: object,
+    *,
+    font: Font | None = None,
+    fill: PatternFill | None = None,
+    wrap: bool = False,
+) -> WriteOnlyCell:
+    cell = WriteOnlyCell(sheet, value=value)  # type: ignore[arg-type]
+    if font is not None:
+        cell.font = font
+    if fill is not None:
+        cell.fill = fill
+    if wrap:
+        cell.alignment = Alignment(wrap_text=True)
+    return cell
