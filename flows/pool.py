@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import pydantic
 from prefect import flow
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
@@ -59,11 +60,15 @@ def _approval_form(waiting: list[dict[str, Any]]) -> Any:
         f"| 编号 | 推荐路径 | 项目名称 | 申报主体 | 优先分 |\n|---|---|---|---|---|\n{rows}"
     )
     fields = ("id", "route", "project", "entity", "priority")
-    return RecommendationApproval.with_initial_data(
-        description=description,
-        approver="",
-        decisions=[ProposalDecision(**{k: p[k] for k in fields}) for p in waiting],
+    decisions = [ProposalDecision(**{k: p[k] for k in fields}) for p in waiting]
+    # The proposals become the list's default; built here rather than by `with_initial_data(**fields)`,
+    # which would drop the fields' Chinese titles and make the approver optional.
+    form = pydantic.create_model(
+        "RecommendationApproval",
+        __base__=RecommendationApproval,
+        decisions=(list[ProposalDecision], Field(default=decisions, title="拟推荐项目")),
     )
+    return form.with_initial_data(description=description)
 
 
 @flow(

@@ -94,8 +94,8 @@ def years_operating(founded_on: pd.Series, on: dt.date) -> pd.Series:
     return days / 365.25
 
 
-def unmet(apps: pd.DataFrame, bars: pd.DataFrame, level_label: str) -> pd.Series:
-    """Per row, why it falls short of the aligned bar ("" if it meets it).
+def unmet(apps: pd.DataFrame, bars: pd.DataFrame, whose: pd.Series) -> pd.Series:
+    """Per row, why it falls short of the aligned bar ("" if it meets it); `whose` names each bar's unit.
 
     Reason text is built only for the rows that fall short: most rows meet most criteria.
     """
@@ -111,7 +111,7 @@ def unmet(apps: pd.DataFrame, bars: pd.DataFrame, level_label: str) -> pd.Series
     years, min_years = apps["years_operating"], bars["min_years_operating"]
     add(
         years < min_years,
-        lambda m: "经营年限" + fmt(years[m]) + "年，" + level_label + "标准" + fmt(min_years[m]) + "年",
+        lambda m: "经营年限" + fmt(years[m]) + "年，" + whose[m] + "标准" + fmt(min_years[m]) + "年",
     )
     premises_bar, planted_bar = bars["min_premises_m2"], bars["min_planted_mu"]
     has_area_bar = premises_bar.notna() | planted_bar.notna()
@@ -126,7 +126,7 @@ def unmet(apps: pd.DataFrame, bars: pd.DataFrame, level_label: str) -> pd.Series
             + "平方米、种植"
             + fmt(apps["planted_mu"][m])
             + "亩，"
-            + level_label
+            + whose[m]
             + "标准为场所"
             + fmt(premises_bar[m].fillna(0))
             + "平方米或种植"
@@ -143,7 +143,7 @@ def unmet(apps: pd.DataFrame, bars: pd.DataFrame, level_label: str) -> pd.Series
         add(
             value < bar,
             lambda m, v=value, b=bar, lb=label, u=unit: (
-                lb + fmt(v[m]) + u + "，" + level_label + "标准" + fmt(b[m]) + u
+                lb + fmt(v[m]) + u + "，" + whose[m] + "标准" + fmt(b[m]) + u
             ),
         )
     return reasons.str.rstrip("；")
@@ -166,6 +166,7 @@ def derive(
     bars = bars_frame(rules, hierarchy)
     chains = {key: hierarchy.chain(key) for key in apps["region_key"].unique()}
     ranks = {key: RANK[unit.level] for key, unit in hierarchy.units.items()}
+    names = {key: unit.name for key, unit in hierarchy.units.items()}
     region_rank = apps["region_key"].map(ranks)
     declared = np.maximum(
         apps["declared_level"].map({k: RANK[v] for k, v in LEVEL_OF_LABEL.items()}), region_rank
@@ -175,7 +176,7 @@ def derive(
     for level in ordered:
         owner = apps["region_key"].map({k: chain.get(level) for k, chain in chains.items()})
         aligned = bars.reindex(owner.fillna("")).set_axis(apps.index)
-        reasons = unmet(apps, aligned, LEVEL_LABELS[level])
+        reasons = unmet(apps, aligned, owner.map(names).fillna(""))
         eligible = owner.notna() & (declared >= RANK[level])
         owners[level], met[level], notes[level] = (
             owner,
@@ -230,15 +231,11 @@ def proposals(pool: pd.DataFrame, rules: PoolRules, hierarchy: Hierarchy, on: dt
         return pool.assign(to_unit=[], to_level=[])
     pool = pool.copy()
     pool["years_operating"] = years_operating(pool["founded_on"], on)
-    upper = pool["pool_unit"].map(lambda k: hierarchy.units[k].reports_to)
+    units = hierarchy.units
+    upper = pool["pool_unit"].map({k: u.reports_to for k, u in units.items()})
     pool = pool[upper.notna()]
     upper = upper[upper.notna()]
     bars = bars_frame(rules, hierarchy).reindex(upper).set_axis(pool.index)
-    to_level = upper.map(lambda k: hierarchy.units[k].level.value)
-    labels = to_level.map(lambda v: LEVEL_LABELS[Level(v)])
-    shortfall = pd.Series("", index=pool.index)
-    for label in labels.unique():
-        rows = labels == label
-        shortfall[rows] = unmet(pool[rows], bars[rows], label)
-    ok = shortfall == ""
+    to_level = upper.map({k: u.level.value for k, u in units.items()})
+    ok = unmet(pool, bars, upper.map({k: u.name for k, u in units.items()})) == ""
     return pool[ok].assign(to_unit=upper[ok], to_level=to_level[ok])

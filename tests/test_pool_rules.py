@@ -58,15 +58,15 @@ def test_admission_uses_the_units_own_bar_and_falls_back_to_a_lower_pool(cfg) ->
     got = apps.set_index("project_name")[["level", "pool_unit", "admitted", "admission_note"]]
     assert got.loc["肉牛养殖项目1"].tolist() == ["county", "220723", True, ""]
     assert got.loc["肉牛养殖项目2", "admitted"] == False  # noqa: E712
-    assert "吸纳就业0人，县级标准10人" in got.loc["肉牛养殖项目2", "admission_note"]
+    assert "吸纳就业0人，长岭县标准10人" in got.loc["肉牛养殖项目2", "admission_note"]
     assert got.loc["肉牛养殖项目3"].tolist()[:3] == ["county", "220722", True]
     assert got.loc["肉牛养殖项目3", "admission_note"].startswith(
-        "未达市级入库条件（带动创业15人，市级标准20人），按县级入库"
+        "未达市级入库条件（带动创业15人，松原市标准20人），按县级入库"
     )
     assert got.loc["肉牛养殖项目4"].tolist() == ["province", "220000", True, ""]
     assert got.loc["肉牛养殖项目5"].tolist()[:3] == ["city", "220581", True]
     assert got.loc["肉牛养殖项目6", "admitted"] == False  # noqa: E712
-    assert "经营年限0.3年，县级标准1年" in got.loc["肉牛养殖项目6", "admission_note"]
+    assert "经营年限0.3年，长岭县标准1年" in got.loc["肉牛养殖项目6", "admission_note"]
 
 
 def test_tilts_and_priority_follow_the_configured_weights(cfg) -> None:  # type: ignore[no-untyped-def]
