@@ -146,16 +146,26 @@ def cmd_template(args: argparse.Namespace) -> int:
 
 
 def cmd_intake(args: argparse.Namespace) -> int:
+    from config import load_config
     from flows.pool import pool_intake
-    from models.db import migrate
+    from models.clock import local_today, moment
+    from models.db import migrate, session_scope
+    from tasks.pool import take_in_workbook
+    from tasks.sync import sync_hierarchy
 
-    migrate()
     path = args.file.resolve()
     if not path.is_file():
         print(f"{args.file}: 文件不存在", file=sys.stderr)
         return 2
-    result = pool_intake(today=args.today, files=[str(path)], approve=False)
-    [summary] = result["files"]
+    cfg = load_config()
+    migrate()
+    with session_scope() as session:
+        sync_hierarchy(session, cfg)
+    today = args.today or local_today(cfg.campaign)
+    # The workbook is taken in here, so the summary keeps every error (a run's record keeps the first
+    # ones); the flow then proposes recommendations, delivers the sender's result and publishes.
+    summary = take_in_workbook(cfg, path, moment(today, cfg.campaign))
+    pool_intake(today=today, files=[], approve=False)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=1))
     else:

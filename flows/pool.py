@@ -23,6 +23,7 @@ from tasks.audit import audited
 from tasks.delivery import deliver_all
 from tasks.pool import (
     OBLIGATION,
+    brief,
     decide_recommendations,
     pool_rules,
     propose_recommendations,
@@ -100,7 +101,7 @@ def pool_intake(
         else:
             paths, remove = [Path(f) for f in files], False
         results = [take_in_workbook_task(cfg, p, received_at, remove) for p in paths]
-        counts["files"] = results
+        counts["files"] = [brief(r) for r in results]  # the audit keeps counts and the first errors
         for r in results:
             if r.get("refused"):
                 log.warning("退回 %s：%s", r["file"], r["refused"])

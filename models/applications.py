@@ -82,7 +82,13 @@ TRUE_WORDS = frozenset({"是", "Y", "YES", "1", "TRUE", "√", "有"})
 FALSE_WORDS = frozenset({"否", "N", "NO", "0", "FALSE", "×", "无", ""})
 MULTI_SEPARATORS = r"[、,，;；/\s]+"
 # Sanity limits: values beyond them are typing mistakes, not policy.
-LIMITS = {"premises_m2": 10_000_000, "planted_mu": 10_000_000, "avg_wage_yuan": 2_000_000}
+LIMITS = {
+    "premises_m2": 10_000_000,
+    "planted_mu": 10_000_000,
+    "avg_wage_yuan": 2_000_000,
+    "entrepreneurs_driven": 100_000,
+    "jobs": 100_000,
+}
 EARLIEST_FOUNDING = dt.date(1949, 10, 1)
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}(-\d{1,6})?$")

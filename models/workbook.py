@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from python_calamine import CalamineWorkbook
@@ -25,6 +26,7 @@ from models.errors import SubmissionError
 
 ROW = "_row"
 TABLE_EXTENSIONS = ("xlsx", "xlsm", "xls", "et", "ods", "csv")
+NO_HEADER = "找不到表头：请使用发布的模板，表头须包含模板中的列名"
 HEADER_SEARCH_ROWS = 10  # a title or a note may sit above the header row
 _PADDED = re.compile(r"\x00\s|\s\x00")  # a cell starting or ending with whitespace, cells joined by NUL
 
@@ -182,20 +184,23 @@ def _read_workbook(
 
         table = Table(name, offset + index + 1, columns)
         return table, _frames(chained(), columns, offset + index + 2, chunk_rows)
-    raise SubmissionError(path.name, "找不到表头：请使用发布的模板，表头须包含模板中的列名")
+    raise SubmissionError(path.name, NO_HEADER)
 
 
 def _read_csv(path: Path, expected: dict[str, str], chunk_rows: int) -> tuple[Table, Iterator[pd.DataFrame]]:
-    encoding = sniff_encoding(path)
+    # Every cell as text, exactly as written: no NaN for blanks, no guessing of numbers or dates.
+    as_text: dict[str, Any] = {
+        "header": None,
+        "dtype": str,
+        "keep_default_na": False,
+        "encoding": sniff_encoding(path),
+        "skip_blank_lines": False,
+    }
     try:
         preview = pd.read_csv(
             path,
-            header=None,
             nrows=HEADER_SEARCH_ROWS,
-            dtype=str,
-            keep_default_na=False,
-            encoding=encoding,
-            skip_blank_lines=False,
+            **as_text,
             on_bad_lines="skip",  # only the header is looked for here; the full read reports bad lines
             engine="python",
         )
@@ -203,19 +208,15 @@ def _read_csv(path: Path, expected: dict[str, str], chunk_rows: int) -> tuple[Ta
         raise SubmissionError(path.name, f"无法读取 CSV：{type(exc).__name__}") from None
     found = _find_header(preview.values.tolist(), expected)
     if found is None:
-        raise SubmissionError(path.name, "找不到表头：请使用发布的模板，表头须包含模板中的列名")
+        raise SubmissionError(path.name, NO_HEADER)
     index, columns = found
 
     def chunks() -> Iterator[pd.DataFrame]:
         reader = pd.read_csv(
             path,
-            header=None,
+            **as_text,
             skiprows=index + 1,
             names=columns,
-            dtype=str,
-            keep_default_na=False,
-            encoding=encoding,
-            skip_blank_lines=False,
             chunksize=chunk_rows,
             index_col=False,
             on_bad_lines="error",  # a row with extra fields is refused, never silently dropped

@@ -48,7 +48,6 @@ from tasks.workbooks import write_error_workbook
 
 OBLIGATION = "pool_intake"
 MESSAGE_ITEMS = 20  # errors / refusals listed in a message; the error workbook has all of them
-REPORT_ITEMS = 200  # errors kept in a run's JSON summary per file
 
 # What is stored of a checked row (personal data only masked), and what identifies it.
 IDENTITY = ["credit_code", "project_name"]
@@ -86,12 +85,21 @@ def _empty_summary(path: Path) -> dict[str, Any]:
     }
 
 
-def _issue_records(frame: pd.DataFrame, limit: int) -> list[dict[str, Any]]:
-    head = frame.sort_values(ROW, kind="stable").head(limit)
+def _issue_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    ordered = frame.sort_values(ROW, kind="stable")
     return [
         {"row": int(r[ROW]), "column": r["列"], "value": str(r["值"]), "reason": r["原因"]}
-        for r in head.to_dict("records")
+        for r in ordered.to_dict("records")
     ]
+
+
+def brief(summary: dict[str, Any], items: int = MESSAGE_ITEMS) -> dict[str, Any]:
+    """A workbook's summary for the run's record: counts, and only the first errors and warnings."""
+    short = dict(summary)
+    for key in ("errors", "warnings"):
+        short[f"{key}_total"] = len(summary[key])
+        short[key] = summary[key][:items]
+    return short
 
 
 def _upsert_applications(
@@ -232,10 +240,12 @@ def take_in_workbook(
                         }
                         for r in below.head(MESSAGE_ITEMS - len(refused)).to_dict("records")
                     ]
+            if summary["rows_read"] == 0:
+                raise SubmissionError(path.name, "表中没有数据行（表头以下为空）")
             all_errors = pd.concat(errors, ignore_index=True)
             all_warnings = pd.concat(warnings, ignore_index=True)
-            summary["errors"] = _issue_records(all_errors, REPORT_ITEMS)
-            summary["warnings"] = _issue_records(all_warnings, REPORT_ITEMS)
+            summary["errors"] = _issue_records(all_errors)
+            summary["warnings"] = _issue_records(all_warnings)
             if bad_rows:
                 target = (
                     get_settings().reports

@@ -420,3 +420,24 @@ def test_approval_timeout_leaves_proposals_open_and_reminds_the_operator(
     # A second timeout the same day does not remind again.
     pool_intake(today=TODAY)
     assert len([m for m in outbox() if m.kind == "approval_due"]) == 1
+
+
+def test_cli_intake_prints_every_error_as_json(
+    env: dict[str, object], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.cli import main
+
+    rows = [application(n, **({"联系电话": "12345"} if n % 3 == 0 else {})) for n in range(1, 61)]
+    path = write_csv(tmp_path / "乾安县-培育库申报表.csv", rows, encoding="utf-8-sig")
+    assert main(["intake", str(path), "--json", "--today", "2022-07-05"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["rows_read"], summary["admitted"], summary["rejected"]) == (60, 40, 20)
+    assert len(summary["errors"]) == 20  # every one, not only the first few
+    assert {e["column"] for e in summary["errors"]} == {"联系电话"}
+    assert path.exists(), "a file named on the command line is left where it is"
+    assert [m.kind for m in outbox() if m.unit_key == "220723"] == ["intake_result"]
+
+    # A header and nothing under it: refused, with the reason.
+    empty = write_csv(tmp_path / "乾安县-空表.csv", [], encoding="utf-8-sig")
+    assert main(["intake", str(empty), "--json", "--today", "2022-07-05"]) == 1
+    assert "没有数据行" in json.loads(capsys.readouterr().out)["refused"]
