@@ -201,7 +201,7 @@ def derive(
         lower = admitted & (top == lv.value) & (level != lv.value)
         if lower.any():
             got = pd.Series(level[lower], index=apps.index[lower]).map(
-                {lv.value: LEVEL_LABELS[lv] for lv in Level}
+                {x.value: LEVEL_LABELS[x] for x in Level}
             )
             apps.loc[lower, "admission_note"] = (
                 "未达" + LEVEL_LABELS[lv] + "入库条件（" + notes[lv][lower] + "），按" + got + "入库"
