@@ -9,11 +9,13 @@ from typing import Any
 
 import pydantic
 from prefect import flow
+from prefect.client.orchestration import get_client
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
+from prefect.states import Running
 from pydantic import BaseModel, Field
 
 from config import load_config
@@ -23,12 +25,12 @@ from tasks.audit import audited
 from tasks.delivery import deliver_all
 from tasks.pool import (
     OBLIGATION,
+    ask_operator,
     brief,
     decide_recommendations,
     pool_rules,
     propose_recommendations,
     publish_pools,
-    remind_operator,
     take_in_workbook_task,
 )
 from tasks.sync import sync_campaign
@@ -100,6 +102,9 @@ def pool_intake(
             remove = True
         else:
             paths, remove = [Path(f) for f in files], False
+            for missing in [p for p in paths if not p.is_file()]:
+                log.error("文件不存在：%s（请填写服务器上的完整路径）", missing)
+            paths = [p for p in paths if p.is_file()]
         results = [take_in_workbook_task(cfg, p, received_at, remove) for p in paths]
         counts["files"] = [brief(r) for r in results]  # the audit keeps counts and the first errors
         for r in results:
@@ -108,6 +113,9 @@ def pool_intake(
         waiting = propose_recommendations(cfg, today, received_at)
         counts["proposals_open"] = len(waiting)
         if waiting and approve:
+            # Tell the province now, so someone opens the form while the run waits.
+            ask_operator(cfg, waiting, today, timed_out=False, run_url=flow_run.ui_url)
+            deliver_all(cfg.campaign.delivery)
             try:
                 answer = pause_flow_run(
                     wait_for_input=_approval_form(waiting),
@@ -115,8 +123,12 @@ def pool_intake(
                     poll_interval=5,
                 )
             except FlowPauseTimeout:
+                # Nobody answered: the run goes on (deliver, publish) and ends Completed, not Failed —
+                # waiting is not an error, and the proposals stay open for the next run.
+                with get_client(sync_client=True) as client:
+                    client.set_flow_run_state(flow_run.id, Running(), force=True)
                 counts["approval"] = "timed_out"
-                counts["reminded"] = remind_operator(cfg, waiting, today)
+                counts["reminded"] = ask_operator(cfg, waiting, today, timed_out=True, run_url=None)
                 log.warning("%d 个推荐项目未获审批，已提醒省级经办人；项目保持“拟推荐”状态", len(waiting))
             else:
                 decisions = [(d.id, d.approve, d.reason) for d in answer.decisions]

@@ -518,11 +518,20 @@ def decide_recommendations(
     return {"approved": approved, "excluded": len(chosen) - approved, "ignored": len(decisions) - len(chosen)}
 
 
-def remind_operator(cfg: CampaignConfig, waiting: list[dict[str, Any]], today: dt.date) -> int:
-    """Tell the province that proposals still wait for a decision (once a day at most)."""
+def ask_operator(
+    cfg: CampaignConfig,
+    waiting: list[dict[str, Any]],
+    today: dt.date,
+    *,
+    timed_out: bool,
+    run_url: str | None,
+) -> int:
+    """Tell the province that proposals wait for its decision: when a run pauses for it, and again when
+    that run stopped waiting. At most one of each a day."""
     if not waiting:
         return 0
     province = next(u for u in cfg.units if u.level is Level.province)
+    step = "timed_out" if timed_out else "waiting"
     message = render(
         "approval_due",
         {
@@ -531,6 +540,8 @@ def remind_operator(cfg: CampaignConfig, waiting: list[dict[str, Any]], today: d
             "oldest": min(local_date(p["proposed_at"], cfg.campaign) for p in waiting),
             "proposals": waiting[:MESSAGE_ITEMS],
             "more": max(0, len(waiting) - MESSAGE_ITEMS),
+            "timed_out": timed_out,
+            "run_url": run_url,
         },
     )
     with session_scope() as session:
@@ -541,8 +552,8 @@ def remind_operator(cfg: CampaignConfig, waiting: list[dict[str, Any]], today: d
                     province.key,
                     None,
                     MessageKind.approval_due,
-                    "",
-                    f"approval_due:{today.isoformat()}",
+                    step,
+                    f"approval_due:{today.isoformat()}:{step}",
                     message,
                 )
             ],

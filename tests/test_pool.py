@@ -411,15 +411,24 @@ def test_approval_timeout_leaves_proposals_open_and_reminds_the_operator(
         config_dir / "campaigns" / "2022.yaml", lambda d: d["pool"].update(approval_timeout_minutes=0.05)
     )
     _pool_with_candidates(env)
-    result = pool_intake(today=TODAY)
+    state = pool_intake(today=TODAY, return_state=True)
+    assert state.is_completed(), state  # waiting for a decision is not a failure
+    result = state.result()
     assert result["approval"] == "timed_out"
     with session_scope() as session:
         assert {r.status for r in session.exec(select(Recommendation)).all()} == {"proposed"}
-    [reminder] = [m for m in outbox() if m.kind == "approval_due"]
-    assert reminder.unit_key == "220000" and "3 个" in reminder.subject
-    # A second timeout the same day does not remind again.
+    asked = {m.step: m for m in outbox() if m.kind == "approval_due"}
+    assert set(asked) == {"waiting", "timed_out"}  # told when the run paused, and when it gave up
+    assert asked["waiting"].unit_key == "220000" and "3 个" in asked["waiting"].subject
+    assert "/flow-run/" in asked["waiting"].body  # the link to the paused run's Resume button
+    assert (
+        asked["timed_out"].subject.startswith("【仍待审批】")
+        and "保持“拟推荐”状态" in asked["timed_out"].body
+    )
+    assert asked["waiting"].status == "sent"  # delivered before the run waited
+    # Another run the same day does not tell the province again.
     pool_intake(today=TODAY)
-    assert len([m for m in outbox() if m.kind == "approval_due"]) == 1
+    assert len([m for m in outbox() if m.kind == "approval_due"]) == 2
 
 
 def test_cli_intake_prints_every_error_as_json(
