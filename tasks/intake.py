@@ -155,7 +155,7 @@ def store_submissions(session: Session, cfg: CampaignConfig, items: list[Accepte
     return duplicates
 
 
-def _reject(
+def refuse_file(
     session: Session,
     cfg: CampaignConfig,
     *,
@@ -238,7 +238,7 @@ def take_in_inbox(cfg: CampaignConfig, obligation_keys: list[str], today: dt.dat
                 )
                 if not verdict.accepted:
                     assert verdict.reason is not None
-                    kept = _reject(
+                    kept = refuse_file(
                         session,
                         cfg,
                         path=path,

@@ -42,7 +42,7 @@ from models.tables import (
     RecommendationStatus,
 )
 from models.workbook import ROW, read_table
-from tasks.intake import _reject, archive, sha256_of
+from tasks.intake import archive, refuse_file, sha256_of
 from tasks.notify import enqueue
 from tasks.workbooks import write_error_workbook
 
@@ -298,7 +298,7 @@ def take_in_workbook(
         # The file could not be read (here or part-way through): its transaction rolled back, so
         # nothing of it is kept but the file itself, set aside with the reason; the sender is told.
         with session_scope() as session:
-            kept = _reject(
+            kept = refuse_file(
                 session,
                 cfg,
                 path=path,
