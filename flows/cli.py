@@ -135,12 +135,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_template(args: argparse.Namespace) -> int:
     from config import get_settings, load_config
+    from models.applications import APPLICATION_SHEET
+    from tasks.pool import pool_rules, template_appendix
     from tasks.workbooks import write_template
 
     cfg = load_config()
     year = cfg.campaign.year
     path = args.path or get_settings().reports / str(year) / f"{year}年培育库申报表（模板）.xlsx"
-    write_template(path, year, cfg.campaign.pool)
+    write_template(path, APPLICATION_SHEET, year, template_appendix(pool_rules(cfg)))
     print(f"模板已生成：{path}")
     return 0
 

@@ -26,13 +26,13 @@ from tasks.delivery import deliver_all
 from tasks.pool import (
     OBLIGATION,
     ask_operator,
-    brief,
     decide_recommendations,
     pool_rules,
     propose_recommendations,
     publish_pools,
     take_in_workbook_task,
 )
+from tasks.sheets import brief
 from tasks.sync import sync_campaign
 
 

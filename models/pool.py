@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from config.schema import LEVEL_LABELS, AdmissionBar, Level, PoolRules, Tilt, Unit
-from models.applications import DECLARED_LEVELS, RegionIndex
+from models.applications import DECLARED_LEVELS
+from models.sheets import RegionIndex
 from models.workbook import fold
 
 RANK = {Level.county: 1, Level.city: 2, Level.province: 3}

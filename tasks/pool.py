@@ -1,10 +1,9 @@
 """The incubation pool's side effects: take in application workbooks, propose and decide recommendations,
 publish each pool. The rules themselves are in models/applications.py and models/pool.py.
 
-Nothing is lost: a workbook is archived unchanged under its hash before anything is read; good rows
-are stored even when others fail; bad rows go back to the sender as an error workbook attached to
-the result message; the same file twice changes nothing; a corrected resubmission (same credit code
-and project name) updates the application instead of adding one. One transaction per workbook.
+Workbooks are taken in by tasks/sheets.py (archive, row checks, error workbook, result message); what
+is particular to applications is how good rows are judged and stored: admission, tilts and priority,
+and identity by credit code + project name, so a corrected resubmission updates the application.
 """
 
 from __future__ import annotations
@@ -14,40 +13,34 @@ import hashlib
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 import sqlalchemy as sa
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from config import CampaignConfig
 from config.schema import LEVEL_LABELS, Level, PoolRules, Unit
-from config.settings import get_settings
-from models.applications import COLUMNS, EXPECTED_HEADERS, CheckContext, check_applications
+from models.applications import APPLICATION_SHEET, COLUMNS
 from models.clock import local_date
-from models.db import insert_ignoring_duplicates, session_scope, upsert
-from models.errors import ConfigError, ConfigProblem, SubmissionError
+from models.db import insert_ignoring_duplicates, session_scope
+from models.errors import ConfigError, ConfigProblem
 from models.messages import render
 from models.planning import Decision
 from models.pool import RANK, Hierarchy, derive, proposals, tilt_labels
-from models.submissions import identify_unit
+from models.sheets import CheckContext
 from models.tables import (
-    IntakeFile,
     MessageKind,
     PoolApplication,
     Recommendation,
     RecommendationStatus,
 )
-from models.workbook import ROW, read_table
-from tasks.intake import archive, refuse_file, sha256_of
 from tasks.notify import enqueue
-from tasks.workbooks import write_error_workbook
+from tasks.sheets import MESSAGE_ITEMS, SheetIntake, Stored, StoreRequest, take_in_sheet, upsert_changed
 
 OBLIGATION = "pool_intake"
-MESSAGE_ITEMS = 20  # errors / refusals listed in a message; the error workbook has all of them
 
 # What is stored of a checked row (personal data only masked), and what identifies it.
 IDENTITY = ["credit_code", "project_name"]
@@ -69,85 +62,70 @@ def pool_rules(cfg: CampaignConfig) -> PoolRules:
     return cfg.campaign.pool
 
 
-def _empty_summary(path: Path) -> dict[str, Any]:
-    return {
-        "file": path.name,
-        "unit": None,
-        "rows_read": 0,
-        "admitted": 0,
-        "not_admitted": 0,
-        "updated": 0,
-        "duplicates": 0,
-        "rejected": 0,
-        "errors": [],
-        "warnings": [],
-        "error_workbook": None,
-    }
-
-
-def _issue_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    ordered = frame.sort_values(ROW, kind="stable")
-    return [
-        {"row": int(r[ROW]), "column": r["列"], "value": str(r["值"]), "reason": r["原因"]}
-        for r in ordered.to_dict("records")
-    ]
-
-
-def brief(summary: dict[str, Any], items: int = MESSAGE_ITEMS) -> dict[str, Any]:
-    """A workbook's summary for the run's record: counts, and only the first errors and warnings."""
-    short = dict(summary)
-    for key in ("errors", "warnings"):
-        short[f"{key}_total"] = len(summary[key])
-        short[key] = summary[key][:items]
-    return short
-
-
-def _upsert_applications(
-    session: Session, apps: pd.DataFrame, *, year: int, file_id: int, sender: str, received_at: dt.datetime
-) -> tuple[dict[str, int], pd.DataFrame]:
-    """Insert new applications, update changed ones, leave identical ones alone. Set-based.
-
-    Returns the counts and the rows written (new or changed).
-    """
-    frame = apps.copy()
-    frame["leader_id_masked"] = frame["leader_id"].str.slice_replace(6, -4, "*" * 8)
-    frame["phone_masked"] = frame["phone"].str.slice_replace(3, -4, "****")
-    frame = frame[[*STORED, ROW]]
-    frame["content_hash"] = pd.util.hash_pandas_object(frame[STORED], index=False).astype(str)
-    table = PoolApplication.__table__  # type: ignore[attr-defined]
-    stored = pd.DataFrame(
-        session.execute(
-            sa.select(table.c.credit_code, table.c.project_name, table.c.content_hash).where(
-                table.c.year == year, table.c.credit_code.in_(frame["credit_code"].unique().tolist())
-            )
-        ).all(),
-        columns=[*IDENTITY, "old_hash"],
+def _context(session: Session, cfg: CampaignConfig, sender: Unit, on: dt.date) -> CheckContext:
+    hierarchy = Hierarchy.of(cfg.units)
+    return CheckContext(
+        regions=hierarchy.region_index(),
+        allowed_regions=hierarchy.jurisdiction(sender.key),
+        sender_name=sender.name,
+        application_date=on,
     )
-    merged = frame.merge(stored, on=IDENTITY, how="left")
-    new = merged["old_hash"].isna()
-    changed = ~new & (merged["old_hash"] != merged["content_hash"])
-    counts = {
-        "admitted": int((new & merged["admitted"]).sum()),
-        "not_admitted": int((new & ~merged["admitted"]).sum()),
-        "updated": int(changed.sum()),
-        "duplicates": int((~new & ~changed).sum()),
-    }
-    write = merged[new | changed].drop(columns=["old_hash"]).rename(columns={ROW: "source_row"})
-    if write.empty:
-        return counts, write
-    constants = {"year": year, "submitted_by": sender, "source_file_id": file_id}
-    constants |= {"received_at": received_at, "updated_at": received_at}
-    refreshed = [*STORED, "content_hash", "submitted_by", "source_file_id", "source_row", "updated_at"]
-    upsert(
+
+
+def _store(session: Session, req: StoreRequest) -> Stored:
+    """Judge admission, tilts and priority, then insert new applications and update changed ones."""
+    cfg = req.cfg
+    apps = derive(req.rows, pool_rules(cfg), Hierarchy.of(cfg.units), req.ctx.application_date)
+    apps["leader_id_masked"] = apps["leader_id"].str.slice_replace(6, -4, "*" * 8)
+    apps["phone_masked"] = apps["phone"].str.slice_replace(3, -4, "****")
+    counts, written = upsert_changed(
         session,
         PoolApplication,
-        write,
-        unique=["year", *IDENTITY],
-        update=refreshed,
-        constants=constants,
-        unless_equal="content_hash",
+        apps,
+        identity=IDENTITY,
+        fields=STORED,
+        scope={"year": cfg.campaign.year},
+        constants={
+            "submitted_by": req.sender.key,
+            "source_file_id": req.file_id,
+            "updated_at": req.received_at,
+        },
+        insert_only={"received_at": req.received_at},
     )
-    return counts, write
+    new = written["is_new"] if not written.empty else pd.Series(dtype=bool)
+    admitted = written["admitted"] if not written.empty else pd.Series(dtype=bool)
+    below = written[~admitted] if not written.empty else written
+    notes = [
+        {"row": int(r["source_row"]), "subject": r["project_name"], "note": r["admission_note"]}
+        for r in below.head(MESSAGE_ITEMS).to_dict("records")
+    ]
+    return Stored(
+        counts={
+            "admitted": int((new & admitted).sum()),
+            "not_admitted": int((new & ~admitted).sum()),
+            "updated": counts["updated"],
+            "duplicates": counts["duplicates"],
+        },
+        notes=notes,
+        noted=len(below),
+    )
+
+
+POOL_INTAKE = SheetIntake(
+    sheet=APPLICATION_SHEET,
+    obligation_key=OBLIGATION,
+    topic="培育库",
+    count_labels=(
+        ("admitted", "新入库"),
+        ("not_admitted", "未达入库条件"),
+        ("updated", "更新"),
+        ("duplicates", "与已报内容相同"),
+    ),
+    context=_context,
+    store=_store,
+    notes_title="未达入库条件（已登记，条件满足后可更正重报）",
+    resubmit_hint="同一项目（统一社会信用代码与项目名称相同）重报将更新原申报，不会重复入库",
+)
 
 
 def take_in_workbook(
@@ -159,157 +137,8 @@ def take_in_workbook(
     chunk_rows: int = 10_000,
 ) -> dict[str, Any]:
     """Take one application workbook in; returns the summary its sender is told (also the CLI's JSON)."""
-    rules = pool_rules(cfg)
-    hierarchy = Hierarchy.of(cfg.units)
-    year = cfg.campaign.year
-    ob = cfg.campaign.obligation(OBLIGATION)
-    summary = _empty_summary(path)
-    sha = sha256_of(path)
-    sender = sender or identify_unit(path.name, list(cfg.units))
-    summary["unit"] = sender.key if sender else None
-    try:
-        with session_scope() as session:
-            seen = session.exec(
-                select(IntakeFile).where(IntakeFile.obligation_key == OBLIGATION, IntakeFile.sha256 == sha)
-            ).first()
-            if seen is not None:
-                rows = int(seen.counts.get("rows_read", 0))
-                return summary | {
-                    "unit": seen.unit_key,
-                    "duplicate_file": True,
-                    "first_received_at": seen.received_at.astimezone(
-                        ZoneInfo(cfg.campaign.timezone)
-                    ).isoformat(),
-                    "rows_read": rows,
-                    "duplicates": rows - int(seen.counts.get("rejected", 0)),
-                }
-            if sender is None:
-                raise SubmissionError(
-                    path.name,
-                    "无法从文件名识别报送单位：文件名须以单位名称或行政区划代码开头，如“乾安县-培育库申报表.xlsx”",
-                )
-            table, chunks = read_table(path, EXPECTED_HEADERS, chunk_rows=chunk_rows)
-            missing = [c.header for c in COLUMNS if c.required and c.field not in table.columns]
-            if missing:
-                raise SubmissionError(path.name, f"缺少必填列：{'、'.join(missing)}（请使用发布的模板）")
-            archived = archive(path, sha, str(year), OBLIGATION, sender.key)
-            record = IntakeFile(
-                year=year,
-                obligation_key=OBLIGATION,
-                sha256=sha,
-                file_name=path.name,
-                unit_key=sender.key,
-                received_at=received_at,
-                archived_path=str(archived),
-            )
-            session.add(record)
-            session.flush()
-            assert record.id is not None
-            application_date = local_date(received_at, cfg.campaign)
-            ctx = CheckContext(
-                regions=hierarchy.region_index(),
-                allowed_regions=hierarchy.jurisdiction(sender.key),
-                sender_name=sender.name,
-                application_date=application_date,
-            )
-            bad_rows, errors, warnings, refused = [], [], [], []
-            for chunk in chunks:
-                checked = check_applications(chunk, ctx)
-                summary["rows_read"] += len(chunk)
-                summary["rejected"] += len(checked.bad)
-                summary["duplicates"] += checked.repeats  # the same application twice in the file
-                errors.append(checked.errors)
-                warnings.append(checked.warnings)
-                if not checked.bad.empty:
-                    bad_rows.append(checked.bad)
-                if checked.good.empty:
-                    continue
-                apps = derive(checked.good, rules, hierarchy, application_date)
-                counts, written = _upsert_applications(
-                    session, apps, year=year, file_id=record.id, sender=sender.key, received_at=received_at
-                )
-                for key, n in counts.items():
-                    summary[key] += n
-                below = written[~written["admitted"]]
-                if len(refused) < MESSAGE_ITEMS and not below.empty:
-                    refused += [
-                        {
-                            "row": int(r["source_row"]),
-                            "project": r["project_name"],
-                            "note": r["admission_note"],
-                        }
-                        for r in below.head(MESSAGE_ITEMS - len(refused)).to_dict("records")
-                    ]
-            if summary["rows_read"] == 0:
-                raise SubmissionError(path.name, "表中没有数据行（表头以下为空）")
-            all_errors = pd.concat(errors, ignore_index=True)
-            all_warnings = pd.concat(warnings, ignore_index=True)
-            summary["errors"] = _issue_records(all_errors)
-            summary["warnings"] = _issue_records(all_warnings)
-            if bad_rows:
-                target = (
-                    get_settings().reports
-                    / str(year)
-                    / OBLIGATION
-                    / sender.key
-                    / f"{sha[:12]}-{path.stem}-错误清单.xlsx"
-                )
-                write_error_workbook(target, pd.concat(bad_rows, ignore_index=True), all_errors)
-                summary["error_workbook"] = str(target)
-                record.error_workbook = str(target)
-            counted = {
-                k: summary[k]
-                for k in ("rows_read", "admitted", "not_admitted", "updated", "duplicates", "rejected")
-            }
-            record.counts = counted
-            session.add(record)
-            message = render(
-                "intake_result",
-                {
-                    "unit": sender,
-                    "file_name": path.name,
-                    "received_at": received_at,
-                    "counts": counted,
-                    "not_admitted": refused,
-                    "not_admitted_more": max(0, summary["not_admitted"] - len(refused)),
-                    "errors": summary["errors"][:MESSAGE_ITEMS],
-                    "errors_more": max(0, len(all_errors) - MESSAGE_ITEMS),
-                    "warnings": summary["warnings"][:MESSAGE_ITEMS],
-                    "attachment_name": Path(summary["error_workbook"]).name
-                    if summary["error_workbook"]
-                    else None,
-                },
-            )
-            enqueue(
-                session,
-                [
-                    Decision(
-                        sender.key,
-                        None,
-                        MessageKind.intake_result,
-                        "",
-                        f"intake_result:{OBLIGATION}:{sha}",
-                        message,
-                        summary["error_workbook"],
-                    )
-                ],
-            )
-    except SubmissionError as exc:
-        # The file could not be read (here or part-way through): its transaction rolled back, so
-        # nothing of it is kept but the file itself, set aside with the reason; the sender is told.
-        with session_scope() as session:
-            kept = refuse_file(
-                session,
-                cfg,
-                path=path,
-                sha=sha,
-                ob=ob,
-                unit=sender,
-                reason=exc.reason,
-                received_at=received_at,
-            )
-        return _empty_summary(path) | {"unit": summary["unit"], "refused": exc.reason, "kept_at": kept}
-    return summary
+    pool_rules(cfg)  # no rules, no intake: say so before anything is read
+    return take_in_sheet(cfg, POOL_INTAKE, path, received_at, sender=sender, chunk_rows=chunk_rows)
 
 
 @task(name="take-in-workbook", description="培育库申报表收件、校验、入库", cache_policy=NO_CACHE, retries=1)
@@ -320,6 +149,28 @@ def take_in_workbook_task(
     if remove:  # after the commit: the archive and the database hold it now
         path.unlink(missing_ok=True)
     return summary
+
+
+def template_appendix(rules: PoolRules) -> tuple[str, list[tuple[str, str]]]:
+    """The year's default bars, for the application template's instructions sheet."""
+    rows = []
+    for level, bar in rules.admission.items():
+        area = "、".join(
+            part
+            for part in (
+                f"经营场所≥{bar.min_premises_m2:g}平方米" if bar.min_premises_m2 is not None else "",
+                f"种植≥{bar.min_planted_mu:g}亩" if bar.min_planted_mu is not None else "",
+            )
+            if part
+        )
+        rows.append(
+            (
+                LEVEL_LABELS[level],
+                f"经营≥{bar.min_years_operating:g}年；{area or '面积不限'}（满足其一）；带动创业≥{bar.min_entrepreneurs_driven}人；"
+                f"吸纳就业≥{bar.min_jobs}人；人均年工资≥{bar.min_avg_wage_yuan:g}元",
+            )
+        )
+    return "各级默认入库条件（各地已备案的本级标准优先）", rows
 
 
 # ------------------------------------------------------------------ the pools and recommendations

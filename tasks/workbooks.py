@@ -1,5 +1,5 @@
-"""Workbooks the product hands to bureaus: the blank application template, and the error workbook
-that sends bad rows back. Both are written with openpyxl; headers come from models/applications.py."""
+"""Workbooks the product hands to bureaus: a sheet's blank template, and the error workbook that sends
+bad rows back. Both are written with openpyxl; headers come from the sheet's declaration (models/)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from config.schema import PoolRules
-from models.applications import COLUMNS, ERROR_COLUMN, FALSE_WORDS, TRUE_WORDS
+from models.sheets import ERROR_COLUMN, FALSE_WORDS, TRUE_WORDS, Sheet
 from models.workbook import ROW
 
 BOLD = Font(bold=True)
@@ -30,13 +29,18 @@ def _save(book: Workbook, path: Path) -> Path:
     return path
 
 
-def write_template(path: Path, year: int, rules: PoolRules | None = None) -> Path:
-    """The blank 培育库申报表: a header row, drop-down lists, text-formatted ID columns, instructions."""
+def write_template(
+    path: Path, spec: Sheet, year: int, appendix: tuple[str, list[tuple[str, str]]] | None = None
+) -> Path:
+    """A sheet's blank template: a header row, drop-down lists, text-formatted ID columns, instructions.
+
+    `appendix` is a titled list of (label, text) lines for the instructions sheet (e.g. the year's bars).
+    """
     book = Workbook()
     sheet = book.active
-    sheet.title = "申报表"
-    sheet.append([c.header for c in COLUMNS])
-    for i, column in enumerate(COLUMNS, start=1):
+    sheet.title = spec.title
+    sheet.append([c.header for c in spec.columns])
+    for i, column in enumerate(spec.columns, start=1):
         cell = sheet.cell(1, i)
         cell.font = BOLD
         cell.alignment = Alignment(wrap_text=True, vertical="center")
@@ -61,7 +65,7 @@ def write_template(path: Path, year: int, rules: PoolRules | None = None) -> Pat
             )
             rule.add(cells)
             sheet.add_data_validation(rule)
-        if column.kind in ("uscc", "ric", "phone", "region"):
+        if column.kind in ("uscc", "ric", "phone", "region", "unit"):
             # Text, so Excel keeps all 18 characters and leading zeros instead of a rounded number.
             for row in range(2, TEMPLATE_ROWS + 2):
                 sheet.cell(row, i).number_format = "@"
@@ -72,64 +76,50 @@ def write_template(path: Path, year: int, rules: PoolRules | None = None) -> Pat
     sheet.row_dimensions[1].height = 36
 
     notes = book.create_sheet("填报说明")
-    notes.append([f"{year} 年返乡入乡创业项目培育库申报表 填报说明"])
+    notes.append([f"{year} 年{spec.title} 填报说明"])
     notes["A1"].font = Font(bold=True, size=14)
     notes.append([])
-    for line in (
-        "1. 请在“申报表”工作表第 2 行起逐行填写，一行一个项目；不要改动表头。黄色表头为必填列。",
-        "2. 文件名以本单位名称或行政区划代码开头，如“乾安县-培育库申报表.xlsx”，报送省就业服务局；也可另存为 CSV（UTF-8 或 GBK 均可）。",
-        "3. 有误的行会随处理结果退回（错误清单：原列 + 错误说明），其余各行照常受理；更正后重报同一项目（统一社会信用代码与项目名称均不变）将更新原申报，不会重复入库。",
-        "4. 身份证号、手机号仅用于核验，系统中只保存脱敏后的号码。",
-        "5. 是/否列可填：" + "、".join(sorted(w for w in TRUE_WORDS | FALSE_WORDS if w)) + "；留空视为“否”。",
-    ):
-        notes.append([line])
+    lines = (
+        f"请在“{spec.title}”工作表第 2 行起逐行填写，一行一条记录；不要改动表头。黄色表头为必填列。",
+        f"文件名以本单位名称或行政区划代码开头，如“{spec.example_file}”，报送省就业服务局；也可另存为 CSV（UTF-8 或 GBK 均可）。",
+        "有误的行会随处理结果退回（错误清单：原列 + 错误说明），其余各行照常受理。",
+        *spec.instructions,
+        "是/否列可填：" + "、".join(sorted(w for w in TRUE_WORDS | FALSE_WORDS if w)) + "；留空视为“否”。",
+    )
+    for number, line in enumerate(lines, start=1):
+        notes.append([f"{number}. {line}"])
     notes.append([])
     notes.append(["列名", "必填", "填写要求"])
     for cell in notes[notes.max_row]:
         cell.font = BOLD
-    for column in COLUMNS:
+    for column in spec.columns:
         rule = column.hint or ("可选：" + "、".join(column.choices) if column.choices else "")
         notes.append([column.header, "是" if column.required else "", rule])
-    if rules is not None:
+    if appendix is not None:
+        title, rows = appendix
         notes.append([])
-        notes.append([f"{year} 年各级默认入库条件（各地已备案的本级标准优先）"])
+        notes.append([title])
         notes[notes.max_row][0].font = BOLD
-        labels = {"county": "县级", "city": "市级", "province": "省级"}
-        for level, bar in rules.admission.items():
-            area = "、".join(
-                part
-                for part in (
-                    f"经营场所≥{bar.min_premises_m2:g}平方米" if bar.min_premises_m2 is not None else "",
-                    f"种植≥{bar.min_planted_mu:g}亩" if bar.min_planted_mu is not None else "",
-                )
-                if part
-            )
-            notes.append(
-                [
-                    labels[level.value],
-                    "",
-                    f"经营≥{bar.min_years_operating:g}年；{area or '面积不限'}（满足其一）；带动创业≥{bar.min_entrepreneurs_driven}人；"
-                    f"吸纳就业≥{bar.min_jobs}人；人均年工资≥{bar.min_avg_wage_yuan:g}元",
-                ]
-            )
+        for label, text in rows:
+            notes.append([label, "", text])
     notes.column_dimensions["A"].width = 28
     notes.column_dimensions["C"].width = 90
     return _save(book, path)
 
 
-def write_error_workbook(path: Path, bad: pd.DataFrame, errors: pd.DataFrame) -> Path:
+def write_error_workbook(path: Path, spec: Sheet, bad: pd.DataFrame, errors: pd.DataFrame) -> Path:
     """The bad rows as sent (personal data masked) with an error column, and one line per error.
 
     Written in openpyxl's streaming mode: a file with many bad rows is sent back as fast as it came.
     """
     book = Workbook(write_only=True)
     sheet = book.create_sheet("有误的行")
-    headers = ["原行号", *(c.header for c in COLUMNS), ERROR_COLUMN]
+    headers = ["原行号", *(c.header for c in spec.columns), ERROR_COLUMN]
     sheet.column_dimensions["A"].width = 8
     sheet.column_dimensions[get_column_letter(len(headers))].width = 60
     sheet.freeze_panes = "B2"
     sheet.append([_cell(sheet, h, font=BOLD) for h in headers])
-    fields = [c.field for c in COLUMNS]
+    fields = [c.field for c in spec.columns]
     ordered = bad.sort_values(ROW)
     for number, *values, explained in zip(
         ordered[ROW].tolist(),

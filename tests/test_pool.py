@@ -14,9 +14,10 @@ import pytest
 from openpyxl import load_workbook
 from sqlmodel import select
 
-from models.applications import COLUMNS, ERROR_COLUMN
+from models.applications import COLUMNS
 from models.db import session_scope
 from models.privacy import mask_phone, mask_ric
+from models.sheets import ERROR_COLUMN
 from models.tables import IntakeFile, IntakeRejection, PoolApplication, Recommendation
 from tests.helpers import edit_yaml, outbox
 from tests.pool_data import HEADERS, application, credit_code, id_number, write_csv, write_xlsx
@@ -225,7 +226,7 @@ def test_reading_variants_headers_dates_booleans_blank_rows_and_former_code(env:
     # Dates and booleans in every accepted spelling, read the same way.
     import pandas as pd
 
-    from models.applications import parse_dates
+    from models.sheets import parse_dates
 
     parsed = parse_dates(
         pd.Series(["43000", "2019/5/31", "2019年5月31日", "2017-01-02", "20170102", "2017.1.2", "x"])

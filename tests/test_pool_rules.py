@@ -12,8 +12,9 @@ from openpyxl import load_workbook
 from stdnum.exceptions import InvalidChecksum
 
 from config import load_config
-from models.applications import COLUMNS, CheckContext, check_applications, validate_ric
+from models.applications import COLUMNS, check_applications
 from models.pool import Hierarchy, derive, proposals
+from models.sheets import CheckContext, validate_ric
 from models.workbook import ROW
 from tests.pool_data import HEADERS, application, credit_code, id_number
 
@@ -152,11 +153,13 @@ def test_pool_intake_runs_on_working_days_only(cfg) -> None:  # type: ignore[no-
 
 
 def test_template_has_the_headers_drop_downs_and_instructions(cfg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from models.applications import APPLICATION_SHEET
+    from tasks.pool import template_appendix
     from tasks.workbooks import write_template
 
-    path = write_template(tmp_path / "t.xlsx", 2022, cfg.campaign.pool)
+    path = write_template(tmp_path / "t.xlsx", APPLICATION_SHEET, 2022, template_appendix(cfg.campaign.pool))
     book = load_workbook(path)
-    sheet = book["申报表"]
+    sheet = book["培育库申报表"]
     assert [c.value for c in sheet[1]] == HEADERS
     lists = {str(dv.sqref).split(":")[0]: dv.formula1 for dv in sheet.data_validations.dataValidation}
     column = {c.header: i for i, c in enumerate(COLUMNS, start=1)}
@@ -176,7 +179,7 @@ def test_whole_column_checks_agree_with_python_stdnum() -> None:
 
     from stdnum.cn import uscc
 
-    from models.applications import ric_valid, uscc_valid
+    from models.sheets import ric_valid, uscc_valid
 
     rng = random.Random(2022)
     codes, ids = [], []
