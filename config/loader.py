@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from config.schema import Campaign, Level, Once, Periodic, Regions, Unit
+from config.schema import Campaign, Checkpoints, Level, Once, Periodic, Regions, Unit
 from config.settings import get_settings
 from models.errors import ConfigError, ConfigProblem
 
@@ -160,6 +160,25 @@ def load_campaign(year: int | None = None, *, path: Path | None = None, regions:
         for j, key in enumerate(campaign.pool.key_counties):
             if key not in units:
                 problems.append(ConfigProblem(f"pool.key_counties[{j}]", f"unknown unit {key!r}"))
+    if campaign.services is not None:
+        keys = {ob.key for ob in campaign.obligations}
+        for label, key in campaign.services.training_kinds.items():
+            if key not in keys:
+                problems.append(
+                    ConfigProblem(f"services.training_kinds.{label}", f"unknown obligation {key!r}")
+                )
+        checkpoints = [
+            ob.schedule.dates for ob in campaign.obligations if isinstance(ob.schedule, Checkpoints)
+        ]
+        targets = set(campaign.services.funds.targets)
+        if checkpoints and targets != set(checkpoints[0]):
+            problems.append(
+                ConfigProblem(
+                    "services.funds.targets",
+                    "needs one target per checkpoint date of the funds obligation "
+                    f"({', '.join(d.isoformat() for d in checkpoints[0])})",
+                )
+            )
     if problems:
         raise ConfigError(name, problems)
     return campaign

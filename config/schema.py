@@ -129,12 +129,34 @@ class Periodic(Frozen):
 
 
 class Rolling(Frozen):
-    """All year, no deadline (intake, postings, funds): shown in the calendar, never reminded."""
+    """All year, no deadline (intake, postings): shown in the calendar, never reminded."""
 
     kind: Literal["rolling"]
 
 
-Schedule = Annotated[Once | Periodic | Rolling, Field(discriminator="kind")]
+class Checkpoints(Frozen):
+    """Owed by each of these dates in turn (e.g. the funds' arrival and execution rates)."""
+
+    kind: Literal["checkpoints"]
+    dates: tuple[dt.date, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _order(self) -> Checkpoints:
+        if list(self.dates) != sorted(set(self.dates)):
+            raise ValueError("checkpoint dates must be distinct and in order")
+        return self
+
+
+class AfterEvent(Frozen):
+    """Owed once per subject, within some working days of an event: a project recommended upward
+    must have its 包保 leader named within N working days of the approval."""
+
+    kind: Literal["after_event"]
+    event: Literal["recommendation_approved"]
+    within_working_days: int = Field(ge=1, le=60)
+
+
+Schedule = Annotated[Once | Periodic | Rolling | Checkpoints | AfterEvent, Field(discriminator="kind")]
 
 
 class Obligation(Frozen):
@@ -151,6 +173,7 @@ class Obligation(Frozen):
     flow: str | None = None
     reminders: ReminderPolicy | None = None  # None: the campaign's policy
     escalate: bool = True
+    kickoff_notice: bool = True  # False: the event that starts it already told the unit (e.g. 包保)
 
     def count_for(self, level: Level) -> int:
         return self.count if isinstance(self.count, int) else self.count.get(level, 0)
@@ -220,6 +243,53 @@ class PoolRules(Frozen):
         return self
 
 
+# ---------------------------------------------------------------- year-round services (三(四), 三(五))
+class FundTarget(Frozen):
+    arrival_rate: float = Field(ge=0, le=1)  # arrived / allocated
+    execution_rate: float = Field(ge=0, le=1)  # executed / allocated
+
+
+class BaseSubsidySync(Frozen):
+    """三(五): the prior year's city-level base subsidies are paid together with the provincial ones."""
+
+    purpose: str  # the fund lines' purpose that is a base subsidy
+    fund_year: int
+    provincial_source: str
+    city_source: str
+    tolerance_days: int = Field(default=30, ge=0, le=366)
+
+
+class FundsRules(Frozen):
+    sources: tuple[str, ...] = Field(min_length=1)  # the fund sheet's 资金来源 choices
+    provincial_source: str  # the provincial special funds (省级专项资金): never diverted
+    eligible_purposes: tuple[str, ...] = Field(min_length=1)
+    eligible_note: str = ""
+    targets: dict[dt.date, FundTarget]  # per checkpoint date of the funds obligation
+    base_subsidy: BaseSubsidySync | None = None
+
+    @model_validator(mode="after")
+    def _sources(self) -> FundsRules:
+        named = [self.provincial_source]
+        if self.base_subsidy is not None:
+            named += [self.base_subsidy.provincial_source, self.base_subsidy.city_source]
+        unknown = [s for s in named if s not in self.sources]
+        if unknown:
+            raise ValueError(f"sources not listed in `sources`: {', '.join(unknown)}")
+        return self
+
+
+class Services(Frozen):
+    """The 三送 services: 包保 leaders and visits, trainings, job postings, funds."""
+
+    leader_roles: tuple[str, ...] = ("主要领导",)  # a unit's one contact with such a role is its 包保 leader
+    first_visit_min_working_days: int = Field(
+        default=10, ge=0, le=60
+    )  # a quarter with fewer left is not owed
+    need_categories: tuple[str, ...] = Field(min_length=1)  # 经营管理、产品研发 …
+    training_kinds: dict[str, str]  # the training sheet's 培训类别 -> obligation key
+    funds: FundsRules
+
+
 class Campaign(Frozen):
     year: int = Field(ge=2020, le=2100)
     title: str
@@ -236,6 +306,7 @@ class Campaign(Frozen):
     obligations: tuple[Obligation, ...]
     quotas: Quotas
     pool: PoolRules | None = None
+    services: Services | None = None
 
     def obligation(self, key: str) -> Obligation:
         for ob in self.obligations:

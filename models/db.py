@@ -133,6 +133,10 @@ def upsert(
     for name, value in (constants or {}).items():
         names.append(name)
         columns.append(processed(name, [value]) * count)
+    for column in table.columns:  # columns left out take their scalar defaults, as in an ORM insert
+        if column.key not in names and column.default is not None and column.default.is_scalar:
+            names.append(column.key)
+            columns.append(processed(column.key, [column.default.arg]) * count)
     insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
     stmt = insert(table)
     stmt = stmt.on_conflict_do_update(

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
-from config.schema import Campaign, Obligation, Once, Periodic, Rolling
+from config.schema import AfterEvent, Campaign, Checkpoints, Obligation, Once, Periodic, Rolling
 from models.workdays import WorkingCalendar
 
 
@@ -29,7 +29,7 @@ class Step:
 
 @dataclass(frozen=True)
 class Period:
-    label: str  # "2022", "2022-Q3", "2022-H2"
+    label: str  # "2022", "2022-Q3", "2022-H2", "2022-09-30" (a checkpoint)
     kickoff: dt.date
     due: dt.date
 
@@ -39,13 +39,24 @@ def calendar_for(campaign: Campaign) -> WorkingCalendar:
 
 
 def periods(campaign: Campaign, ob: Obligation) -> list[Period]:
-    """The periods an obligation is owed for in the campaign year; none for rolling ones."""
+    """The periods an obligation is owed for in the campaign year.
+
+    None for rolling ones, and none for those owed after an event: each instance of those carries
+    its own dates (see `after_event_period`).
+    """
     sched = ob.schedule
     year = campaign.year
-    if isinstance(sched, Rolling):
+    if isinstance(sched, Rolling | AfterEvent):
         return []
     if isinstance(sched, Once):
         return [Period(str(year), sched.kickoff, sched.due)]
+    if isinstance(sched, Checkpoints):
+        out, start = [], campaign.starts
+        for day in sched.dates:
+            if day >= campaign.starts:
+                out.append(Period(day.isoformat(), start, day))
+                start = day + dt.timedelta(days=1)
+        return out
     assert isinstance(sched, Periodic)
     starts = max(sched.starts or campaign.starts, campaign.starts)
     if sched.kind == "yearly":
@@ -59,6 +70,12 @@ def periods(campaign: Campaign, ob: Obligation) -> list[Period]:
         ends = [dt.date(year, 3, 31), dt.date(year, 6, 30), dt.date(year, 9, 30), dt.date(year, 12, 31)]
         bounds = [(f"{year}-Q{q + 1}", dt.date(year, 3 * q + 1, 1), ends[q]) for q in range(4)]
     return [Period(label, max(start, starts), end) for label, start, end in bounds if end >= starts]
+
+
+def after_event_period(ob: Obligation, event_day: dt.date, cal: WorkingCalendar) -> Period:
+    """An instance owed after an event: from the event's day to N working days later."""
+    assert isinstance(ob.schedule, AfterEvent)
+    return Period(str(event_day.year), event_day, cal.shift(event_day, ob.schedule.within_working_days))
 
 
 def plan_steps(campaign: Campaign, ob: Obligation, period: Period, cal: WorkingCalendar) -> list[Step]:

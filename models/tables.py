@@ -59,6 +59,7 @@ class MessageKind(StrEnum):
     intake_result = "intake_result"  # a workbook's rows taken in: admitted, updated, errors
     approval_due = "approval_due"  # to the province: proposals wait for an operator's decision
     recommendation = "recommendation"  # a recommendation decided, to the recommending unit
+    flag = "flag"  # a service flag raised (funds diverted, subsidies out of step), to the province
 
 
 class RecommendationStatus(StrEnum):
@@ -99,10 +100,19 @@ class Channel(SQLModel, table=True):
 
 # ------------------------------------------------------------------ obligations and submissions
 class ObligationInstance(SQLModel, table=True):
-    """One unit's obligation for one period, e.g. 南关区's june_survey for 2022."""
+    """One unit's obligation for one period, e.g. 南关区's june_survey for 2022.
+
+    An obligation owed per recommended project has one instance per project (`subject`, e.g.
+    "app:17"); one counted against a target (trainings: city >= 2) keeps its progress in
+    `done_count` / `required_count`; `progress_note` says in words how far it is (shown in reminders).
+    """
 
     __tablename__ = "obligation"
-    __table_args__ = (sa.UniqueConstraint("year", "obligation_key", "unit_key", "period"),)
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "year", "obligation_key", "unit_key", "period", "subject", name="uq_obligation_subject"
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     year: int = Field(index=True)
     obligation_key: str = Field(index=True, max_length=64)
@@ -113,6 +123,11 @@ class ObligationInstance(SQLModel, table=True):
     status: str = Field(default=ObligationStatus.open, max_length=16)
     submitted_at: dt.datetime | None = _ts()
     last_step: str | None = Field(default=None, max_length=16)  # last notification step decided
+    subject: str = Field(default="", max_length=32)
+    subject_label: str = ""
+    required_count: int = 1
+    done_count: int = 0
+    progress_note: str = ""
 
 
 class Submission(SQLModel, table=True):
@@ -237,6 +252,139 @@ class Recommendation(SQLModel, table=True):
     decided_by: str | None = None
     reason: str = ""
     flow_run_id: str | None = Field(default=None, max_length=64)
+
+
+# ------------------------------------------------------------------ services (三(四), 三(五))
+class _Received(SQLModel):
+    """Where a record taken in from a workbook came from; `content_hash` spots an unchanged resubmission."""
+
+    source_file_id: int | None = Field(default=None, foreign_key="intake_file.id")
+    source_row: int | None = None
+    content_hash: str = Field(default="", max_length=20)
+    submitted_by: str = Field(foreign_key="unit.key", max_length=16)
+    received_at: dt.datetime = Field(sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
+class LeaderAssignment(SQLModel, table=True):
+    """包保: a project recommended upward, assigned to a main leader of the recommending level."""
+
+    __tablename__ = "leader_assignment"
+    __table_args__ = (sa.UniqueConstraint("year", "application_id", "unit_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int = Field(index=True)
+    application_id: int = Field(foreign_key="pool_application.id")
+    unit_key: str = Field(foreign_key="unit.key", max_length=16)  # the recommending unit
+    leader_name: str
+    leader_title: str = ""
+    assigned_on: dt.date
+    assigned_by: str  # an operator's name, or "config"
+    source: str = Field(max_length=16)  # config | operator
+
+
+class VisitRecord(_Received, table=True):
+    """A 包保 leader's visit to a pool project: findings, needs in the five categories, services given."""
+
+    __tablename__ = "visit_record"
+    __table_args__ = (sa.UniqueConstraint("year", "unit_key", "credit_code", "project_name", "visited_on"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int = Field(index=True)
+    unit_key: str = Field(foreign_key="unit.key", max_length=16)  # the visiting (recommending) unit
+    application_id: int = Field(foreign_key="pool_application.id", index=True)
+    credit_code: str = Field(max_length=18)
+    project_name: str
+    visited_on: dt.date
+    leader_name: str
+    leader_title: str = ""
+    findings: str = ""
+    need_categories: str = ""  # "经营管理、销售渠道"
+    needs: str = ""
+    services: str = ""
+
+
+class VisitNeed(SQLModel, table=True):
+    """Needs collected on visits, per quarter, city and category: the summary the province plans services from."""
+
+    __tablename__ = "visit_need"
+    __table_args__ = (sa.UniqueConstraint("year", "quarter", "city_key", "category"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int = Field(index=True)
+    quarter: str = Field(max_length=16)
+    city_key: str = Field(foreign_key="unit.key", max_length=16)
+    category: str = Field(max_length=16)
+    visits: int
+    projects: int
+
+
+class TrainingRecord(_Received, table=True):
+    """A training held: an entrepreneur training (每半年一期) or an agri-technician training."""
+
+    __tablename__ = "training_record"
+    __table_args__ = (sa.UniqueConstraint("year", "unit_key", "kind", "held_on", "topic"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int = Field(index=True)
+    unit_key: str = Field(foreign_key="unit.key", max_length=16)  # the unit that held it
+    kind: str = Field(max_length=16)
+    held_on: dt.date
+    topic: str
+    attendees: int
+    linked_projects: str = ""
+    note: str = ""
+
+
+class FundRecord(_Received, table=True):
+    """One line of a unit's fund ledger: a batch (文号) for one purpose, allocated, arrived, executed."""
+
+    __tablename__ = "fund_record"
+    __table_args__ = (sa.UniqueConstraint("year", "unit_key", "document_no", "purpose"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int = Field(index=True)
+    unit_key: str = Field(foreign_key="unit.key", max_length=16)
+    source: str = Field(max_length=32)
+    fund_year: int
+    document_no: str
+    purpose: str
+    allocated: float
+    allocated_on: dt.date
+    arrived: float = 0
+    arrived_on: dt.date | None = None
+    executed: float = 0
+    executed_on: dt.date | None = None
+    note: str = ""
+    diversion: bool = False  # provincial special funds spent outside the eligible purposes
+
+
+class JobPosting(_Received, table=True):
+    """Free job postings made for a pool project on the 96885吉人在线 platform (recorded, not fetched)."""
+
+    __tablename__ = "job_posting"
+    __table_args__ = (sa.UniqueConstraint("year", "credit_code", "project_name", "posted_on"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int = Field(index=True)
+    application_id: int = Field(foreign_key="pool_application.id", index=True)
+    credit_code: str = Field(max_length=18)
+    project_name: str
+    posted_on: dt.date
+    postings: int
+    positions: int = 0
+    note: str = ""
+
+
+class ServiceFlag(SQLModel, table=True):
+    """Something the province must hear of at once: funds diverted, subsidies paid out of step.
+
+    Unique per (year, kind, unit, subject): a flag is raised, and its message sent, once.
+    """
+
+    __tablename__ = "service_flag"
+    __table_args__ = (sa.UniqueConstraint("year", "kind", "unit_key", "subject"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int = Field(index=True)
+    kind: str = Field(max_length=32)  # diversion | subsidy_out_of_step
+    unit_key: str = Field(foreign_key="unit.key", max_length=16)
+    subject: str
+    detail: str
+    raised_at: dt.datetime = Field(sa_type=UTCDateTime)
 
 
 # ------------------------------------------------------------------ notifications

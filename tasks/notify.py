@@ -63,19 +63,25 @@ def enqueue(session: Session, decisions: list[Decision]) -> int:
 
 
 def open_instances(session: Session, year: int, obligation_key: str) -> list[OpenInstance]:
-    rows = session.exec(
-        select(
-            ObligationInstance.id,
-            ObligationInstance.unit_key,
-            ObligationInstance.period,
-            ObligationInstance.last_step,
+    table = ObligationInstance.__table__  # type: ignore[attr-defined]
+    rows = session.execute(
+        sa.select(
+            table.c.id,
+            table.c.unit_key,
+            table.c.period,
+            table.c.last_step,
+            table.c.kickoff_on,
+            table.c.due_on,
+            table.c.subject,
+            table.c.subject_label,
+            table.c.progress_note,
         ).where(
-            ObligationInstance.year == year,
-            ObligationInstance.obligation_key == obligation_key,
-            ObligationInstance.status == ObligationStatus.open,
+            table.c.year == year,
+            table.c.obligation_key == obligation_key,
+            table.c.status == ObligationStatus.open,
         )
     ).all()
-    return [OpenInstance(id=r[0], unit_key=r[1], period=r[2], last_step=r[3]) for r in rows]  # type: ignore[arg-type]
+    return [OpenInstance(*r) for r in rows]
 
 
 @task(
@@ -99,8 +105,7 @@ def record_reminders(cfg: CampaignConfig, obligation_keys: list[str], today: dt.
             by_step: dict[str, list[int]] = defaultdict(list)
             for d in decisions:
                 counts[d.kind.value] += 1
-                if d.obligation_id is not None:
-                    by_step[d.step].append(d.obligation_id)
+                by_step[d.step] += d.instance_ids
             for step, ids in by_step.items():
                 session.execute(
                     sa.update(ObligationInstance)

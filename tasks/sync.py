@@ -13,6 +13,7 @@ from models.deadlines import periods
 from models.planning import owes
 from models.tables import Channel, Contact, ObligationInstance, Unit
 
+INSTANCE_KEY = ["year", "obligation_key", "unit_key", "period", "subject"]
 _LEVEL_ORDER = {Level.province: 0, Level.city: 1, Level.county: 2}
 
 
@@ -75,7 +76,7 @@ def sync_obligations(session: Session, cfg: CampaignConfig, obligation_keys: lis
         if obligation_keys is not None and ob.key not in obligation_keys:
             continue
         if ob.subject != "unit":
-            continue  # owed per recommended project; instantiated by the flow that knows the projects
+            continue  # owed per recommended project: tasks/services.py instantiates them
         for period in periods(campaign, ob):
             for unit in cfg.units:
                 if owes(ob, unit):
@@ -88,14 +89,16 @@ def sync_obligations(session: Session, cfg: CampaignConfig, obligation_keys: lis
                             "kickoff_on": period.kickoff,
                             "due_on": period.due,
                             "status": "open",
+                            "required_count": ob.count_for(unit.level),
+                            "subject": "",
                         }
                     )
     upsert(
         session,
         ObligationInstance,
         rows,
-        unique=["year", "obligation_key", "unit_key", "period"],
-        update=["kickoff_on", "due_on"],
+        unique=INSTANCE_KEY,
+        update=["kickoff_on", "due_on", "required_count"],
     )
     return len(rows)
 

@@ -36,6 +36,7 @@ def test_campaign_2022_holds_the_calendar() -> None:
         "june_survey",
         "standards_filing",
         "pool_intake",
+        "leader_assignment",
         "leader_visits",
         "entrepreneur_training",
         "agri_tech_training",
