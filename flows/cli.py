@@ -3,12 +3,14 @@
 campaign check                       check the config files (regions + this year's campaign)
 campaign init                        create or upgrade the database and load the hierarchy
 campaign calendar [--year 2022]      every planned kickoff, reminder and escalation date
-campaign run june_survey [--today D] run one flow now (as of a date), without a server
+campaign run FLOW [--today D]        run one flow now (as of a date), without a server
 campaign record OBLIGATION UNIT --by NAME [--on D] [--file F] [--note N]
 campaign status OBLIGATION [--today D]
-campaign template [PATH]             write the blank incubation-pool application workbook
-campaign intake FILE [--json] [--today D]
-                                     take in one application workbook now; --json prints the summary
+campaign template [--sheet S] [PATH] write a blank workbook: pool (default), visits, postings, trainings, funds
+campaign intake FILE [--sheet S] [--json] [--today D]
+                                     take in one workbook now; --json prints the summary
+campaign assign PROJECT_ID LEADER --by NAME [--title T] [--unit U]
+                                     name a recommended project's 包保 leader
 campaign deliver                     deliver queued notifications now
 campaign serve                       local Prefect server + every deployment on its schedule
 """
@@ -25,7 +27,16 @@ from pathlib import Path
 
 from models.errors import CampaignError
 
-FLOWS = ("june_survey", "standards_filing", "pool_intake", "deliver_notifications")
+FLOWS = (
+    "june_survey",
+    "standards_filing",
+    "pool_intake",
+    "quarterly_visits",
+    "half_year_training",
+    "funds_tracking",
+    "deliver_notifications",
+)
+SHEETS = ("pool", "visits", "postings", "trainings", "funds")
 
 
 def _date(text: str) -> dt.date:
@@ -83,10 +94,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from models.db import migrate
 
     migrate()
-    if args.flow == "june_survey":
-        from flows.june import june_survey as fl
-    elif args.flow == "standards_filing":
-        from flows.june import standards_filing as fl
+    if args.flow in ("june_survey", "standards_filing"):
+        import flows.june
+
+        fl = getattr(flows.june, args.flow)
+    elif args.flow in ("quarterly_visits", "half_year_training", "funds_tracking"):
+        import flows.services
+
+        fl = getattr(flows.services, args.flow)
     elif args.flow == "pool_intake":
         from flows.pool import pool_intake
 
@@ -133,16 +148,37 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _service_sheet(name: str) -> tuple[object, str]:
+    """A services sheet's intake and the flow that settles it."""
+    from config import load_config
+    from tasks import services
+
+    cfg = load_config()
+    make, flow_name = {
+        "visits": (services.visit_intake, "quarterly_visits"),
+        "postings": (services.posting_intake, "quarterly_visits"),
+        "trainings": (services.training_intake, "half_year_training"),
+        "funds": (services.fund_intake, "funds_tracking"),
+    }[name]
+    return make(cfg), flow_name
+
+
 def cmd_template(args: argparse.Namespace) -> int:
-    from config import get_settings, load_config
+    from config import load_config
+    from config.settings import get_settings
     from models.applications import APPLICATION_SHEET
     from tasks.pool import pool_rules, template_appendix
     from tasks.workbooks import write_template
 
     cfg = load_config()
     year = cfg.campaign.year
-    path = args.path or get_settings().reports / str(year) / f"{year}年培育库申报表（模板）.xlsx"
-    write_template(path, APPLICATION_SHEET, year, template_appendix(pool_rules(cfg)))
+    if args.sheet == "pool":
+        sheet, appendix = APPLICATION_SHEET, template_appendix(pool_rules(cfg))
+    else:
+        intake, _ = _service_sheet(args.sheet)
+        sheet, appendix = intake.sheet, None  # type: ignore[attr-defined]
+    path = args.path or get_settings().reports / str(year) / f"{year}年{sheet.title}（模板）.xlsx"
+    write_template(path, sheet, year, appendix)
     print(f"模板已生成：{path}")
     return 0
 
@@ -165,9 +201,17 @@ def cmd_intake(args: argparse.Namespace) -> int:
         sync_hierarchy(session, cfg)
     today = args.today or local_today(cfg.campaign)
     # The workbook is taken in here, so the summary keeps every error (a run's record keeps the first
-    # ones); the flow then proposes recommendations, delivers the sender's result and publishes.
-    summary = take_in_workbook(cfg, path, moment(today, cfg.campaign))
-    pool_intake(today=today, files=[], approve=False)
+    # ones); the flow then settles progress (or proposes recommendations), delivers and publishes.
+    if args.sheet == "pool":
+        summary = take_in_workbook(cfg, path, moment(today, cfg.campaign))
+        pool_intake(today=today, files=[], approve=False)
+    else:
+        import flows.services
+        from tasks.sheets import take_in_sheet
+
+        intake, flow_name = _service_sheet(args.sheet)
+        summary = take_in_sheet(cfg, intake, path, moment(today, cfg.campaign))  # type: ignore[arg-type]
+        getattr(flows.services, flow_name)(today=today)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=1))
     else:
@@ -176,15 +220,36 @@ def cmd_intake(args: argparse.Namespace) -> int:
         elif summary.get("duplicate_file"):
             print(f"此文件已于 {summary['first_received_at']} 受理，未重复处理")
         else:
-            print(
-                "读取 {rows_read} 行：新入库 {admitted}，未达入库条件 {not_admitted}，更新 {updated}，"
-                "重复 {duplicates}，有误 {rejected}".format(**summary)
+            counted = "，".join(
+                f"{label} {summary[key]}"
+                for key, label in (
+                    ("admitted", "新入库"),
+                    ("not_admitted", "未达入库条件"),
+                    ("new", "新登记"),
+                    ("updated", "更新"),
+                    ("duplicates", "重复"),
+                )
+                if key in summary
             )
+            print(f"读取 {summary['rows_read']} 行：{counted}，有误 {summary['rejected']}")
             for e in summary["errors"]:
                 print(f"  第 {e['row']} 行【{e['column']}】{e['value']}：{e['reason']}")
             if summary["error_workbook"]:
                 print(f"错误清单：{summary['error_workbook']}")
     return 0 if not summary.get("refused") else 1
+
+
+def cmd_assign(args: argparse.Namespace) -> int:
+    from flows.services import LeaderChoice, assign_leaders
+    from models.db import migrate
+
+    migrate()
+    choice = LeaderChoice(
+        project_id=args.project_id, leader_name=args.leader, leader_title=args.title, unit_key=args.unit
+    )
+    result = assign_leaders([choice], operator=args.by)
+    print(json.dumps(result, ensure_ascii=False, default=str, indent=1))
+    return 0 if not result.get("refused") else 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -229,16 +294,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("obligation")
     p.add_argument("--today", type=_date)
     p.set_defaults(fn=cmd_status)
-    p = sub.add_parser("template", help="write the blank incubation-pool application workbook")
+    p = sub.add_parser("template", help="write a blank workbook for bureaus to fill in")
     p.add_argument("path", nargs="?", type=Path)
+    p.add_argument("--sheet", choices=SHEETS, default="pool")
     p.set_defaults(fn=cmd_template)
-    p = sub.add_parser("intake", help="take in one incubation-pool application workbook now")
+    p = sub.add_parser("intake", help="take in one workbook now")
     p.add_argument(
         "file", type=Path, help="XLSX or CSV, named after the sending unit (e.g. 乾安县-申报表.xlsx)"
     )
+    p.add_argument("--sheet", choices=SHEETS, default="pool")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--today", type=_date)
     p.set_defaults(fn=cmd_intake)
+    p = sub.add_parser("assign", help="name a recommended project's 包保 leader")
+    p.add_argument("project_id", type=int, help="the project's 编号 (see the leaders-pending artifact)")
+    p.add_argument("leader")
+    p.add_argument("--by", required=True, help="the operator")
+    p.add_argument("--title", default="", help="the leader's title")
+    p.add_argument("--unit", help="the recommending unit, if two levels recommended the project")
+    p.set_defaults(fn=cmd_assign)
     p = sub.add_parser("deliver", help="deliver queued notifications now")
     p.set_defaults(fn=lambda a: cmd_run(argparse.Namespace(flow="deliver_notifications", today=None)))
     p = sub.add_parser("serve", help="serve every deployment with a local Prefect server")

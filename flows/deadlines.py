@@ -1,41 +1,73 @@
-"""The deadline machinery every dated obligation reuses: intake, reminders, escalation, delivery, status.
+"""The deadline machinery every dated obligation reuses: intake, progress, reminders, escalation,
+delivery, status.
 
 A flow for a new obligation is this cycle with its obligation keys; what differs between obligations
-(dates, evidence, policy) is data in config/campaigns/<year>.yaml.
+(dates, evidence, policy) is data in config/campaigns/<year>.yaml. Obligations evidenced by files
+(june) take in their inbox folders as files; those evidenced by records (visits, trainings, funds)
+name their sheets, and a task that turns the records into progress.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prefect.logging import get_run_logger
 
-from config import load_config
-from models.clock import local_today
+from config import CampaignConfig, load_config
+from models.clock import local_today, moment
 from tasks.audit import audited
 from tasks.delivery import deliver_all
 from tasks.intake import take_in_inbox
 from tasks.notify import record_reminders
 from tasks.report import publish_status
+from tasks.sheets import SheetIntake, brief, take_in_folder
 from tasks.sync import sync_campaign
 
 
-def deadline_cycle(flow_name: str, obligation_keys: list[str], today: dt.date | None) -> dict[str, Any]:
-    """One day of the cycle for the given obligations. Safe to run any number of times a day."""
+def deadline_cycle(
+    flow_name: str,
+    obligation_keys: list[str],
+    today: dt.date | None,
+    *,
+    sheets: Sequence[Callable[[CampaignConfig], SheetIntake]] = (),
+    progress: Callable[[CampaignConfig, dt.date], dict[str, Any]] | None = None,
+    publish: Callable[[CampaignConfig, dt.date], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One day of the cycle for the given obligations. Safe to run any number of times a day.
+
+    Without `sheets`, submissions are files in each obligation's inbox folder; with them, they are
+    the sheets' records, and `progress` (a task) settles the obligations from what was recorded.
+    """
     log = get_run_logger()
     cfg = load_config()  # a broken config stops here, before anything is written
     today = today or local_today(cfg.campaign)
     with audited(flow_name, {"today": today, "obligations": obligation_keys}) as counts:
         counts["synced"] = sync_campaign(cfg, obligation_keys)
-        intake = take_in_inbox(cfg, obligation_keys, today)
-        counts["intake"] = intake.counts()
-        for item in intake.rejected:
-            log.warning("退回 %s：%s", item["file"], item["reason"])
+        if sheets:
+            received_at = moment(today, cfg.campaign)
+            counts["intake"] = {}
+            for make in sheets:
+                intake = make(cfg)
+                summaries = take_in_folder(cfg, intake, received_at)
+                counts["intake"][intake.kind] = [brief(s) for s in summaries]
+                for s in summaries:
+                    if s.get("refused"):
+                        log.warning("退回 %s：%s", s["file"], s["refused"])
+        else:
+            intake_files = take_in_inbox(cfg, obligation_keys, today)
+            counts["intake"] = intake_files.counts()
+            for item in intake_files.rejected:
+                log.warning("退回 %s：%s", item["file"], item["reason"])
+        if progress is not None:
+            counts["progress"] = progress(cfg, today)
         counts["notifications"] = record_reminders(cfg, obligation_keys, today)
         counts["delivery"] = deliver_all(cfg.campaign.delivery)
         counts["status"] = {
             key: publish_status(cfg, key, today, counts["notifications"]) for key in obligation_keys
         }
-        log.info("%s %s：%s", flow_name, today, counts)
+        if publish is not None:
+            counts["published"] = publish(cfg, today)
+        log.info("%s %s：%s", flow_name, today, {k: v for k, v in counts.items() if k != "intake"})
     return counts

@@ -67,9 +67,10 @@ def deployments() -> list[object]:
     from flows.operations import deliver_notifications, record_submission
     from flows.pool import pool_intake
     from flows.schedules import daily_schedule, delivery_schedule, working_day_schedule
+    from flows.services import assign_leaders, funds_tracking, half_year_training, quarterly_visits
 
     cfg = load_config()
-    dated = [june_survey, standards_filing]
+    dated = [june_survey, standards_filing, quarterly_visits, half_year_training, funds_tracking]
     out = []
     for fl in dated:
         schedule = daily_schedule(cfg, fl.name)
@@ -96,11 +97,10 @@ def deployments() -> list[object]:
             description=deliver_notifications.description,
         )
     )
-    out.append(
-        record_submission.to_deployment(
-            name=f"{cfg.campaign.year}", description=record_submission.description
+    for operator_form in (record_submission, assign_leaders):  # run from the UI's form, no schedule
+        out.append(
+            operator_form.to_deployment(name=f"{cfg.campaign.year}", description=operator_form.description)
         )
-    )
     return out
 
 

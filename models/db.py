@@ -70,20 +70,27 @@ def migrate(url: str | None = None) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
-def insert_ignoring_duplicates(
+def insert_new(
     session: Session, model: type[SQLModel], rows: Iterable[dict[str, Any]], *, unique: list[str]
-) -> int:
-    """One INSERT of many rows; rows whose unique key already exists are skipped. Returns rows added."""
+) -> list[Any]:
+    """One INSERT of many rows; rows whose unique key already exists are skipped. Returns the new keys."""
     rows = list(rows)
     if not rows:
-        return 0
+        return []
     table = model.__table__  # type: ignore[attr-defined]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     pk = next(iter(table.primary_key.columns))
     stmt = insert(table).on_conflict_do_nothing(index_elements=unique).returning(pk)
-    # RETURNING counts what was really inserted; rowcount is unreliable for executemany.
-    return len(session.execute(stmt, rows).all())
+    # RETURNING says what was really inserted; rowcount is unreliable for executemany.
+    return [row[0] for row in session.execute(stmt, rows).all()]
+
+
+def insert_ignoring_duplicates(
+    session: Session, model: type[SQLModel], rows: Iterable[dict[str, Any]], *, unique: list[str]
+) -> int:
+    """`insert_new`, counted."""
+    return len(insert_new(session, model, rows, unique=unique))
 
 
 def upsert(

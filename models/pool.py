@@ -69,10 +69,11 @@ class Hierarchy:
         """A unit and every unit below it."""
         return frozenset(k for k in self.units if key in self.chain(k).values())
 
-    def region_index(self) -> RegionIndex:
+    def region_index(self, *, leaves_only: bool = True) -> RegionIndex:
+        """Names and codes that may be written for a unit: the county-level ones, or every unit."""
         lookup: dict[str, str] = {}
         former: dict[str, str] = {}
-        for unit in self.leaves():
+        for unit in self.leaves() if leaves_only else self.units.values():
             for text in (unit.key, unit.name, unit.bureau):
                 lookup[fold(text)] = unit.key
             for code in unit.former_codes:

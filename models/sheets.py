@@ -66,6 +66,7 @@ class CheckContext:
     sender_name: str
     application_date: dt.date  # the day the sheet was received: no date in it may be later
     units: RegionIndex | None = None  # for `unit` columns: cities and counties alike
+    sender_key: str = ""  # an optional `unit` column left blank means the sender
     earliest: dt.date = EARLIEST_FOUNDING  # no date in the sheet may be earlier
     # (credit code, project name) -> pool application id, for sheets that name pool projects
     projects: Mapping[tuple[str, str], int] = field(default_factory=dict)
@@ -268,6 +269,8 @@ def _unit_column(
         )
     outside = present & key.notna() & ~key.isin(ctx.allowed_regions)
     error(outside, column, f"不属于{ctx.sender_name}辖区，请由所在地人社部门报送")
+    if column.kind == "unit" and not column.required:
+        key = key.where(present, ctx.sender_key)
     return key.fillna("")
 
 

@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import sqlalchemy as sa
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, SQLModel, select
 
 from config import CampaignConfig
@@ -77,6 +79,11 @@ class SheetIntake:
     store: Callable[[Session, StoreRequest], Stored]
     notes_title: str = ""  # heading of Stored.notes in the message
     resubmit_hint: str = ""  # how a corrected resubmission is matched
+    folder: str = ""  # the inbox folder and the intake_file kind; default: the obligation key
+
+    @property
+    def kind(self) -> str:
+        return self.folder or self.obligation_key
 
 
 def empty_summary(path: Path) -> dict[str, Any]:
@@ -172,8 +179,8 @@ def take_in_sheet(
     """Take one workbook in; returns the summary its sender is told (also the CLI's JSON)."""
     sheet = intake.sheet
     year = cfg.campaign.year
-    key = intake.obligation_key
-    ob = cfg.campaign.obligation(key)
+    key = intake.kind
+    ob = cfg.campaign.obligation(intake.obligation_key)
     summary = empty_summary(path) | {k: 0 for k, _ in intake.count_labels}
     sha = sha256_of(path)
     sender = sender or identify_unit(path.name, list(cfg.units))
@@ -312,3 +319,19 @@ def take_in_sheet(
 def waiting_files(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+@task(name="take-in-sheets", description="收取并校验报送的表格", cache_policy=NO_CACHE, retries=1)
+def take_in_folder(
+    cfg: CampaignConfig, intake: SheetIntake, received_at: dt.datetime
+) -> list[dict[str, Any]]:
+    """Every workbook waiting in the intake's inbox folder, one transaction each.
+
+    A file leaves the inbox only after its transaction committed (the archive and the database hold
+    it then); a retry meets the files already taken in as duplicates, by their hash.
+    """
+    summaries = []
+    for path in waiting_files(get_settings().inbox / intake.kind):
+        summaries.append(take_in_sheet(cfg, intake, path, received_at))
+        path.unlink(missing_ok=True)
+    return summaries

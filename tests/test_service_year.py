@@ -1,0 +1,473 @@
+"""Walk the year-round services through 2022 (06-21 … 12-31, real holidays and make-up days) on a small
+hierarchy, and check every kickoff, reminder, overdue notice and escalation each flow sends, and when.
+
+The expected messages are derived from the campaign config's plan (models/deadlines.py) and from when
+the scenario's records arrive, not hard-coded: an instance that is open gets its step's message the
+first run the step is in force; its supervisor gets one escalation per step. The flows run on every
+day something is planned or dropped and on the day after each (a message on a wrong day would show
+there), through the October holiday, and twice on the busiest days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from config import load_config
+from models.deadlines import (
+    Period,
+    StepKind,
+    after_event_period,
+    calendar_for,
+    current_step,
+    periods,
+    plan_steps,
+)
+from models.planning import owes
+from models.services import first_owed_periods
+from models.tables import FundRecord, ObligationInstance, ServiceFlag, VisitNeed
+from tests.helpers import outbox
+from tests.pool_data import credit_code
+from tests.service_data import (
+    CHANGCHUN,
+    CHANGLING,
+    FUND_HEADERS,
+    MEIHEKOU,
+    NONGAN,
+    PROVINCE,
+    QIANAN,
+    SONGYUAN,
+    TRAINING_HEADERS,
+    VISIT_HEADERS,
+    approve_recommendations,
+    fund,
+    training,
+    use_small_hierarchy,
+    visit,
+    write_sheet,
+)
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+D = dt.date
+START, END = D(2022, 6, 21), D(2022, 12, 31)
+APPROVED, ASSIGNED = D(2022, 7, 5), D(2022, 7, 14)
+A, B, C = "肉牛养殖项目1", "肉牛养殖项目2", "人参种植项目3"
+
+# What arrives when: (day, inbox folder, file name, headers, rows). Dropped before that day's runs.
+DROPS = [
+    (
+        D(2022, 7, 20),
+        "funds_tracking",
+        "乾安县-资金台账.xlsx",
+        FUND_HEADERS,
+        [
+            fund(
+                "乾安县",
+                "吉人社函〔2022〕31号",
+                "基地建设补助",
+                **{
+                    "下达金额（万元）": "100",
+                    "下达日期": "2022-06-25",
+                    "到位金额（万元）": "100",
+                    "到位日期": "2022-07-10",
+                    "支出金额（万元）": "70",
+                    "支出日期": "2022-07-15",
+                },
+            ),
+            fund(
+                "乾安县",
+                "吉人社函〔2022〕31号",
+                "办公楼装修",
+                **{
+                    "下达金额（万元）": "10",
+                    "下达日期": "2022-06-25",
+                    "到位金额（万元）": "10",
+                    "到位日期": "2022-07-10",
+                    "支出金额（万元）": "5",
+                    "支出日期": "2022-07-15",
+                },
+            ),
+        ],
+    ),
+    (
+        D(2022, 8, 8),
+        "trainings",
+        "松原市-培训记录表.xlsx",
+        TRAINING_HEADERS,
+        [training("松原市", "农技人员培训", "2022-08-05", "肉牛养殖技术")],
+    ),
+    (D(2022, 8, 11), "leader_visits", "乾安县-走访记录表.xlsx", VISIT_HEADERS, [visit(1, "2022-08-10")]),
+    (
+        D(2022, 9, 16),
+        "trainings",
+        "乾安县-培训记录表.xlsx",
+        TRAINING_HEADERS,
+        [training("乾安县", "创业者培训", "2022-09-15", "电商创业")],
+    ),
+    (
+        D(2022, 9, 16),
+        "funds_tracking",
+        "松原市-资金台账.xlsx",
+        FUND_HEADERS,
+        [
+            fund(
+                "松原市",
+                "吉人社函〔2022〕8号",
+                "基地建设补助",
+                资金年度="2021",
+                **{
+                    "下达金额（万元）": "50",
+                    "下达日期": "2022-06-22",
+                    "到位金额（万元）": "50",
+                    "到位日期": "2022-06-25",
+                    "支出金额（万元）": "50",
+                    "支出日期": "2022-07-01",
+                },
+            ),
+            fund(
+                "松原市",
+                "松人社发〔2022〕12号",
+                "基地建设补助",
+                资金来源="市级资金",
+                资金年度="2021",
+                **{
+                    "下达金额（万元）": "30",
+                    "下达日期": "2022-06-22",
+                    "到位金额（万元）": "30",
+                    "到位日期": "2022-09-10",
+                    "支出金额（万元）": "30",
+                    "支出日期": "2022-09-15",
+                },
+            ),
+        ],
+    ),
+    (
+        D(2022, 9, 29),
+        "leader_visits",
+        "梅河口市-走访记录表.xlsx",
+        VISIT_HEADERS,
+        [
+            visit(
+                3,
+                "2022-09-28",
+                项目名称=C,
+                统一社会信用代码=credit_code(3, MEIHEKOU),
+                走访领导="孙市长",
+                领导职务="市长",
+                需求类别="产品研发",
+            ),
+        ],
+    ),
+    (
+        D(2022, 10, 21),
+        "trainings",
+        "乾安县-农技培训.xlsx",
+        TRAINING_HEADERS,
+        [training("乾安县", "农技人员培训", "2022-10-20", "玉米种植")],
+    ),
+    (
+        D(2022, 11, 7),
+        "trainings",
+        "松原市-培训记录表2.xlsx",
+        TRAINING_HEADERS,
+        [training("松原市", "农技人员培训", "2022-11-05", "冬季养殖")],
+    ),
+    (
+        D(2022, 11, 16),
+        "leader_visits",
+        "乾安县-走访记录表2.xlsx",
+        VISIT_HEADERS,
+        [visit(1, "2022-11-15"), visit(2, "2022-11-15", 需求类别="经营管理")],
+    ),
+    (
+        D(2022, 12, 2),
+        "trainings",
+        "松原市-创业培训.xlsx",
+        TRAINING_HEADERS,
+        [training("松原市", "创业者培训", "2022-12-01", "返乡创业经验交流")],
+    ),
+    (
+        D(2022, 12, 20),
+        "funds_tracking",
+        "乾安县-资金台账（更新）.xlsx",
+        FUND_HEADERS,
+        [
+            fund(
+                "乾安县",
+                "吉人社函〔2022〕31号",
+                "基地建设补助",
+                **{
+                    "下达金额（万元）": "100",
+                    "下达日期": "2022-06-25",
+                    "到位金额（万元）": "100",
+                    "到位日期": "2022-07-10",
+                    "支出金额（万元）": "100",
+                    "支出日期": "2022-12-15",
+                },
+            ),
+            fund(
+                "乾安县",
+                "吉人社函〔2022〕31号",
+                "办公楼装修",
+                **{
+                    "下达金额（万元）": "10",
+                    "下达日期": "2022-06-25",
+                    "到位金额（万元）": "10",
+                    "到位日期": "2022-07-10",
+                    "支出金额（万元）": "10",
+                    "支出日期": "2022-12-15",
+                },
+            ),
+        ],
+    ),
+]
+
+# When each instance is satisfied; absent: never in 2022. (obligation, unit, period label, project)
+SATISFIED = {
+    ("leader_assignment", QIANAN, "2022", A): ASSIGNED,
+    ("leader_assignment", QIANAN, "2022", B): ASSIGNED,
+    ("leader_assignment", MEIHEKOU, "2022", C): APPROVED,  # 梅河口市's leader is in regions.yaml
+    ("leader_visits", QIANAN, "2022-Q3", A): D(2022, 8, 11),
+    ("leader_visits", MEIHEKOU, "2022-Q3", C): D(2022, 9, 29),
+    ("leader_visits", QIANAN, "2022-Q4", A): D(2022, 11, 16),
+    ("leader_visits", QIANAN, "2022-Q4", B): D(2022, 11, 16),
+    ("entrepreneur_training", QIANAN, "2022-H2", ""): D(2022, 9, 16),
+    ("entrepreneur_training", SONGYUAN, "2022-H2", ""): D(2022, 12, 2),
+    ("agri_tech_training", QIANAN, "2022", ""): D(2022, 10, 21),
+    ("agri_tech_training", SONGYUAN, "2022", ""): D(2022, 11, 7),  # the second of two
+    ("funds_tracking", QIANAN, "2022-09-30", ""): D(2022, 7, 20),  # 68 % executed ≥ 60 %
+    ("funds_tracking", QIANAN, "2022-12-31", ""): D(2022, 12, 20),
+    ("funds_tracking", SONGYUAN, "2022-09-30", ""): D(2022, 9, 16),
+    ("funds_tracking", SONGYUAN, "2022-12-31", ""): D(2022, 9, 16),  # 100 % already
+}
+
+
+@dataclass(frozen=True)
+class Owed:
+    ob: str
+    unit: str
+    period: Period
+    created: dt.date
+    project: str = ""
+
+    def open_on(self, day: dt.date) -> bool:
+        done = SATISFIED.get((self.ob, self.unit, self.period.label, self.project))
+        return self.created <= day and (done is None or done > day)
+
+
+def owed_instances() -> list[Owed]:
+    cfg = load_config()
+    campaign = cfg.campaign
+    cal = calendar_for(campaign)
+    out: list[Owed] = []
+    for key in ("entrepreneur_training", "agri_tech_training", "funds_tracking"):
+        ob = campaign.obligation(key)
+        out += [Owed(key, u.key, p, START) for p in periods(campaign, ob) for u in cfg.units if owes(ob, u)]
+    projects = [(QIANAN, A), (QIANAN, B), (MEIHEKOU, C)]
+    assignment = campaign.obligation("leader_assignment")
+    out += [
+        Owed(assignment.key, u, after_event_period(assignment, APPROVED, cal), APPROVED, p)
+        for u, p in projects
+    ]
+    visits = campaign.obligation("leader_visits")
+    services = campaign.services
+    assert services is not None
+    owed = first_owed_periods(campaign, visits, APPROVED, cal, services.first_visit_min_working_days)
+    assert [p.label for p in owed] == ["2022-Q3", "2022-Q4"]
+    out += [Owed(visits.key, u, p, APPROVED, proj) for p in owed for u, proj in projects]
+    return out
+
+
+Key = tuple[str, str, str, str, str]  # obligation, period, recipient, kind, step
+
+
+def expected_between(
+    previous: dt.date | None, day: dt.date, owed: list[Owed], fired: set[Key]
+) -> Counter[Key]:
+    """What the runs on `day` decide, given that the last runs were on `previous`."""
+    cfg = load_config()
+    campaign, cal = cfg.campaign, calendar_for(cfg.campaign)
+    units = {u.key: u for u in cfg.units}
+    out: Counter[Key] = Counter()
+    for inst in owed:
+        if not inst.open_on(day):
+            continue
+        ob = campaign.obligation(inst.ob)
+        steps = plan_steps(campaign, ob, inst.period, cal)
+        step = current_step(steps, day)
+        if step is None:
+            continue
+        seen_before = previous is not None and inst.created <= previous and inst.open_on(previous)
+        earlier = current_step(steps, previous) if seen_before and previous else None
+        if step == earlier:
+            continue
+        supervisor = units[inst.unit].reports_to
+        if step.kind is StepKind.kickoff:
+            if ob.kickoff_notice:
+                out[(inst.ob, inst.period.label, inst.unit, "kickoff", step.code)] = 1
+        elif step.kind is StepKind.reminder:
+            out[(inst.ob, inst.period.label, inst.unit, "reminder", step.code)] = 1
+        elif supervisor:
+            out[(inst.ob, inst.period.label, inst.unit, "overdue", step.code)] = 1
+        if step.kind is StepKind.escalation and supervisor:
+            key = (inst.ob, inst.period.label, supervisor, "escalation", step.code)
+            if key not in fired:
+                fired.add(key)
+                out[key] = 1
+    return out
+
+
+def walk_days(owed: list[Owed]) -> list[dt.date]:
+    cfg = load_config()
+    cal = calendar_for(cfg.campaign)
+    days = {START, APPROVED, ASSIGNED, END} | {d for d, *_ in DROPS}
+    for inst in owed:
+        ob = cfg.campaign.obligation(inst.ob)
+        days |= {s.date for s in plan_steps(cfg.campaign, ob, inst.period, cal)}
+    days |= {d + dt.timedelta(days=1) for d in days}
+    days |= {D(2022, 10, n) for n in range(1, 8)}  # National Day: rest days send nothing new
+    return sorted(d for d in days if START <= d <= END)
+
+
+def decided(rows: list) -> Counter[Key]:  # type: ignore[type-arg]
+    got: Counter[Key] = Counter()
+    for m in rows:
+        if m.kind in ("kickoff", "reminder", "overdue", "escalation"):
+            _, ob, period, *_ = m.dedupe_key.split(":")
+            got[(ob, period.split("@")[0], m.unit_key, m.kind, m.step)] += 1
+    return got
+
+
+def test_a_year_of_services_day_by_day(env: dict[str, object], config_dir: Path) -> None:
+    from config.settings import get_settings
+    from flows.services import (
+        LeaderChoice,
+        assign_leaders,
+        funds_tracking,
+        half_year_training,
+        quarterly_visits,
+    )
+
+    use_small_hierarchy(config_dir)
+    get_settings.cache_clear()
+    home = Path(str(env["home"]))
+    owed = owed_instances()
+    fired: set[Key] = set()
+    flows = (quarterly_visits, half_year_training, funds_tracking)
+    seen, previous, project_ids = 0, None, {}
+    intake_results: list[str] = []
+    for day in walk_days(owed):
+        if day == APPROVED:
+            project_ids = approve_recommendations(config_dir, home / "drop", day)
+            seen = max(m.id for m in outbox())  # the pool's own messages are its tests' business
+        if day == ASSIGNED:
+            result = assign_leaders(
+                [
+                    LeaderChoice(project_id=project_ids[p], leader_name="王县长", leader_title="副县长")
+                    for p in (A, B)
+                ],
+                operator="省局经办人",
+                today=day,
+            )
+            assert [a["project"] for a in result["assigned"]] == [A, B] and result["refused"] == []
+        for drop_day, folder, name, headers, rows in DROPS:
+            if drop_day == day:
+                write_sheet(home / "inbox" / folder / name, headers, rows)
+                intake_results.append(name)
+        for fl in flows:
+            fl(today=day)
+        if day in (APPROVED, D(2022, 7, 13), D(2022, 10, 8), D(2022, 12, 30)):
+            for fl in flows:
+                fl(today=day)  # the same day again: nothing new may be decided or sent
+        rows = [m for m in outbox() if m.id > seen]
+        seen = max([seen, *(m.id for m in rows)])
+        want = expected_between(previous, day, owed, fired)
+        got = decided(rows)
+        assert got == want, f"{day}: unexpected {got - want}, missing {want - got}"
+        assert all(m.status == "sent" for m in rows)
+        previous = day
+
+    everything = outbox()
+    assert len({m.dedupe_key for m in everything}) == len(everything)
+    # Every sheet was answered once, to its sender.
+    results = [m for m in everything if m.kind == "intake_result"]
+    assert sorted(m.subject.split("：", 1)[1].rsplit("（", 1)[0] for m in results) == sorted(
+        [*intake_results, "乾安县-培育库申报表.xlsx", "梅河口市-培育库申报表.xlsx"]
+    )
+
+    # The missed Q3 visit (乾安县's project 2) was escalated to 松原市 once per step, naming only it.
+    escalations = [
+        m
+        for m in everything
+        if m.kind == "escalation" and m.unit_key == SONGYUAN and ":leader_visits:2022-Q3:" in m.dedupe_key
+    ]
+    assert [m.step for m in escalations] == ["E1", "E2", "E3"]
+    assert all(B in m.body and A not in m.body and "乾安县" in m.body for m in escalations)
+    # 梅河口市 answers to the province: its missed funds checkpoint went there, not to a city.
+    to_province = [m for m in everything if m.unit_key == PROVINCE and m.kind == "escalation"]
+    assert any("梅河口市" in m.body and "未报送资金台账" in m.body for m in to_province)
+    # 包保: 乾安县 heard on the due day and once overdue; 松原市 once; then the operator named the leader.
+    assignment = [m for m in everything if ":leader_assignment:" in m.dedupe_key]
+    assert sorted((m.unit_key, m.kind, m.step, m.created_at is not None) for m in assignment) == [
+        (SONGYUAN, "escalation", "E1", True),
+        (QIANAN, "overdue", "E1", True),
+        (QIANAN, "reminder", "D0", True),
+    ]
+
+    # Flags: the diversion and the out-of-step subsidies, each raised and told once, at once.
+    flags = [m for m in everything if m.kind == "flag"]
+    assert sorted((m.unit_key, "挪用" in m.subject, "同步" in m.subject) for m in flags) == [
+        (PROVINCE, False, True),
+        (PROVINCE, True, False),
+        (SONGYUAN, False, True),
+        (QIANAN, True, False),
+    ]
+    diversion = next(m for m in flags if m.unit_key == PROVINCE and "挪用" in m.subject)
+    assert "办公楼装修" in diversion.body and "乾安县" in diversion.body
+    from models.db import session_scope
+
+    with session_scope() as session:
+        raised = session.exec(select(ServiceFlag)).all()
+        assert sorted((f.kind, f.unit_key, f.raised_at.date()) for f in raised) == [
+            ("diversion", QIANAN, dt.date(2022, 7, 20)),
+            ("subsidy_out_of_step", SONGYUAN, dt.date(2022, 9, 16)),
+        ]
+        ledger = session.exec(select(FundRecord).where(FundRecord.unit_key == QIANAN)).all()
+        assert len(ledger) == 2 and {r.executed for r in ledger} == {100, 10}  # the resubmission updated
+        progress = {
+            (i.obligation_key, i.unit_key, i.period, i.subject_label): (
+                i.status,
+                i.done_count,
+                i.progress_note,
+            )
+            for i in session.exec(select(ObligationInstance)).all()
+        }
+        assert progress[("agri_tech_training", SONGYUAN, "2022", "")] == (
+            "submitted",
+            2,
+            "已完成 2 次，应不少于 2 次",
+        )
+        assert progress[("agri_tech_training", CHANGCHUN, "2022", "")] == (
+            "open",
+            0,
+            "已完成 0 次，应不少于 2 次",
+        )
+        assert progress[("funds_tracking", NONGAN, "2022-12-31", "")][2] == "未报送资金台账"
+        assert progress[("leader_visits", MEIHEKOU, "2022-Q4", C)][0] == "open"
+        assert progress[("leader_assignment", QIANAN, "2022", A)] == ("submitted", 1, "包保领导：王县长")
+        needs = {(n.quarter, n.city_key, n.category): n.visits for n in session.exec(select(VisitNeed)).all()}
+        assert needs == {
+            ("2022-Q3", SONGYUAN, "品牌打造"): 1,
+            ("2022-Q3", SONGYUAN, "销售渠道"): 1,
+            ("2022-Q3", MEIHEKOU, "产品研发"): 1,
+            ("2022-Q4", SONGYUAN, "品牌打造"): 1,
+            ("2022-Q4", SONGYUAN, "销售渠道"): 1,
+            ("2022-Q4", SONGYUAN, "经营管理"): 1,
+        }
+    assert CHANGLING  # a county that never reported anything: covered by the expected messages above
