@@ -67,7 +67,13 @@ def deployments() -> list[object]:
     from flows.operations import deliver_notifications, record_submission
     from flows.pool import pool_intake
     from flows.schedules import daily_schedule, delivery_schedule, working_day_schedule
-    from flows.services import assign_leaders, funds_tracking, half_year_training, quarterly_visits
+    from flows.services import (
+        assign_leaders,
+        funds_tracking,
+        half_year_training,
+        quarterly_visits,
+        record_services,
+    )
 
     cfg = load_config()
     dated = [june_survey, standards_filing, quarterly_visits, half_year_training, funds_tracking]
@@ -97,7 +103,11 @@ def deployments() -> list[object]:
             description=deliver_notifications.description,
         )
     )
-    for operator_form in (record_submission, assign_leaders):  # run from the UI's form, no schedule
+    for operator_form in (
+        record_submission,
+        assign_leaders,
+        record_services,
+    ):  # run from the UI's form, no schedule
         out.append(
             operator_form.to_deployment(name=f"{cfg.campaign.year}", description=operator_form.description)
         )

@@ -15,10 +15,14 @@ from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field
 
 from config import CampaignConfig, load_config
+from config.settings import get_settings
 from flows.deadlines import deadline_cycle
-from models.clock import local_today
+from models.clock import local_today, moment
+from models.db import session_scope
 from models.errors import SubmissionError
+from models.submissions import identify_unit
 from tasks.audit import audited
+from tasks.delivery import deliver_all
 from tasks.services import (
     ASSIGNMENT,
     FUNDS,
@@ -26,12 +30,15 @@ from tasks.services import (
     assign_leader,
     fund_intake,
     posting_intake,
+    project_names,
     publish_services,
     services_of,
     training_intake,
     update_progress,
     visit_intake,
 )
+from tasks.sheets import brief, sheet_from_form, take_in_sheet
+from tasks.sync import sync_campaign
 
 
 @flow(
@@ -137,4 +144,98 @@ def assign_leaders(
         counts["assigned"], counts["refused"] = done, refused
         counts["progress"] = update_progress(cfg, today, ["projects"])
         counts["published"] = publish_services(cfg, today, ["needs"])
+    return counts
+
+
+class VisitEntry(BaseModel):
+    project_id: int = Field(
+        title="项目编号",
+        description="培育库项目编号（见 pool-county/pool-city/pool-province 或 leaders-pending）",
+    )
+    visited_on: dt.date = Field(title="走访日期")
+    leader_name: str = Field(title="走访领导", min_length=1)
+    leader_title: str = Field(default="", title="领导职务")
+    visiting_unit: str = Field(default="", title="走访单位", description="单位名称或代码；留空即报送单位")
+    findings: str = Field(default="", title="走访情况")
+    need_categories: list[str] = Field(
+        default_factory=list,
+        title="需求类别",
+        description="经营管理、产品研发、品牌打造、包装推介、销售渠道，可多项",
+    )
+    needs: str = Field(default="", title="需求描述")
+    services: str = Field(default="", title="已提供服务")
+
+
+class TrainingEntry(BaseModel):
+    unit: str = Field(title="举办单位", description="单位名称或代码")
+    kind: str = Field(title="培训类别", description="创业者培训 或 农技人员培训")
+    held_on: dt.date = Field(title="培训日期")
+    topic: str = Field(title="培训主题", min_length=1)
+    attendees: int = Field(title="参训人数", ge=0)
+    linked_projects: str = Field(default="", title="关联项目", description="培育库项目名称，多个以“、”分隔")
+    note: str = Field(default="", title="备注")
+
+
+@flow(
+    name="record_services",
+    flow_run_name="record-services-{sender}",
+    description="三(四) 登记走访与培训：省级经办人代报送单位登记通过电话、邮件或纸质材料收到的走访记录和培训记录，"
+    "与报表按同样的规则逐行校验；有误的行连同原因通知报送单位，其余照常登记。",
+)
+def record_services(
+    sender: str,
+    operator: str,
+    visits: list[VisitEntry] | None = None,
+    trainings: list[TrainingEntry] | None = None,
+    today: dt.date | None = None,
+) -> dict[str, Any]:
+    """Form entries become the sheets a bureau would have sent, and go through the same intake."""
+    cfg = load_config()
+    today = today or local_today(cfg.campaign)
+    unit = identify_unit(sender, list(cfg.units))
+    if unit is None:
+        raise SubmissionError(sender, "未知的报送单位（请填写单位名称或行政区划代码）")
+    folder = get_settings().reports / str(cfg.campaign.year) / "forms"
+    received_at = moment(today, cfg.campaign)
+    with audited("record_services", {"sender": unit.key, "operator": operator}) as counts:
+        sync_campaign(cfg, [ASSIGNMENT, VISITS, *_training_keys(cfg)])
+        if visits:
+            with session_scope() as session:
+                names = project_names(session, cfg, [v.project_id for v in visits])
+            rows = [
+                {
+                    "项目名称": names.get(v.project_id, (f"编号 {v.project_id}", ""))[0],
+                    "统一社会信用代码": names.get(v.project_id, ("", ""))[1],
+                    "走访日期": v.visited_on.isoformat(),
+                    "走访领导": v.leader_name,
+                    "领导职务": v.leader_title,
+                    "走访单位": v.visiting_unit,
+                    "走访情况": v.findings,
+                    "需求类别": "、".join(v.need_categories),
+                    "需求描述": v.needs,
+                    "已提供服务": v.services,
+                }
+                for v in visits
+            ]
+            intake = visit_intake(cfg)
+            path = sheet_from_form(folder, unit, intake.sheet, rows)
+            counts["visits"] = brief(take_in_sheet(cfg, intake, path, received_at, sender=unit))
+        if trainings:
+            rows = [
+                {
+                    "举办单位": t.unit,
+                    "培训类别": t.kind,
+                    "培训日期": t.held_on.isoformat(),
+                    "培训主题": t.topic,
+                    "参训人数": str(t.attendees),
+                    "关联项目": t.linked_projects,
+                    "备注": t.note,
+                }
+                for t in trainings
+            ]
+            intake = training_intake(cfg)
+            path = sheet_from_form(folder, unit, intake.sheet, rows)
+            counts["trainings"] = brief(take_in_sheet(cfg, intake, path, received_at, sender=unit))
+        counts["progress"] = update_progress(cfg, today, ["projects", "trainings"])
+        counts["delivery"] = deliver_all(cfg.campaign.delivery)
     return counts

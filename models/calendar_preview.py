@@ -6,7 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from config import CampaignConfig
+from config.schema import AfterEvent
 from models.deadlines import calendar_for, periods, plan_steps, step_label
+
+EVENTS = {"recommendation_approved": "项目获同意推荐"}
 
 
 def preview_rows(cfg: CampaignConfig) -> list[dict[str, Any]]:
@@ -14,7 +17,19 @@ def preview_rows(cfg: CampaignConfig) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for ob in cfg.campaign.obligations:
         obligation_periods = periods(cfg.campaign, ob)
-        if not obligation_periods:
+        if isinstance(ob.schedule, AfterEvent):
+            rows.append(
+                {
+                    "obligation": ob.key,
+                    "period": "逐项",
+                    "date": cfg.campaign.starts,
+                    "kind": "rolling",
+                    "code": "",
+                    "label": f"{EVENTS[ob.schedule.event]}后 {ob.schedule.within_working_days} 个工作日内完成；"
+                    "到期提醒，次一工作日起逾期督办（按项目逐项计算）",
+                }
+            )
+        elif not obligation_periods:
             rows.append(
                 {
                     "obligation": ob.key,

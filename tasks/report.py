@@ -16,11 +16,24 @@ from models.db import session_scope
 from models.deadlines import step_label
 from models.tables import ObligationInstance, Unit
 
-STATUS_COLUMNS = ["单位", "代码", "上级单位", "期次", "截止日期", "状态", "报送时间", "逾期天数", "最近提醒"]
+STATUS_COLUMNS = [
+    "单位",
+    "代码",
+    "上级单位",
+    "期次",
+    "事项",
+    "截止日期",
+    "状态",
+    "进度",
+    "报送时间",
+    "逾期天数",
+    "最近提醒",
+]
 
 
 def status_frame(cfg: CampaignConfig, obligation_key: str, today: dt.date) -> pd.DataFrame:
-    """One row per unit and period: due, submitted, days late — straight from the tables."""
+    """One row per unit and period (and project, for per-project obligations): due, submitted, progress,
+    days late — straight from the tables."""
     parent = aliased(Unit)
     with session_scope() as session:
         rows = session.exec(
@@ -33,6 +46,8 @@ def status_frame(cfg: CampaignConfig, obligation_key: str, today: dt.date) -> pd
                 ObligationInstance.status,
                 ObligationInstance.submitted_at,
                 ObligationInstance.last_step,
+                ObligationInstance.subject_label,
+                ObligationInstance.progress_note,
             )
             .join(Unit, Unit.key == ObligationInstance.unit_key)  # type: ignore[arg-type]
             .join(parent, parent.key == Unit.reports_to, isouter=True)  # type: ignore[arg-type]
@@ -40,10 +55,24 @@ def status_frame(cfg: CampaignConfig, obligation_key: str, today: dt.date) -> pd
                 ObligationInstance.year == cfg.campaign.year,
                 ObligationInstance.obligation_key == obligation_key,
             )
-            .order_by(ObligationInstance.unit_key, ObligationInstance.period)  # type: ignore[arg-type]
+            .order_by(
+                ObligationInstance.unit_key, ObligationInstance.period, ObligationInstance.subject_label
+            )  # type: ignore[arg-type]
         ).all()
     df = pd.DataFrame(
-        rows, columns=["unit", "key", "parent", "period", "due", "status", "submitted_at", "step"]
+        rows,
+        columns=[
+            "unit",
+            "key",
+            "parent",
+            "period",
+            "due",
+            "status",
+            "submitted_at",
+            "step",
+            "subject",
+            "note",
+        ],
     )
     if df.empty:
         return pd.DataFrame(columns=STATUS_COLUMNS)
@@ -62,8 +91,10 @@ def status_frame(cfg: CampaignConfig, obligation_key: str, today: dt.date) -> pd
             "代码": df["key"],
             "上级单位": df["parent"].fillna(""),
             "期次": df["period"],
+            "事项": df["subject"],
             "截止日期": due.dt.strftime("%Y-%m-%d"),
             "状态": state,
+            "进度": df["note"],
             "报送时间": submitted_local.dt.strftime("%Y-%m-%d %H:%M").fillna(""),
             "逾期天数": late.astype(int),
             "最近提醒": df["step"].map(lambda s: step_label(s) if isinstance(s, str) else ""),

@@ -856,3 +856,14 @@ def update_progress(cfg: CampaignConfig, today: dt.date, parts: list[str]) -> di
             counts |= settle_funds(session, cfg, today, now)
             counts["flags"] = raise_flags(session, cfg, today, now)
     return counts
+
+
+def project_names(session: Session, cfg: CampaignConfig, ids: list[int]) -> dict[int, tuple[str, str]]:
+    """Pool project number -> (project name, credit code), for forms that name projects by number."""
+    table = PoolApplication.__table__  # type: ignore[attr-defined]
+    rows = session.execute(
+        sa.select(table.c.id, table.c.project_name, table.c.credit_code).where(
+            table.c.year == cfg.campaign.year, table.c.id.in_(ids)
+        )
+    ).all()
+    return {pid: (name, code) for pid, name, code in rows}

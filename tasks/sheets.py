@@ -18,6 +18,7 @@ One transaction per workbook.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -335,3 +336,19 @@ def take_in_folder(
         summaries.append(take_in_sheet(cfg, intake, path, received_at))
         path.unlink(missing_ok=True)
     return summaries
+
+
+def sheet_from_form(folder: Path, sender: Unit, sheet: Sheet, rows: list[dict[str, str]]) -> Path:
+    """An operator's form entries, written as the sheet a bureau would have sent (UTF-8 CSV).
+
+    Forms are read like every other submission — one reader, one set of checks, one archive — and
+    the file is named after its content, so the same entries submitted twice are recognised.
+    """
+    headers = [c.header for c in sheet.columns]
+    frame = pd.DataFrame([{h: row.get(h, "") for h in headers} for row in rows], columns=headers)
+    data = frame.to_csv(index=False).encode("utf-8")
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    path = folder / f"{sender.key}-{sheet.title}-表单-{digest}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path

@@ -69,7 +69,7 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
     try:
         deployments: list[dict[str, object]] = []
         deadline = time.monotonic() + 150
-        while time.monotonic() < deadline and len(deployments) < 9:
+        while time.monotonic() < deadline and len(deployments) < 10:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
             with contextlib.suppress(httpx.HTTPError):
                 deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()
@@ -86,6 +86,7 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
             "half_year_training",
             "funds_tracking",
             "assign_leaders",
+            "record_services",
         }
         leaders_form = str(by_flow["assign_leaders"]["parameter_openapi_schema"])
         assert "包保领导姓名" in leaders_form and "项目编号" in leaders_form
