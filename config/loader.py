@@ -195,6 +195,16 @@ class CampaignConfig:
     def units(self) -> tuple[Unit, ...]:
         return self.regions.units
 
+    def require(self, section: str, what: str) -> Any:
+        """A campaign section a flow cannot work without (`pool`, `services`), or a ConfigError saying so."""
+        value = getattr(self.campaign, section)
+        if value is None:
+            raise ConfigError(
+                f"campaigns/{self.campaign.year}.yaml",
+                [ConfigProblem(section, f"the campaign has no `{section}:` section ({what})")],
+            )
+        return value
+
     def unit(self, key: str) -> Unit:
         for u in self.regions.units:
             if u.key == key:

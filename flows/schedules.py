@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from prefect.schedules import Cron, RRule, Schedule
 
 from config import CampaignConfig
-from models.deadlines import calendar_for, periods, plan_steps
+from config.schema import AfterEvent
+from models.deadlines import after_event_period, calendar_for, periods, plan_steps
 
 
 @dataclass(frozen=True)
@@ -20,15 +21,24 @@ class Window:
 
 
 def flow_windows(cfg: CampaignConfig) -> dict[str, Window]:
-    """For each flow named in the config: the first and last date any of its obligations has a step."""
+    """For each flow named in the config: the first and last date any of its obligations has a step.
+
+    An obligation without periods of its own may need the flow any day of the campaign: a rolling one
+    to the year's end, one owed after an event (a project's approval) to the last step of an event on
+    the year's last day.
+    """
     cal = calendar_for(cfg.campaign)
     windows: dict[str, Window] = {}
+    year_end = dt.date(cfg.campaign.year, 12, 31)
     for ob in cfg.campaign.obligations:
         if not ob.flow:
             continue
-        dates = [s.date for p in periods(cfg.campaign, ob) for s in plan_steps(cfg.campaign, ob, p, cal)]
-        if not dates:
-            continue
+        owed = periods(cfg.campaign, ob)
+        if isinstance(ob.schedule, AfterEvent):
+            owed = [after_event_period(ob, year_end, cal)]
+        dates = [s.date for p in owed for s in plan_steps(cfg.campaign, ob, p, cal)]
+        if not periods(cfg.campaign, ob):
+            dates += [cfg.campaign.starts, year_end]
         old = windows.get(ob.flow)
         first, last = min(dates), max(dates)
         windows[ob.flow] = Window(min(first, old.first), max(last, old.last)) if old else Window(first, last)

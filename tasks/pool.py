@@ -26,7 +26,6 @@ from config.schema import LEVEL_LABELS, Level, PoolRules, Unit
 from models.applications import APPLICATION_SHEET, COLUMNS
 from models.clock import local_date
 from models.db import insert_ignoring_duplicates, session_scope
-from models.errors import ConfigError, ConfigProblem
 from models.messages import render
 from models.planning import Decision
 from models.pool import RANK, Hierarchy, derive, proposals, tilt_labels
@@ -50,16 +49,8 @@ STORED = [*FROM_SHEET, "leader_id_masked", "phone_masked", "region_key", *DERIVE
 
 
 def pool_rules(cfg: CampaignConfig) -> PoolRules:
-    if cfg.campaign.pool is None:
-        raise ConfigError(
-            f"campaigns/{cfg.campaign.year}.yaml",
-            [
-                ConfigProblem(
-                    "pool", "the incubation pool has no rules (admission bars, weights) in this campaign"
-                )
-            ],
-        )
-    return cfg.campaign.pool
+    rules: PoolRules = cfg.require("pool", "the incubation pool's admission bars and weights")
+    return rules
 
 
 def _context(session: Session, cfg: CampaignConfig, sender: Unit, on: dt.date) -> CheckContext:

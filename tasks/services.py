@@ -26,7 +26,7 @@ from config.schema import Level, Services, Unit
 from models.clock import local_date, moment
 from models.db import insert_ignoring_duplicates, insert_new, session_scope
 from models.deadlines import after_event_period, calendar_for, periods
-from models.errors import ConfigError, ConfigProblem, SubmissionError
+from models.errors import SubmissionError
 from models.messages import render
 from models.planning import Decision, owes
 from models.pool import Hierarchy
@@ -74,16 +74,8 @@ FLAG_LABELS = {"diversion": "省级专项资金挪用", "subsidy_out_of_step": "
 
 
 def services_of(cfg: CampaignConfig) -> Services:
-    if cfg.campaign.services is None:
-        raise ConfigError(
-            f"campaigns/{cfg.campaign.year}.yaml",
-            [
-                ConfigProblem(
-                    "services", "the campaign has no `services:` section (need categories, funds rules)"
-                )
-            ],
-        )
-    return cfg.campaign.services
+    services: Services = cfg.require("services", "need categories, training kinds, funds rules")
+    return services
 
 
 def _province(cfg: CampaignConfig) -> Unit:

@@ -11,8 +11,6 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-
 from tests.helpers import edit_yaml
 from tests.pool_data import application, credit_code, write_xlsx
 
@@ -175,11 +173,4 @@ def fund(unit: str, doc: str, purpose: str, **amounts: Any) -> dict[str, Any]:
 
 
 def write_sheet(path: Path, headers: list[str], rows: list[dict[str, Any]]) -> Path:
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("表")
-    sheet.append(headers)
-    for row in rows:
-        sheet.append([row.get(h, "") for h in headers])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    book.save(path)
-    return path
+    return write_xlsx(path, rows, headers)
