@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from config import CampaignConfig
 from config.schema import Level, Services, Unit
@@ -62,7 +62,15 @@ from models.tables import (
     VisitRecord,
 )
 from tasks.notify import enqueue
-from tasks.sheets import SheetIntake, Stored, StoreRequest, upsert_changed
+from tasks.sheets import (
+    MESSAGE_ITEMS,
+    ContextFn,
+    SheetIntake,
+    Stored,
+    StoreFn,
+    StoreRequest,
+    upsert_changed,
+)
 from tasks.sync import INSTANCE_KEY
 
 ASSIGNMENT = "leader_assignment"
@@ -83,7 +91,7 @@ def _province(cfg: CampaignConfig) -> Unit:
 
 
 # ------------------------------------------------------------------ taking in records
-def _records_context(earliest_years_back: int) -> Any:
+def _records_context(earliest_years_back: int) -> ContextFn:
     def context(session: Session, cfg: CampaignConfig, sender: Unit, on: dt.date) -> CheckContext:
         hierarchy = Hierarchy.of(cfg.units)
         allowed = hierarchy.jurisdiction(sender.key)
@@ -112,7 +120,7 @@ def _records_context(earliest_years_back: int) -> Any:
 COUNTS = (("new", "新登记"), ("updated", "更新"), ("duplicates", "与已报内容相同"))
 
 
-def _store_records(model: type, identity: list[str], fields: list[str]) -> Any:
+def _store_records(model: type[SQLModel], identity: list[str], fields: list[str]) -> StoreFn:
     def store(session: Session, req: StoreRequest) -> Stored:
         counts, _ = upsert_changed(
             session,
@@ -159,7 +167,7 @@ def _store_funds(session: Session, req: StoreRequest) -> Stored:
             "subject": f"{r['document_no']}（{r['purpose']}）",
             "note": f"{rules.provincial_source}用于可用范围以外的用途，已作为挪用情况报告省厅",
         }
-        for r in flagged.head(20).to_dict("records")
+        for r in flagged.head(MESSAGE_ITEMS).to_dict("records")
     ]
     stored.noted = len(flagged)
     return stored

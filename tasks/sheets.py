@@ -70,14 +70,18 @@ class Stored:
     decisions: list[Decision] = field(default_factory=list)  # further messages (e.g. a diversion alert)
 
 
+ContextFn = Callable[[Session, CampaignConfig, Unit, dt.date], CheckContext]
+StoreFn = Callable[[Session, StoreRequest], Stored]
+
+
 @dataclass(frozen=True)
 class SheetIntake:
     sheet: Sheet
     obligation_key: str  # the inbox folder, the archive folder, and whose refusals these are
     topic: str  # the messages' subject prefix: 【培育库】, 【包保走访】
     count_labels: tuple[tuple[str, str], ...]  # ("new", "新登记") … in the message's order
-    context: Callable[[Session, CampaignConfig, Unit, dt.date], CheckContext]
-    store: Callable[[Session, StoreRequest], Stored]
+    context: ContextFn
+    store: StoreFn
     notes_title: str = ""  # heading of Stored.notes in the message
     resubmit_hint: str = ""  # how a corrected resubmission is matched
     folder: str = ""  # the inbox folder and the intake_file kind; default: the obligation key
