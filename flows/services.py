@@ -55,7 +55,7 @@ def quarterly_visits(today: dt.date | None = None) -> dict[str, Any]:
         today,
         sheets=[visit_intake, posting_intake],
         progress=lambda cfg, day: update_progress(cfg, day, ["projects"]),
-        publish=lambda cfg, day: publish_services(cfg, day, ["needs"]),
+        publish=lambda cfg, day: publish_services(cfg, day, ["projects"]),
     )
 
 
@@ -143,7 +143,7 @@ def assign_leaders(
                 log.warning("项目 %s 未登记：%s", choice.project_id, exc.reason)
         counts["assigned"], counts["refused"] = done, refused
         counts["progress"] = update_progress(cfg, today, ["projects"])
-        counts["published"] = publish_services(cfg, today, ["needs"])
+        counts["published"] = publish_services(cfg, today, ["projects"])
     return counts
 
 

@@ -377,6 +377,10 @@ def assign_leader(
 
 
 # ------------------------------------------------------------------ progress
+def _frame(session: Session, query: sa.Select[Any], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(session.execute(query).all(), columns=columns)
+
+
 def settle(
     session: Session, cfg: CampaignConfig, obligation_key: str, progress: pd.DataFrame, now: dt.datetime
 ) -> int:
@@ -387,20 +391,19 @@ def settle(
     correction takes it below (its reminders go on from the step in force). Returns rows changed.
     """
     table = ObligationInstance.__table__  # type: ignore[attr-defined]
-    current = pd.DataFrame(
-        session.execute(
-            sa.select(
-                table.c.id,
-                table.c.unit_key,
-                table.c.subject,
-                table.c.period,
-                table.c.required_count,
-                table.c.done_count,
-                table.c.status,
-                table.c.progress_note,
-            ).where(table.c.year == cfg.campaign.year, table.c.obligation_key == obligation_key)
-        ).all(),
-        columns=["id", "unit_key", "subject", "period", "required", "done_before", "status", "note_before"],
+    current = _frame(
+        session,
+        sa.select(
+            table.c.id,
+            table.c.unit_key,
+            table.c.subject,
+            table.c.period,
+            table.c.required_count,
+            table.c.done_count,
+            table.c.status,
+            table.c.progress_note,
+        ).where(table.c.year == cfg.campaign.year, table.c.obligation_key == obligation_key),
+        ["id", "unit_key", "subject", "period", "required", "done_before", "status", "note_before"],
     )
     if current.empty:
         return 0
@@ -445,10 +448,6 @@ def settle(
     if met_ids:
         session.execute(sa.update(table).where(table.c.id.in_(met_ids)).values(submitted_at=now))
     return len(changed)
-
-
-def _frame(session: Session, query: sa.Select[Any], columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(session.execute(query).all(), columns=columns)
 
 
 def settle_visits(session: Session, cfg: CampaignConfig, now: dt.datetime) -> dict[str, int]:
@@ -526,14 +525,16 @@ def _funds(session: Session, year: int) -> pd.DataFrame:
     return _frame(session, sa.select(*(table.c[c] for c in columns)).where(table.c.year == year), columns)
 
 
-def settle_funds(session: Session, cfg: CampaignConfig, today: dt.date, now: dt.datetime) -> dict[str, int]:
+def settle_funds(
+    session: Session, cfg: CampaignConfig, funds: pd.DataFrame, today: dt.date, now: dt.datetime
+) -> dict[str, int]:
     """Each checkpoint is met when the unit's rates, as of today, reach the checkpoint's targets.
 
     As of today rather than of the checkpoint: reminders and escalations stop once a unit has caught
     up; the rates each unit had on each checkpoint day stay visible in the funds artifact.
     """
     rules = services_of(cfg).funds
-    rates = fund_rates(_funds(session, cfg.campaign.year), today)
+    rates = fund_rates(funds, today)
     ob = cfg.campaign.obligation(FUNDS)
     owing = [u.key for u in cfg.units if owes(ob, u)]
     frames = []
@@ -554,10 +555,11 @@ def settle_funds(session: Session, cfg: CampaignConfig, today: dt.date, now: dt.
     return {"checkpoints": settle(session, cfg, FUNDS, progress, now) if frames else 0}
 
 
-def raise_flags(session: Session, cfg: CampaignConfig, today: dt.date, now: dt.datetime) -> int:
+def raise_flags(
+    session: Session, cfg: CampaignConfig, funds: pd.DataFrame, today: dt.date, now: dt.datetime
+) -> int:
     """Diversion and out-of-step subsidies: each raised once, told to the province and the unit at once."""
     rules = services_of(cfg).funds
-    funds = _funds(session, cfg.campaign.year)
     rows: list[dict[str, Any]] = []
     diversions = funds[funds["diversion"].astype(bool)] if not funds.empty else funds
     for r in diversions.to_dict("records"):
@@ -780,58 +782,58 @@ def funds_table(session: Session, cfg: CampaignConfig, today: dt.date) -> pd.Dat
 
 
 @task(name="publish-services", description="发布三送服务与资金汇总", cache_policy=NO_CACHE)
-def publish_services(cfg: CampaignConfig, today: dt.date, sections: list[str]) -> dict[str, int]:
-    """Table artifacts operators read in the UI: `service-summary`, and `visit-needs` / `funds-rates`."""
-    published: dict[str, int] = {}
-    with session_scope() as session:
-        summary = service_summary(session, cfg, today)
-        needs = needs_summary(session, cfg) if "needs" in sections else None
-        pending = pending_leaders(session, cfg) if "needs" in sections else None
-        funds = funds_table(session, cfg, today) if "funds" in sections else None
-    create_table_artifact(
-        key="service-summary",
-        table=summary.to_dict("records"),
-        description=f"各市县三送服务与资金情况（截至{today:%Y-%m-%d}）",
+def needs_table(cfg: CampaignConfig, needs: pd.DataFrame) -> pd.DataFrame:
+    """The needs summary as operators read it: a row per quarter and city, a column per category."""
+    categories = list(services_of(cfg).need_categories)
+    if needs.empty:
+        return pd.DataFrame(columns=["季度", "市州", *categories])
+    names = {u.key: u.name for u in cfg.units}
+    return (
+        needs.assign(市州=needs["city_key"].map(names))
+        .pivot_table(
+            index=["quarter", "市州"], columns="category", values="visits", aggfunc="sum", fill_value=0
+        )
+        .reindex(columns=categories, fill_value=0)
+        .reset_index()
+        .rename(columns={"quarter": "季度"})
     )
-    published["service-summary"] = len(summary)
-    if needs is not None:
-        names = {u.key: u.name for u in cfg.units}
-        pivot = (
-            needs.assign(市州=needs["city_key"].map(names))
-            .pivot_table(
-                index=["quarter", "市州"], columns="category", values="visits", aggfunc="sum", fill_value=0
+
+
+def publish_services(cfg: CampaignConfig, today: dt.date, sections: list[str]) -> dict[str, int]:
+    """Table artifacts operators read in the UI: `service-summary` always; with "projects",
+    `visit-needs` and `leaders-pending`; with "funds", `funds-rates` and the `funds-flags` list."""
+    as_of = f"截至{today:%Y-%m-%d}"
+    funds = None
+    with session_scope() as session:
+        tables = [
+            ("service-summary", service_summary(session, cfg, today), f"各市县三送服务与资金情况（{as_of}）")
+        ]
+        if "projects" in sections:
+            tables += [
+                (
+                    "visit-needs",
+                    needs_table(cfg, needs_summary(session, cfg)),
+                    "包保走访收集的需求：各季度、各市州、各类别的走访次数",
+                ),
+                (
+                    "leaders-pending",
+                    pending_leaders(session, cfg),
+                    "待明确包保领导的项目：在“assign_leaders”中按项目编号登记包保领导",
+                ),
+            ]
+        if "funds" in sections:
+            funds = funds_table(session, cfg, today)
+            tables.append(
+                ("funds-rates", funds, f"资金到位率、执行率与预警（{as_of}；节点列为节点当日的比率）")
             )
-            .reindex(columns=list(services_of(cfg).need_categories), fill_value=0)
-            .reset_index()
-            .rename(columns={"quarter": "季度"})
-            if not needs.empty
-            else pd.DataFrame(columns=["季度", "市州", *services_of(cfg).need_categories])
-        )
-        create_table_artifact(
-            key="visit-needs",
-            table=pivot.to_dict("records"),
-            description="包保走访收集的需求：各季度、各市州、各类别的走访次数（经营管理、产品研发、品牌打造、包装推介、销售渠道）",
-        )
-        published["visit-needs"] = len(pivot)
-    if pending is not None:
-        create_table_artifact(
-            key="leaders-pending",
-            table=pending.to_dict("records"),
-            description="待明确包保领导的项目：在“assign_leaders”中按项目编号登记包保领导",
-        )
-        published["leaders-pending"] = len(pending)
+    for key, frame, description in tables:
+        create_table_artifact(key=key, table=frame.to_dict("records"), description=description)
     if funds is not None:
-        create_table_artifact(
-            key="funds-rates",
-            table=funds.to_dict("records"),
-            description=f"资金到位率、执行率与预警（截至{today:%Y-%m-%d}；节点列为节点当日的比率）",
-        )
         flagged = funds[funds["预警"] != ""]
-        lines = [f"### 资金预警（截至 {today:%Y-%m-%d}）", ""]
+        lines = [f"### 资金预警（{as_of}）", ""]
         lines += [f"- {r['单位']}：{r['预警']}" for r in flagged.to_dict("records")] or ["无"]
         create_markdown_artifact(key="funds-flags", markdown="\n".join(lines), description="资金预警")
-        published["funds-rates"] = len(funds)
-    return published
+    return {key: len(frame) for key, frame, _ in tables}
 
 
 @task(
@@ -853,8 +855,9 @@ def update_progress(cfg: CampaignConfig, today: dt.date, parts: list[str]) -> di
         if "trainings" in parts:
             counts |= settle_trainings(session, cfg, now)
         if "funds" in parts:
-            counts |= settle_funds(session, cfg, today, now)
-            counts["flags"] = raise_flags(session, cfg, today, now)
+            ledger = _funds(session, cfg.campaign.year)  # read once: rates and flags come from it
+            counts |= settle_funds(session, cfg, ledger, today, now)
+            counts["flags"] = raise_flags(session, cfg, ledger, today, now)
     return counts
 
 
