@@ -160,8 +160,8 @@ def load_campaign(year: int | None = None, *, path: Path | None = None, regions:
         for j, key in enumerate(campaign.pool.key_counties):
             if key not in units:
                 problems.append(ConfigProblem(f"pool.key_counties[{j}]", f"unknown unit {key!r}"))
+    keys = {ob.key for ob in campaign.obligations}
     if campaign.services is not None:
-        keys = {ob.key for ob in campaign.obligations}
         for label, key in campaign.services.training_kinds.items():
             if key not in keys:
                 problems.append(
@@ -179,6 +179,33 @@ def load_campaign(year: int | None = None, *, path: Path | None = None, regions:
                     f"({', '.join(d.isoformat() for d in checkpoints[0])})",
                 )
             )
+    named: list[tuple[str, str]] = []
+    if campaign.review is not None:
+        named += [
+            ("review.plan_obligation", campaign.review.plan_obligation),
+            ("review.scores_obligation", campaign.review.scores_obligation),
+        ]
+        for key in campaign.review.unit_quota:
+            if key not in units:
+                problems.append(ConfigProblem(f"review.unit_quota.{key}", "unknown unit"))
+    if campaign.assessment is not None:
+        a = campaign.assessment
+        named += [(f"assessment.service_obligations[{j}]", k) for j, k in enumerate(a.service_obligations)]
+        named += [
+            (f"assessment.publicity_obligations[{j}]", k) for j, k in enumerate(a.publicity_obligations)
+        ]
+        named += [
+            ("assessment.income_obligation", a.income_obligation),
+            ("assessment.obligation", a.obligation),
+        ]
+    if campaign.publicity is not None:
+        named += [(f"publicity.categories.{c}", k) for c, k in campaign.publicity.categories.items()]
+        named.append(("publicity.exchange_obligation", campaign.publicity.exchange_obligation))
+        if campaign.publicity.typical_category not in campaign.publicity.categories:
+            problems.append(ConfigProblem("publicity.typical_category", "not one of publicity.categories"))
+    problems += [
+        ConfigProblem(where, f"unknown obligation {key!r}") for where, key in named if key not in keys
+    ]
     if problems:
         raise ConfigError(name, problems)
     return campaign

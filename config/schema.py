@@ -290,6 +290,96 @@ class Services(Frozen):
     funds: FundsRules
 
 
+# ---------------------------------------------------------------- 三(六) review, 四(三) assessment, 四(四) publicity
+class Criterion(Frozen):
+    name: str  # 评分项, as experts write it in the score sheet
+    weight: float = Field(gt=0, le=1)  # a level's weights sum to 1; an expert's total is the weighted sum
+
+
+class FundingTier(Frozen):
+    name: str  # 一档
+    amount_yuan: float = Field(ge=0)
+    up_to_share: float = Field(gt=0, le=1)  # named bases ranked within this share (cumulative) get this tier
+
+
+class ReviewRules(Frozen):
+    """三(六) expert review of city and county bases, naming within quota, recommendation upward."""
+
+    illustrative: bool = False
+    note: str = ""
+    plan_obligation: str  # the staged review plan (分阶段评审方案), filed as documents
+    scores_obligation: str  # the review itself, evidenced by the expert score sheets
+    experts_per_project: int = Field(ge=1, le=50)
+    score_range: tuple[float, float] = (0, 100)  # every criterion is scored in this range
+    forbid_own_unit: bool = True  # an expert may not score a project of the unit (employer) they work for
+    drop_highest: int = Field(default=1, ge=0)  # expert totals dropped before the mean
+    drop_lowest: int = Field(default=1, ge=0)
+    criteria: dict[Level, tuple[Criterion, ...]]
+    priority_points: float = Field(
+        default=1.0, ge=0
+    )  # added per point of the pool's priority (三个助力 + 倾斜)
+    naming_quota: dict[Level, int]  # bases a reviewing unit of that level may name
+    unit_quota: dict[str, int] = {}  # a unit's own quota, where the plan gives one
+    tiers: dict[Level, tuple[FundingTier, ...]]
+    approval_timeout_minutes: float = Field(default=240, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReviewRules:
+        if self.drop_highest + self.drop_lowest >= self.experts_per_project:
+            raise ValueError("drop_highest + drop_lowest must leave at least one expert's score")
+        low, high = self.score_range
+        if low >= high:
+            raise ValueError("score_range must be (low, high) with low < high")
+        for level, criteria in self.criteria.items():
+            if abs(sum(c.weight for c in criteria) - 1) > 1e-6:
+                raise ValueError(f"criteria.{level}: weights must sum to 1")
+        for level, tiers in self.tiers.items():
+            shares = [t.up_to_share for t in tiers]
+            if shares != sorted(shares) or not shares or shares[-1] != 1:
+                raise ValueError(f"tiers.{level}: up_to_share must rise to 1")
+        return self
+
+
+class Measure(StrEnum):
+    """What an assessment indicator measures; how each is computed is models/assessment.py's."""
+
+    bases_built = "bases_built"  # bases named at city and county level against the plan (数量)
+    startups_and_jobs = "startups_and_jobs"  # start-ups driven + jobs absorbed by named bases (质量)
+    poverty_jobs = "poverty_jobs"  # people lifted out of poverty employed by named bases (社会效益)
+    income_growth = "income_growth"  # growth of employees' average income at named bases (经济效益)
+    funds = "funds"  # arrival and execution rates, factor-method funds included (资金)
+    services = "services"  # share of service obligations met: 包保, visits, trainings (服务基地)
+    publicity = "publicity"  # share of publicity obligations met (宣传报道)
+
+
+class Indicator(Frozen):
+    measure: Measure
+    title: str  # the workbook's sheet name and column header
+    weight: float = Field(gt=0)  # points of the total
+
+
+class AssessmentRules(Frozen):
+    """四(三) the year-end target assessment of each city, counties' shares included."""
+
+    illustrative: bool = False
+    note: str = ""
+    obligation: str  # the province's assessment obligation, met when the scorecards are sent
+    final_on: dt.date  # from this day scorecards are final and sent; earlier runs publish a draft
+    indicators: tuple[Indicator, ...] = Field(min_length=1)
+    service_obligations: tuple[str, ...]
+    publicity_obligations: tuple[str, ...]
+    factor_source: str  # the fund sheet's source of factor-method funds (因素法下达资金), shown on its own
+    income_obligation: str  # the income sheet's obligation
+
+
+class PublicityRules(Frozen):
+    """四(四) typical bases and experience articles, recorded in one sheet; the exchange meeting."""
+
+    categories: dict[str, str]  # the sheet's 类别 -> the obligation it counts for
+    typical_category: str  # the category that names a base (its project must be in the pool)
+    exchange_obligation: str
+
+
 class Campaign(Frozen):
     year: int = Field(ge=2020, le=2100)
     title: str
@@ -307,6 +397,9 @@ class Campaign(Frozen):
     quotas: Quotas
     pool: PoolRules | None = None
     services: Services | None = None
+    review: ReviewRules | None = None
+    assessment: AssessmentRules | None = None
+    publicity: PublicityRules | None = None
 
     def obligation(self, key: str) -> Obligation:
         for ob in self.obligations:

@@ -6,7 +6,8 @@ campaign calendar [--year 2022]      every planned kickoff, reminder and escalat
 campaign run FLOW [--today D]        run one flow now (as of a date), without a server
 campaign record OBLIGATION UNIT --by NAME [--on D] [--file F] [--note N]
 campaign status OBLIGATION [--today D]
-campaign template [--sheet S] [PATH] write a blank workbook: pool (default), visits, postings, trainings, funds
+campaign template [--sheet S] [PATH] write a blank workbook: pool (default), visits, postings, trainings,
+                                     funds, scores, publicity, income
 campaign intake FILE [--sheet S] [--json] [--today D]
                                      take in one workbook now; --json prints the summary
 campaign assign PROJECT_ID LEADER --by NAME [--title T] [--unit U]
@@ -23,7 +24,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from models.errors import CampaignError
 
@@ -34,9 +37,12 @@ FLOWS = (
     "quarterly_visits",
     "half_year_training",
     "funds_tracking",
+    "october_review",
+    "publicity",
+    "annual_assessment",
     "deliver_notifications",
 )
-SHEETS = ("pool", "visits", "postings", "trainings", "funds")
+SHEETS = ("pool", "visits", "postings", "trainings", "funds", "scores", "publicity", "income")
 
 
 def _date(text: str) -> dt.date:
@@ -102,6 +108,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         import flows.services
 
         fl = getattr(flows.services, args.flow)
+    elif args.flow == "october_review":
+        from flows.review import october_review
+
+        # From the command line nobody can answer an approval form: namings wait for a served run.
+        result = october_review(today=args.today, approve=False)
+        print(json.dumps(result, ensure_ascii=False, default=str, indent=1))
+        return 0
+    elif args.flow == "publicity":
+        from flows.publicity import publicity as fl
+    elif args.flow == "annual_assessment":
+        from flows.assessment import annual_assessment as fl
     elif args.flow == "pool_intake":
         from flows.pool import pool_intake
 
@@ -148,19 +165,29 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _service_sheet(name: str) -> tuple[object, str]:
-    """A services sheet's intake and the flow that settles it."""
+def _record_sheet(name: str) -> tuple[object, Callable[..., Any]]:
+    """A record sheet's intake and the flow that settles it."""
     from config import load_config
+    from flows.assessment import annual_assessment
+    from flows.publicity import publicity
+    from flows.review import october_review
+    from flows.services import funds_tracking, half_year_training, quarterly_visits
     from tasks import services
+    from tasks.assessment import income_intake
+    from tasks.publicity import publicity_intake
+    from tasks.review import score_intake
 
     cfg = load_config()
-    make, flow_name = {
-        "visits": (services.visit_intake, "quarterly_visits"),
-        "postings": (services.posting_intake, "quarterly_visits"),
-        "trainings": (services.training_intake, "half_year_training"),
-        "funds": (services.fund_intake, "funds_tracking"),
+    make, fl = {
+        "visits": (services.visit_intake, quarterly_visits),
+        "postings": (services.posting_intake, quarterly_visits),
+        "trainings": (services.training_intake, half_year_training),
+        "funds": (services.fund_intake, funds_tracking),
+        "scores": (score_intake, lambda today: october_review(today=today, approve=False)),
+        "publicity": (publicity_intake, publicity),
+        "income": (income_intake, annual_assessment),
     }[name]
-    return make(cfg), flow_name
+    return make(cfg), fl
 
 
 def cmd_template(args: argparse.Namespace) -> int:
@@ -175,7 +202,7 @@ def cmd_template(args: argparse.Namespace) -> int:
     if args.sheet == "pool":
         sheet, appendix = APPLICATION_SHEET, template_appendix(pool_rules(cfg))
     else:
-        intake, _ = _service_sheet(args.sheet)
+        intake, _ = _record_sheet(args.sheet)
         sheet, appendix = intake.sheet, None  # type: ignore[attr-defined]
     path = args.path or get_settings().reports / str(year) / f"{year}年{sheet.title}（模板）.xlsx"
     write_template(path, sheet, year, appendix)
@@ -206,12 +233,11 @@ def cmd_intake(args: argparse.Namespace) -> int:
         summary = take_in_workbook(cfg, path, moment(today, cfg.campaign))
         pool_intake(today=today, files=[], approve=False)
     else:
-        import flows.services
         from tasks.sheets import take_in_sheet
 
-        intake, flow_name = _service_sheet(args.sheet)
+        intake, settle_flow = _record_sheet(args.sheet)
         summary = take_in_sheet(cfg, intake, path, moment(today, cfg.campaign))  # type: ignore[arg-type]
-        getattr(flows.services, flow_name)(today=today)
+        settle_flow(today=today)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=1))
     else:

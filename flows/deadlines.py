@@ -34,20 +34,30 @@ def deadline_cycle(
     sheets: Sequence[Callable[[CampaignConfig], SheetIntake]] = (),
     progress: Callable[[CampaignConfig, dt.date], dict[str, Any]] | None = None,
     publish: Callable[[CampaignConfig, dt.date], dict[str, Any]] | None = None,
+    file_obligations: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """One day of the cycle for the given obligations. Safe to run any number of times a day.
 
-    Without `sheets`, submissions are files in each obligation's inbox folder; with them, they are
-    the sheets' records, and `progress` (a task) settles the obligations from what was recorded.
+    Submissions are files in each obligation's inbox folder, or the records of `sheets`, which
+    `progress` (a task) turns into obligations' progress. `file_obligations` are those evidenced by
+    files: by default all of them without sheets, none with sheets.
     """
     log = get_run_logger()
     cfg = load_config()  # a broken config stops here, before anything is written
     today = today or local_today(cfg.campaign)
     with audited(flow_name, {"today": today, "obligations": obligation_keys}) as counts:
         counts["synced"] = sync_campaign(cfg, obligation_keys)
+        if file_obligations is None:
+            file_obligations = [] if sheets else obligation_keys
+        counts["intake"] = {}
+        if file_obligations:
+            intake_files = take_in_inbox(cfg, list(file_obligations), today)
+            # a files-only cycle reports the files' counts as its intake; a mixed one under "files"
+            counts["intake"] = {"files": intake_files.counts()} if sheets else intake_files.counts()
+            for item in intake_files.rejected:
+                log.warning("退回 %s：%s", item["file"], item["reason"])
         if sheets:
             received_at = moment(today, cfg.campaign)
-            counts["intake"] = {}
             for make in sheets:
                 intake = make(cfg)
                 summaries = take_in_folder(cfg, intake, received_at)
@@ -55,11 +65,6 @@ def deadline_cycle(
                 for s in summaries:
                     if s.get("refused"):
                         log.warning("退回 %s：%s", s["file"], s["refused"])
-        else:
-            intake_files = take_in_inbox(cfg, obligation_keys, today)
-            counts["intake"] = intake_files.counts()
-            for item in intake_files.rejected:
-                log.warning("退回 %s：%s", item["file"], item["reason"])
         if progress is not None:
             counts["progress"] = progress(cfg, today)
         counts["notifications"] = record_reminders(cfg, obligation_keys, today)

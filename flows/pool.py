@@ -7,19 +7,15 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import pydantic
 from prefect import flow
-from prefect.client.orchestration import get_client
-from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
-from prefect.states import Running
 from pydantic import BaseModel, Field
 
 from config import load_config
 from config.settings import get_settings
+from flows.approval import prefilled_form, wait_for_decision
 from models.clock import local_today, moment
 from tasks.audit import audited
 from tasks.delivery import deliver_all
@@ -64,14 +60,7 @@ def _approval_form(waiting: list[dict[str, Any]]) -> Any:
     )
     fields = ("id", "route", "project", "entity", "priority")
     decisions = [ProposalDecision(**{k: p[k] for k in fields}) for p in waiting]
-    # The proposals become the list's default; built here rather than by `with_initial_data(**fields)`,
-    # which would drop the fields' Chinese titles and make the approver optional.
-    form = pydantic.create_model(
-        "RecommendationApproval",
-        __base__=RecommendationApproval,
-        decisions=(list[ProposalDecision], Field(default=decisions, title="拟推荐项目")),
-    )
-    return form.with_initial_data(description=description)
+    return prefilled_form(RecommendationApproval, "decisions", decisions, "拟推荐项目", description)
 
 
 @flow(
@@ -116,17 +105,8 @@ def pool_intake(
             # Tell the province now, so someone opens the form while the run waits.
             ask_operator(cfg, waiting, today, timed_out=False, run_url=flow_run.ui_url)
             deliver_all(cfg.campaign.delivery)
-            try:
-                answer = pause_flow_run(
-                    wait_for_input=_approval_form(waiting),
-                    timeout=int(rules.approval_timeout_minutes * 60),
-                    poll_interval=5,
-                )
-            except FlowPauseTimeout:
-                # Nobody answered: the run goes on (deliver, publish) and ends Completed, not Failed —
-                # waiting is not an error, and the proposals stay open for the next run.
-                with get_client(sync_client=True) as client:
-                    client.set_flow_run_state(flow_run.id, Running(), force=True)
+            answer = wait_for_decision(_approval_form(waiting), rules.approval_timeout_minutes)
+            if answer is None:
                 counts["approval"] = "timed_out"
                 counts["reminded"] = ask_operator(cfg, waiting, today, timed_out=True, run_url=None)
                 log.warning("%d 个推荐项目未获审批，已提醒省级经办人；项目保持“拟推荐”状态", len(waiting))

@@ -63,9 +63,12 @@ def local_prefect_server(port: int = 4200) -> Iterator[str]:
 
 
 def deployments() -> list[object]:
+    from flows.assessment import annual_assessment
     from flows.june import june_survey, standards_filing
     from flows.operations import deliver_notifications, record_submission
     from flows.pool import pool_intake
+    from flows.publicity import exchange_meeting, publicity
+    from flows.review import october_review
     from flows.schedules import daily_schedule, delivery_schedule, working_day_schedule
     from flows.services import (
         assign_leaders,
@@ -76,7 +79,16 @@ def deployments() -> list[object]:
     )
 
     cfg = load_config()
-    dated = [june_survey, standards_filing, quarterly_visits, half_year_training, funds_tracking]
+    dated = [
+        june_survey,
+        standards_filing,
+        quarterly_visits,
+        half_year_training,
+        funds_tracking,
+        october_review,
+        publicity,
+        annual_assessment,
+    ]
     out = []
     for fl in dated:
         schedule = daily_schedule(cfg, fl.name)
@@ -107,6 +119,7 @@ def deployments() -> list[object]:
         record_submission,
         assign_leaders,
         record_services,
+        exchange_meeting,
     ):  # run from the UI's form, no schedule
         out.append(
             operator_form.to_deployment(name=f"{cfg.campaign.year}", description=operator_form.description)

@@ -70,6 +70,7 @@ class CheckContext:
     earliest: dt.date = EARLIEST_FOUNDING  # no date in the sheet may be earlier
     # (credit code, project name) -> pool application id, for sheets that name pool projects
     projects: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    entities: Mapping[int, str] = field(default_factory=dict)  # application id -> applicant's name
 
 
 @dataclass

@@ -60,6 +60,11 @@ class MessageKind(StrEnum):
     approval_due = "approval_due"  # to the province: proposals wait for an operator's decision
     recommendation = "recommendation"  # a recommendation decided, to the recommending unit
     flag = "flag"  # a service flag raised (funds diverted, subsidies out of step), to the province
+    review_result = (
+        "review_result"  # a unit's bases named (and recommended upward), or its scoring incomplete
+    )
+    exchange = "exchange"  # a unit picked to present at the exchange meeting
+    scorecard = "scorecard"  # a city's year-end assessment, its scorecard attached
 
 
 class RecommendationStatus(StrEnum):
@@ -388,6 +393,107 @@ class ServiceFlag(SQLModel, table=True):
 
 
 # ------------------------------------------------------------------ notifications
+# ------------------------------------------------------------------ review, publicity, assessment (三(六), 四)
+class BaseStatus(StrEnum):
+    ranked = "ranked"  # scored and ranked, outside the quota
+    proposed = "proposed"  # within the quota, awaiting the operator
+    named = "named"
+    not_named = "not_named"
+
+
+class ExpertScore(_Received, table=True):
+    """One expert's score of one project on one criterion, in a reviewing unit's review."""
+
+    __tablename__ = "expert_score"
+    __table_args__ = (
+        sa.UniqueConstraint("year", "unit_key", "credit_code", "project_name", "expert_name", "criterion"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    year: int = Field(index=True)
+    unit_key: str = Field(foreign_key="unit.key", max_length=16)  # the reviewing unit
+    application_id: int = Field(foreign_key="pool_application.id", index=True)
+    credit_code: str = Field(max_length=18)
+    project_name: str
+    expert_name: str
+    expert_employer: str = ""
+    criterion: str = Field(max_length=32)
+    score: float
+    materials_from: dt.date
+    materials_to: dt.date
+
+
+class NamedBase(SQLModel, table=True):
+    """A reviewed project's place in its unit's ranking, and the operator's naming decision."""
+
+    __tablename__ = "base"
+    __table_args__ = (sa.UniqueConstraint("year", "unit_key", "application_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int = Field(index=True)
+    unit_key: str = Field(foreign_key="unit.key", max_length=16)  # the naming unit
+    level: str = Field(max_length=16)
+    application_id: int = Field(foreign_key="pool_application.id", index=True)
+    expert_score: float  # the experts' aggregated score
+    priority: float
+    total: float
+    rank: int
+    status: str = Field(default=BaseStatus.ranked, max_length=16, index=True)
+    tier: str = Field(default="", max_length=16)
+    amount_yuan: float = 0
+    recommended_to: str | None = Field(default=None, foreign_key="unit.key", max_length=16)
+    ranked_at: dt.datetime = Field(sa_type=UTCDateTime)
+    decided_by: str | None = None
+    decided_at: dt.datetime | None = _ts()
+    reason: str = ""
+    flow_run_id: str | None = Field(default=None, max_length=64)
+
+
+class PublicityRecord(_Received, table=True):
+    """四(四) a typical base picked or an experience article written, and where it was published."""
+
+    __tablename__ = "publicity_record"
+    __table_args__ = (sa.UniqueConstraint("year", "unit_key", "category", "title"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int = Field(index=True)
+    unit_key: str = Field(foreign_key="unit.key", max_length=16)  # the city it counts for
+    category: str = Field(max_length=16)
+    title: str
+    application_id: int | None = Field(default=None, foreign_key="pool_application.id")
+    credit_code: str = Field(default="", max_length=18)
+    project_name: str = ""
+    outlet: str = ""
+    published_on: dt.date | None = None
+
+
+class IncomeRecord(_Received, table=True):
+    """A named base's employees' average yearly income, last year and this (经济效益)."""
+
+    __tablename__ = "income_record"
+    __table_args__ = (sa.UniqueConstraint("year", "credit_code", "project_name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int = Field(index=True)
+    unit_key: str = Field(foreign_key="unit.key", max_length=16)  # the reporting unit
+    application_id: int = Field(foreign_key="pool_application.id", index=True)
+    credit_code: str = Field(max_length=18)
+    project_name: str
+    income_last_year: float
+    income_this_year: float
+
+
+class ExchangePresentation(SQLModel, table=True):
+    """A unit picked by the province to present at the 三送 exchange meeting."""
+
+    __tablename__ = "exchange_presentation"
+    __table_args__ = (sa.UniqueConstraint("year", "unit_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int = Field(index=True)
+    unit_key: str = Field(foreign_key="unit.key", max_length=16)
+    meeting_on: dt.date
+    place: str
+    topic: str = ""
+    picked_by: str
+    picked_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
 class OutboxMessage(SQLModel, table=True):
     """A decided notification. Written with the state it comes from; delivered afterwards.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -91,7 +92,7 @@ def _province(cfg: CampaignConfig) -> Unit:
 
 
 # ------------------------------------------------------------------ taking in records
-def _records_context(earliest_years_back: int) -> ContextFn:
+def records_context(earliest_years_back: int) -> ContextFn:
     def context(session: Session, cfg: CampaignConfig, sender: Unit, on: dt.date) -> CheckContext:
         hierarchy = Hierarchy.of(cfg.units)
         allowed = hierarchy.jurisdiction(sender.key)
@@ -120,12 +121,21 @@ def _records_context(earliest_years_back: int) -> ContextFn:
 COUNTS = (("new", "新登记"), ("updated", "更新"), ("duplicates", "与已报内容相同"))
 
 
-def _store_records(model: type[SQLModel], identity: list[str], fields: list[str]) -> StoreFn:
+def store_records(
+    model: type[SQLModel],
+    identity: list[str],
+    fields: list[str],
+    columns: Callable[[StoreRequest], dict[str, Any]] | None = None,
+) -> StoreFn:
+    """The usual way a record sheet is stored: new rows inserted, changed ones updated, by `identity`
+    within the year. `columns` adds values the sheet does not hold (e.g. the sending unit)."""
+
     def store(session: Session, req: StoreRequest) -> Stored:
+        rows = req.rows.assign(**columns(req)) if columns else req.rows
         counts, _ = upsert_changed(
             session,
             model,
-            req.rows,
+            rows,
             identity=identity,
             fields=fields,
             scope={"year": req.cfg.campaign.year},
@@ -144,7 +154,7 @@ def _store_records(model: type[SQLModel], identity: list[str], fields: list[str]
 def _store_funds(session: Session, req: StoreRequest) -> Stored:
     rules = services_of(req.cfg).funds
     rows = req.rows.assign(diversion=diverted(req.rows, rules))
-    stored = _store_records(
+    stored = store_records(
         FundRecord,
         ["unit_key", "document_no", "purpose"],
         [
@@ -179,8 +189,8 @@ def visit_intake(cfg: CampaignConfig) -> SheetIntake:
         obligation_key=VISITS,
         topic="包保走访",
         count_labels=COUNTS,
-        context=_records_context(0),
-        store=_store_records(
+        context=records_context(0),
+        store=store_records(
             VisitRecord,
             ["unit_key", "credit_code", "project_name", "visited_on"],
             [
@@ -203,8 +213,8 @@ def posting_intake(cfg: CampaignConfig) -> SheetIntake:
         obligation_key=POSTINGS,
         topic="招聘发布",
         count_labels=COUNTS,
-        context=_records_context(0),
-        store=_store_records(
+        context=records_context(0),
+        store=store_records(
             JobPosting,
             ["credit_code", "project_name", "posted_on"],
             ["application_id", "postings", "positions", "note"],
@@ -221,8 +231,8 @@ def training_intake(cfg: CampaignConfig) -> SheetIntake:
         folder=TRAINING_FOLDER,
         topic="培训",
         count_labels=COUNTS,
-        context=_records_context(0),
-        store=_store_records(
+        context=records_context(0),
+        store=store_records(
             TrainingRecord, ["unit_key", "kind", "held_on", "topic"], ["attendees", "linked_projects", "note"]
         ),
         resubmit_hint="同一单位同一天同一主题的培训重报将更新原记录",
@@ -235,7 +245,7 @@ def fund_intake(cfg: CampaignConfig) -> SheetIntake:
         obligation_key=FUNDS,
         topic="资金",
         count_labels=COUNTS,
-        context=_records_context(5),  # ledgers carry earlier years' funds (2021 base subsidies)
+        context=records_context(5),  # ledgers carry earlier years' funds (2021 base subsidies)
         store=_store_funds,
         notes_title="省级专项资金用途超出可用范围（已报告省厅）",
         resubmit_hint="同一单位同一资金文号与用途的行重报将更新原记录",
@@ -377,7 +387,7 @@ def assign_leader(
 
 
 # ------------------------------------------------------------------ progress
-def _frame(session: Session, query: sa.Select[Any], columns: list[str]) -> pd.DataFrame:
+def query_frame(session: Session, query: sa.Select[Any], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(session.execute(query).all(), columns=columns)
 
 
@@ -391,7 +401,7 @@ def settle(
     correction takes it below (its reminders go on from the step in force). Returns rows changed.
     """
     table = ObligationInstance.__table__  # type: ignore[attr-defined]
-    current = _frame(
+    current = query_frame(
         session,
         sa.select(
             table.c.id,
@@ -454,7 +464,7 @@ def settle_visits(session: Session, cfg: CampaignConfig, now: dt.datetime) -> di
     """包保 named, and visits per unit, project and quarter."""
     year = cfg.campaign.year
     assignment = LeaderAssignment.__table__  # type: ignore[attr-defined]
-    assigned = _frame(
+    assigned = query_frame(
         session,
         sa.select(assignment.c.unit_key, assignment.c.application_id, assignment.c.leader_name).where(
             assignment.c.year == year
@@ -472,7 +482,7 @@ def settle_visits(session: Session, cfg: CampaignConfig, now: dt.datetime) -> di
     )
     counts = {"assignments": settle(session, cfg, ASSIGNMENT, progress, now)}
     visit = VisitRecord.__table__  # type: ignore[attr-defined]
-    visits = _frame(
+    visits = query_frame(
         session,
         sa.select(visit.c.unit_key, visit.c.application_id, visit.c.visited_on).where(visit.c.year == year),
         ["unit_key", "application_id", "visited_on"],
@@ -487,7 +497,7 @@ def settle_visits(session: Session, cfg: CampaignConfig, now: dt.datetime) -> di
 
 def _trainings(session: Session, year: int) -> pd.DataFrame:
     table = TrainingRecord.__table__  # type: ignore[attr-defined]
-    return _frame(
+    return query_frame(
         session,
         sa.select(table.c.unit_key, table.c.kind, table.c.held_on, table.c.attendees).where(
             table.c.year == year
@@ -506,7 +516,7 @@ def settle_trainings(session: Session, cfg: CampaignConfig, now: dt.datetime) ->
     return out
 
 
-def _funds(session: Session, year: int) -> pd.DataFrame:
+def fund_ledger(session: Session, year: int) -> pd.DataFrame:
     table = FundRecord.__table__  # type: ignore[attr-defined]
     columns = [
         "unit_key",
@@ -522,7 +532,9 @@ def _funds(session: Session, year: int) -> pd.DataFrame:
         "executed_on",
         "diversion",
     ]
-    return _frame(session, sa.select(*(table.c[c] for c in columns)).where(table.c.year == year), columns)
+    return query_frame(
+        session, sa.select(*(table.c[c] for c in columns)).where(table.c.year == year), columns
+    )
 
 
 def settle_funds(
@@ -634,7 +646,7 @@ def needs_summary(session: Session, cfg: CampaignConfig) -> pd.DataFrame:
     hierarchy = Hierarchy.of(cfg.units)
     visit = VisitRecord.__table__  # type: ignore[attr-defined]
     app = PoolApplication.__table__  # type: ignore[attr-defined]
-    visits = _frame(
+    visits = query_frame(
         session,
         sa.select(visit.c.application_id, visit.c.visited_on, visit.c.need_categories, app.c.region_key)
         .join(app, app.c.id == visit.c.application_id)
@@ -666,7 +678,7 @@ def needs_summary(session: Session, cfg: CampaignConfig) -> pd.DataFrame:
 def pending_leaders(session: Session, cfg: CampaignConfig) -> pd.DataFrame:
     """Recommended projects still without a 包保 leader: the operator's list for `assign_leaders`."""
     table = ObligationInstance.__table__  # type: ignore[attr-defined]
-    rows = _frame(
+    rows = query_frame(
         session,
         sa.select(
             table.c.subject, table.c.subject_label, table.c.unit_key, table.c.kickoff_on, table.c.due_on
@@ -694,7 +706,7 @@ def pending_leaders(session: Session, cfg: CampaignConfig) -> pd.DataFrame:
 
 def _instances(session: Session, year: int, keys: list[str]) -> pd.DataFrame:
     table = ObligationInstance.__table__  # type: ignore[attr-defined]
-    return _frame(
+    return query_frame(
         session,
         sa.select(
             table.c.obligation_key,
@@ -732,11 +744,11 @@ def service_summary(session: Session, cfg: CampaignConfig, today: dt.date) -> pd
     for label, key in services.training_kinds.items():
         period = _current(cfg, key, today)
         tally(key, period, f"{label}（{period or '—'}）已办/应办", counted=True)
-    rates = fund_rates(_funds(session, year), today)
+    rates = fund_rates(fund_ledger(session, year), today)
     out["资金到位率"] = rates["arrival_rate"].reindex(out.index).map(rate_text)
     out["资金执行率"] = rates["execution_rate"].reindex(out.index).map(rate_text)
     posting = JobPosting.__table__  # type: ignore[attr-defined]
-    postings = _frame(
+    postings = query_frame(
         session,
         sa.select(posting.c.submitted_by, posting.c.application_id, posting.c.postings).where(
             posting.c.year == year
@@ -754,7 +766,7 @@ def service_summary(session: Session, cfg: CampaignConfig, today: dt.date) -> pd
 
 def funds_table(session: Session, cfg: CampaignConfig, today: dt.date) -> pd.DataFrame:
     """Per owing unit: rates today and on each checkpoint day (as of that day), and its flags."""
-    funds = _funds(session, cfg.campaign.year)
+    funds = fund_ledger(session, cfg.campaign.year)
     ob = cfg.campaign.obligation(FUNDS)
     owing = [u for u in cfg.units if owes(ob, u)]
     out = pd.DataFrame({"单位": [u.name for u in owing]}, index=[u.key for u in owing])
@@ -771,7 +783,7 @@ def funds_table(session: Session, cfg: CampaignConfig, today: dt.date) -> pd.Dat
                 + then["execution_rate"].reindex(out.index).map(rate_text)
             )
     flag = ServiceFlag.__table__  # type: ignore[attr-defined]
-    flags = _frame(
+    flags = query_frame(
         session,
         sa.select(flag.c.unit_key, flag.c.kind).where(flag.c.year == cfg.campaign.year),
         ["unit_key", "kind"],
@@ -855,7 +867,7 @@ def update_progress(cfg: CampaignConfig, today: dt.date, parts: list[str]) -> di
         if "trainings" in parts:
             counts |= settle_trainings(session, cfg, now)
         if "funds" in parts:
-            ledger = _funds(session, cfg.campaign.year)  # read once: rates and flags come from it
+            ledger = fund_ledger(session, cfg.campaign.year)  # read once: rates and flags come from it
             counts |= settle_funds(session, cfg, ledger, today, now)
             counts["flags"] = raise_flags(session, cfg, ledger, today, now)
     return counts

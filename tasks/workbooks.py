@@ -159,3 +159,40 @@ def _cell(
     if wrap:
         cell.alignment = Alignment(wrap_text=True)
     return cell
+
+
+HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+TITLE_FONT = Font(bold=True, size=14)
+
+
+def write_report(path: Path, title: str, sheets: list[tuple[str, pd.DataFrame]], note: str = "") -> Path:
+    """A workbook a bureau circulates: one titled sheet per table, Chinese headers, frozen header row,
+    widths fitted to the content, percentages and amounts formatted by their header."""
+    book = Workbook()
+    book.remove(book.active)  # type: ignore[arg-type]
+    for name, frame in sheets:
+        sheet = book.create_sheet(name[:31])
+        sheet.append([f"{title}：{name}"])
+        sheet["A1"].font = TITLE_FONT
+        sheet.append([note] if note else [])
+        sheet.append([str(c) for c in frame.columns])
+        for cell in sheet[3]:
+            cell.font, cell.fill = BOLD, HEADER_FILL
+            cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+        for row in frame.itertuples(index=False):
+            sheet.append([None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in row])
+        for j, column in enumerate(frame.columns, start=1):
+            letter = get_column_letter(j)
+            header = str(column)
+            fmt = (
+                "0.0%"
+                if "率" in header and "（%）" not in header
+                else ("#,##0.00" if "分" in header or "万元" in header else None)
+            )
+            if fmt:
+                for cell in sheet[letter][3:]:
+                    cell.number_format = fmt
+            widest = max([len(header)] + [len(str(v)) for v in frame[column].head(200)])
+            sheet.column_dimensions[letter].width = min(40, max(8, widest * 2 + 2))
+        sheet.freeze_panes = "B4"
+    return _save(book, path)

@@ -42,10 +42,12 @@ def test_campaign_2022_holds_the_calendar() -> None:
         "agri_tech_training",
         "job_postings",
         "funds_tracking",
+        "review_plan",
         "base_review",
         "typical_bases",
         "experience_article",
         "exchange_meeting",
+        "income_report",
         "annual_assessment",
     } == keys
     june = campaign.obligation("june_survey")
@@ -84,6 +86,22 @@ def _copy_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             lambda d: d["obligations"][0]["schedule"].update(kickoff="2022-07-01"),
             "obligations[0].schedule",
             "kickoff 2022-07-01 is after due",
+        ),
+        (
+            lambda d: d["review"]["criteria"]["county"][0].update(weight=0.5),
+            "review",
+            "criteria.county: weights must sum to 1",
+        ),
+        (lambda d: d["review"].update(drop_highest=3, drop_lowest=2), "review", "at least one expert"),
+        (
+            lambda d: d["assessment"].update(income_obligation="income"),
+            "assessment.income_obligation",
+            "unknown",
+        ),
+        (
+            lambda d: d["publicity"].update(typical_category="典型"),
+            "publicity.typical_category",
+            "not one of",
         ),
     ],
 )

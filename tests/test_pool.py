@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from models.db import session_scope
 from models.privacy import mask_phone, mask_ric
 from models.sheets import ERROR_COLUMN
 from models.tables import IntakeFile, IntakeRejection, PoolApplication, Recommendation
-from tests.helpers import edit_yaml, outbox
+from tests.helpers import edit_yaml, outbox, wait_for_pause
 from tests.pool_data import HEADERS, application, credit_code, id_number, write_csv, write_xlsx
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -304,25 +303,6 @@ def test_unreadable_or_unknown_files_are_kept_and_the_sender_told(env: dict[str,
     assert told == {"220000", "220723"}  # unknown sender: the province is told
 
 
-def _wait_for_pause(timeout: float = 60) -> Any:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
-    from prefect.client.schemas.objects import StateType
-
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            runs = client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
-                )
-            )
-            if runs:
-                return runs[0]
-            time.sleep(0.5)
-    raise AssertionError("the flow run never paused for approval")
-
-
 def _pool_with_candidates(env: dict[str, object]) -> None:
     """乾安县: two projects meeting the city bar, one not; 梅河口市: one meeting the province bar."""
     folder = inbox(env)
@@ -349,7 +329,7 @@ def test_recommendation_paused_for_approval_and_resumed_with_exclusions(env: dic
     result: dict[str, Any] = {}
     runner = threading.Thread(target=lambda: result.update(pool_intake(today=TODAY)))
     runner.start()
-    paused = _wait_for_pause()
+    paused = wait_for_pause()
     # 梅河口市 goes straight to the province; 乾安县's two qualifying projects go to 松原市.
     with session_scope() as session:
         recs = session.exec(select(Recommendation)).all()

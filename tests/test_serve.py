@@ -69,7 +69,7 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
     try:
         deployments: list[dict[str, object]] = []
         deadline = time.monotonic() + 150
-        while time.monotonic() < deadline and len(deployments) < 10:
+        while time.monotonic() < deadline and len(deployments) < 14:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
             with contextlib.suppress(httpx.HTTPError):
                 deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()
@@ -87,9 +87,15 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
             "funds_tracking",
             "assign_leaders",
             "record_services",
+            "october_review",
+            "publicity",
+            "exchange_meeting",
+            "annual_assessment",
         }
         leaders_form = str(by_flow["assign_leaders"]["parameter_openapi_schema"])
         assert "包保领导姓名" in leaders_form and "项目编号" in leaders_form
+        meeting_form = str(by_flow["exchange_meeting"]["parameter_openapi_schema"])
+        assert "发言单位" in meeting_form and "会议日期" in meeting_form
         june = by_flow["june_survey"]
         assert june["schedules"][0]["schedule"]["timezone"] == "Asia/Shanghai"  # type: ignore[index]
         form = by_flow["record_submission"]["parameter_openapi_schema"]

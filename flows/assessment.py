@@ -1,0 +1,40 @@
+"""四(三) The year-end target assessment: income reports taken in, every city scored with its counties'
+shares, the workbook, charts and artifacts published, and each city sent its scorecard once final."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow
+
+from config import CampaignConfig, load_config
+from flows.deadlines import deadline_cycle
+from models.clock import local_today
+from tasks.assessment import assess, assessment_of, income_intake, income_progress
+
+
+@flow(
+    name="annual_assessment",
+    flow_run_name="annual-assessment-{today}",
+    description="四(三) 年度目标责任考核：收取各地增收情况表；按市州（含所属县（市、区）分解指标）计算数量、质量、"
+    "社会效益、经济效益、资金到位和执行（含因素法下达资金）、服务基地和宣传报道得分与排名，生成考核表和图表；"
+    "考核截止日起向各市州发送本地评分卡。",
+)
+def annual_assessment(today: dt.date | None = None) -> dict[str, Any]:
+    cfg = load_config()
+    rules = assessment_of(cfg)
+    today = today or local_today(cfg.campaign)
+
+    def progress(cfg: CampaignConfig, day: dt.date) -> dict[str, Any]:
+        # Assessed before reminders and delivery: the scorecards go out in this run, and the
+        # province's obligation shows as met in this run's status.
+        return {"income": income_progress(cfg, day), "assessment": assess(cfg, day)}
+
+    return deadline_cycle(
+        "annual_assessment",
+        [rules.income_obligation, rules.obligation],
+        today,
+        sheets=[income_intake],
+        progress=progress,
+    )

@@ -1,0 +1,123 @@
+"""三(六) The October review: staged review plans filed, expert scores taken in and checked, projects
+ranked, and naming within quota (with recommendation upward) decided by an operator in the Prefect UI."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow
+from prefect.input import RunInput
+from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
+from pydantic import BaseModel, Field
+
+from config import load_config
+from flows.approval import prefilled_form, wait_for_decision
+from flows.deadlines import deadline_cycle
+from models.clock import local_today
+from tasks.audit import audited
+from tasks.delivery import deliver_all
+from tasks.review import (
+    NamingChoice,
+    ask_operator,
+    decide_namings,
+    publish_review,
+    review_of,
+    review_progress,
+    score_intake,
+    waiting,
+)
+
+
+class NamingDecision(BaseModel):
+    id: int = Field(title="编号")
+    route: str = Field(title="评审单位")
+    rank: int = Field(title="排名")
+    project: str = Field(title="项目名称")
+    total: float = Field(title="总分")
+    name: bool = Field(default=False, title="命名")
+    tier: str = Field(default="", title="档次")
+    recommend: bool = Field(default=False, title="推荐上级")
+    reason: str = Field(default="", title="调整理由")
+
+
+class NamingApproval(RunInput):
+    """基地命名审批：名额内逐项确认“命名”、档次和“推荐上级”；取消拟命名的项目须填写理由。"""
+
+    approver: str = Field(title="审批人", min_length=1)
+    decisions: list[NamingDecision] = Field(title="参评项目")
+
+
+def _naming_form(rows: list[dict[str, Any]]) -> Any:
+    table = "\n".join(
+        f"| {r['id']} | {r['route']} | {r['rank']} | {r['project']} | {r['expert_score']} | {r['priority']} "
+        f"| {r['total']} | {'拟命名' if r['name'] else ''} {r['tier']} |"
+        for r in rows
+    )
+    description = (
+        f"**{len({r['unit_key'] for r in rows})} 个单位的专家评分已齐全，按名额拟命名 "
+        f"{sum(r['name'] for r in rows)} 个基地。**\n\n"
+        "总分 = 专家评分（去掉最高、最低分后的平均）+ 优先分（三个助力与政策倾斜）；同分时优先分高者在前。"
+        "名额内可调整命名、档次和是否推荐上级；取消拟命名的须填写理由。填写审批人后提交。\n\n"
+        "| 编号 | 评审单位 | 排名 | 项目名称 | 专家评分 | 优先分 | 总分 | 拟定 |\n"
+        f"|---|---|---|---|---|---|---|---|\n{table}"
+    )
+    fields = ("id", "route", "rank", "project", "total", "name", "tier", "recommend")
+    decisions = [NamingDecision(**{k: r[k] for k in fields}) for r in rows]
+    return prefilled_form(NamingApproval, "decisions", decisions, "参评项目", description)
+
+
+@flow(
+    name="october_review",
+    flow_run_name="october-review-{today}",
+    description="三(六) 10 月底前完成市县两级基地评审认定：收取分阶段评审方案并提醒、督办；收取专家评分表，"
+    "核对评分是否齐全（专家人数、评分项、分值范围、回避、材料期间），去掉最高最低分取平均、加优先分后排名，"
+    "按名额拟命名，经省级经办人审批后命名、定档并逐级推荐，结果通知各单位。",
+)
+def october_review(today: dt.date | None = None, approve: bool = True) -> dict[str, Any]:
+    """One day of the review; with `approve`, pause for the operator when namings are proposed."""
+    log = get_run_logger()
+    cfg = load_config()
+    review = review_of(cfg)
+    today = today or local_today(cfg.campaign)
+    counts = deadline_cycle(
+        "october_review",
+        [review.plan_obligation, review.scores_obligation],
+        today,
+        sheets=[score_intake],
+        file_obligations=[review.plan_obligation],
+        progress=review_progress,
+        publish=publish_review,
+    )
+    rows = waiting(cfg)
+    counts["namings_open"] = sum(r["name"] for r in rows)
+    if rows and approve:
+        with audited(
+            "october_review_naming", {"today": today, "proposed": counts["namings_open"]}
+        ) as decided:
+            ask_operator(cfg, rows, today, timed_out=False, run_url=flow_run.ui_url)
+            deliver_all(cfg.campaign.delivery)
+            answer = wait_for_decision(_naming_form(rows), review.approval_timeout_minutes)
+            if answer is None:
+                decided["approval"] = "timed_out"
+                ask_operator(cfg, rows, today, timed_out=True, run_url=None)
+                log.warning("基地命名未获审批，已提醒省级经办人；拟命名保持不变")
+            else:
+                choices = [
+                    NamingChoice(d.id, d.name, d.tier, d.recommend, d.reason) for d in answer.decisions
+                ]
+                decided["approval"] = decide_namings(
+                    cfg,
+                    rows,
+                    choices,
+                    decided_by=answer.approver,
+                    decided_at=dt.datetime.now(dt.UTC),
+                    flow_run_id=str(flow_run.id) if flow_run.id else None,
+                )
+                for unit, problem in decided["approval"]["refused"].items():
+                    log.error("%s 的命名审批未生效：%s（下次运行将再次提请审批）", unit, problem)
+            decided["delivery"] = deliver_all(cfg.campaign.delivery)
+            decided["published"] = publish_review(cfg, today)
+        counts["naming"] = decided
+    return counts

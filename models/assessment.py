@@ -1,0 +1,175 @@
+"""四(三) The year-end target assessment of each city, its counties' shares included: pure rules.
+
+Every figure is gathered per unit (city and county alike) as additive components — counts, amounts,
+obligations due and met — and summed into the city it belongs to; an indicator's achievement is then
+computed from the city's totals, so a rate is never averaged over counties:
+
+| measure            | components                                  | achievement (0–1)                        |
+|--------------------|---------------------------------------------|------------------------------------------|
+| bases_built        | bases named                                 | named ÷ the city's plan, at most 1       |
+| startups_and_jobs  | start-ups driven, jobs absorbed             | their sum ÷ the best city's              |
+| poverty_jobs       | jobs of people lifted out of poverty        | ÷ the best city's                        |
+| income_growth      | employees' average income, last year, this  | growth rate ÷ the best city's (≥ 0)      |
+| funds              | allocated, arrived, executed (all sources)  | mean of arrival and execution rate, ≤ 1  |
+| services           | service obligations due, met                | met ÷ due (1 when nothing was due)       |
+| publicity          | publicity obligations due, met              | met ÷ due (1 when nothing was due)       |
+
+An indicator's score is its weight × achievement; the total is their sum; cities rank by total
+(equal totals share a rank).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from config.schema import AssessmentRules, Measure
+from models.services import PROJECT_COLUMNS, resolve_projects
+from models.sheets import Column, Sheet
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    components: dict[str, str]  # column -> Chinese header
+    achievement: Callable[[pd.DataFrame], pd.Series]  # city totals (with `plan`) -> 0..1
+    shown: Callable[[pd.DataFrame], pd.Series]  # city totals -> what was achieved, in words
+    reference: str  # what the achievement is measured against
+
+
+def _ratio(numerator: pd.Series, denominator: pd.Series, empty: float) -> pd.Series:
+    return (numerator / denominator.where(denominator > 0)).fillna(empty)
+
+
+def _to_best(values: pd.Series) -> pd.Series:
+    best = values.max()
+    return values.clip(lower=0) / best if best > 0 else pd.Series(0.0, index=values.index)
+
+
+def _pct(values: pd.Series) -> pd.Series:
+    return values.map(lambda v: f"{v:.1%}")
+
+
+def growth(frame: pd.DataFrame) -> pd.Series:
+    return _ratio(frame["income_this"] - frame["income_last"], frame["income_last"], 0.0)
+
+
+def arrival_rate(frame: pd.DataFrame, prefix: str = "") -> pd.Series:
+    return _ratio(frame[f"{prefix}arrived"], frame[f"{prefix}allocated"], 0.0)
+
+
+def execution_rate(frame: pd.DataFrame, prefix: str = "") -> pd.Series:
+    return _ratio(frame[f"{prefix}executed"], frame[f"{prefix}allocated"], 0.0)
+
+
+MEASURES: dict[Measure, MeasureSpec] = {
+    Measure.bases_built: MeasureSpec(
+        {"bases_named": "命名基地数"},
+        lambda f: _ratio(f["bases_named"], f["plan"], 0.0).clip(upper=1),
+        lambda f: f["bases_named"].astype(int).astype(str) + " / 计划 " + f["plan"].astype(int).astype(str),
+        "年度建设计划",
+    ),
+    Measure.startups_and_jobs: MeasureSpec(
+        {"startups": "带动创业人数", "jobs": "吸纳就业人数"},
+        lambda f: _to_best(f["startups"] + f["jobs"]),
+        lambda f: (f["startups"] + f["jobs"]).astype(int).astype(str) + " 人",
+        "各市州最高值",
+    ),
+    Measure.poverty_jobs: MeasureSpec(
+        {"poverty_jobs": "带动脱贫人口就业人数"},
+        lambda f: _to_best(f["poverty_jobs"]),
+        lambda f: f["poverty_jobs"].astype(int).astype(str) + " 人",
+        "各市州最高值",
+    ),
+    Measure.income_growth: MeasureSpec(
+        {"income_last": "上年度员工人均年收入合计（元）", "income_this": "本年度员工人均年收入合计（元）"},
+        lambda f: _to_best(growth(f)),
+        lambda f: "增长 " + _pct(growth(f)),
+        "各市州最高增长率",
+    ),
+    Measure.funds: MeasureSpec(
+        {
+            "allocated": "下达（万元）",
+            "arrived": "到位（万元）",
+            "executed": "支出（万元）",
+            "factor_allocated": "其中因素法下达（万元）",
+            "factor_arrived": "其中因素法到位（万元）",
+            "factor_executed": "其中因素法支出（万元）",
+        },
+        lambda f: ((arrival_rate(f) + execution_rate(f)) / 2).clip(upper=1),
+        lambda f: "到位率 " + _pct(arrival_rate(f)) + "，执行率 " + _pct(execution_rate(f)),
+        "到位率、执行率 100%",
+    ),
+    Measure.services: MeasureSpec(
+        {"service_due": "应完成服务事项", "service_met": "已完成服务事项"},
+        lambda f: _ratio(f["service_met"], f["service_due"], 1.0),
+        lambda f: f["service_met"].astype(int).astype(str) + " / " + f["service_due"].astype(int).astype(str),
+        "包保、走访、培训应完成事项",
+    ),
+    Measure.publicity: MeasureSpec(
+        {"publicity_due": "应完成宣传事项", "publicity_met": "已完成宣传事项"},
+        lambda f: _ratio(f["publicity_met"], f["publicity_due"], 1.0),
+        lambda f: (
+            f["publicity_met"].astype(int).astype(str) + " / " + f["publicity_due"].astype(int).astype(str)
+        ),
+        "优秀典型、经验材料应完成事项",
+    ),
+}
+COMPONENTS = [c for spec in MEASURES.values() for c in spec.components]
+
+
+def city_totals(figures: pd.DataFrame, plan: dict[str, int]) -> pd.DataFrame:
+    """Sum each unit's components into its city. `figures`: unit_key, city_key, is_city, COMPONENTS.
+
+    Returns per city: every component's total, its city-own and counties' parts (`<c>_own`,
+    `<c>_counties`), and the plan.
+    """
+    figures = figures.reindex(columns=["unit_key", "city_key", "is_city", *COMPONENTS]).fillna(
+        {c: 0 for c in COMPONENTS}
+    )
+    totals = figures.groupby("city_key")[COMPONENTS].sum()
+    own = (
+        figures[figures["is_city"]].groupby("city_key")[COMPONENTS].sum().reindex(totals.index, fill_value=0)
+    )
+    counties = totals - own
+    out = pd.concat([totals, own.add_suffix("_own"), counties.add_suffix("_counties")], axis=1)
+    out["plan"] = pd.Series(plan, dtype=float).reindex(out.index).fillna(0)
+    return out
+
+
+def score(totals: pd.DataFrame, rules: AssessmentRules) -> pd.DataFrame:
+    """Per city: each indicator's achievement and score, the total and the rank."""
+    out = pd.DataFrame(index=totals.index)
+    for indicator in rules.indicators:
+        spec = MEASURES[indicator.measure]
+        achieved = spec.achievement(totals).astype(float)
+        out[f"{indicator.measure}_achieved"] = achieved
+        out[f"{indicator.measure}_shown"] = spec.shown(totals)
+        out[f"{indicator.measure}_score"] = (achieved * indicator.weight).round(2)
+    score_columns = [f"{i.measure}_score" for i in rules.indicators]
+    out["total"] = out[score_columns].sum(axis=1).round(2)
+    out["rank"] = out["total"].rank(method="min", ascending=False).astype(int)
+    return out.sort_values(["rank"], kind="stable")
+
+
+def full_marks(rules: AssessmentRules) -> float:
+    return float(np.sum([i.weight for i in rules.indicators]))
+
+
+INCOME_SHEET = Sheet(
+    title="增收情况表",
+    columns=(
+        *PROJECT_COLUMNS,
+        Column("上年度员工人均年收入（元）", "income_last_year", "number", True, limit=2_000_000),
+        Column("本年度员工人均年收入（元）", "income_this_year", "number", True, limit=2_000_000),
+    ),
+    identity=("project_name", "credit_code"),
+    example_file="乾安县-增收情况表.xlsx",
+    rules=(resolve_projects,),
+    instructions=(
+        "本级命名基地每个一行；重报同一项目将更新原记录。",
+        "计入年度考核经济效益指标（增收致富情况），按市州汇总（含所属县（市、区））。",
+    ),
+)

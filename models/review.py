@@ -1,0 +1,175 @@
+"""三(六) Base review and naming: the expert score sheet, and the pure rules of a unit's review.
+
+A reviewing unit (a city or a county) sends its experts' scores: one row per expert, project and
+criterion. The review of a unit is complete when every project it sent is scored on every criterion of
+its level by exactly the configured number of experts; only then is it aggregated and ranked:
+
+- an expert's total is the weighted sum of their criterion scores;
+- a project's expert score drops the highest and lowest totals (as configured) and takes the mean;
+- its total adds the pool's priority (三个助力 and the policy tilts) times `priority_points`;
+- the ranking orders by total, then priority (the tie-break the notice gives: with equal merit, the
+  tilted project first), then expert score, then the earlier application;
+- the first `quota` are proposed for naming, tiered by their rank's share of the named.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import pandas as pd
+
+from config.schema import ApplicationWindow, FundingTier, Level, ReviewRules
+from models.services import PROJECT_COLUMNS, resolve_projects
+from models.sheets import CheckContext, Column, ErrorFn, Sheet
+
+SCORE_COLUMNS = ["unit_key", "application_id", "expert_name", "criterion", "score"]
+
+
+def score_sheet(review: ReviewRules, window: ApplicationWindow, unit_levels: Mapping[str, Level]) -> Sheet:
+    """The 专家评分表. `unit_levels` tells which level's criteria a reviewing unit scores on."""
+    low, high = review.score_range
+    criteria = tuple(dict.fromkeys(c.name for cs in review.criteria.values() for c in cs))
+    by_level = {level: {c.name for c in cs} for level, cs in review.criteria.items()}
+    window_text = f"{window.start.isoformat()} 至 {window.end.isoformat()}"
+
+    def rules(out: pd.DataFrame, ctx: CheckContext, error: ErrorFn, warn: ErrorFn) -> None:
+        resolve_projects(out, ctx, error, warn)
+        level = unit_levels.get(ctx.sender_key)
+        allowed = by_level.get(level, set()) if level else set()
+        error(
+            ~out["criterion"].isin(allowed),
+            columns["criterion"],
+            f"不是{ctx.sender_name}评审的评分项（应为：{'、'.join(sorted(allowed)) or '无'}）",
+        )
+        error(
+            (out["score"] < low) | (out["score"] > high),
+            columns["score"],
+            f"得分应在 {low:g}–{high:g} 之间",
+        )
+        error(
+            (out["materials_from"] < pd.Timestamp(window.start).date())
+            | (out["materials_to"] > pd.Timestamp(window.end).date()),
+            columns["materials_from"],
+            f"申报材料期间须在 {window_text} 之内",
+        )
+        error(out["materials_from"] > out["materials_to"], columns["materials_to"], "早于材料起始日期")
+        if review.forbid_own_unit:
+            employer = out["expert_employer"].fillna("").str.strip()
+            entity = out["application_id"].map(ctx.entities).fillna("")
+            own = (employer != "") & (employer == entity)
+            error(own, columns["expert_employer"], "专家为本人所在单位的申报项目评分，应回避")
+
+    column_list = (
+        Column("专家姓名", "expert_name", "text", True),
+        Column("专家工作单位", "expert_employer", "text", hint="与申报主体相同的须回避"),
+        *PROJECT_COLUMNS,
+        Column("评分项", "criterion", "enum", True, criteria),
+        Column("得分", "score", "number", True, hint=f"{low:g}–{high:g}"),
+        Column("申报材料起始日期", "materials_from", "date", True, hint=f"须在 {window_text} 之内"),
+        Column("申报材料截止日期", "materials_to", "date", True, hint=f"须在 {window_text} 之内"),
+    )
+    columns = {c.field: c for c in column_list}
+    return Sheet(
+        title="专家评分表",
+        columns=column_list,
+        identity=("expert_name", "project_name", "credit_code", "criterion"),
+        example_file="乾安县-专家评分表.xlsx",
+        date_label="报送日期",
+        rules=(rules,),
+        instructions=(
+            "每位专家、每个项目、每个评分项一行；同一专家对同一项目同一评分项重报将更新原分数。",
+            f"每个参评项目须由 {review.experts_per_project} 位专家对本级全部评分项评分，评分齐全后方可排名命名。",
+            "参评项目须为本级培育库项目（项目名称与统一社会信用代码与申报一致）。",
+        ),
+    )
+
+
+def incomplete(scores: pd.DataFrame, review: ReviewRules, level: Level) -> pd.DataFrame:
+    """Why a unit's scoring cannot be ranked yet: application_id, reason. Empty when complete.
+
+    `scores`: one unit's rows with application_id, expert_name, criterion.
+    """
+    criteria = [c.name for c in review.criteria[level]]
+    need = review.experts_per_project
+    problems: list[pd.DataFrame] = []
+    experts = scores.groupby("application_id")["expert_name"].nunique()
+    wrong = experts[experts != need]
+    problems.append(
+        pd.DataFrame(
+            {
+                "application_id": wrong.index,
+                "reason": [f"评分专家 {n} 位，应为 {need} 位" for n in wrong],
+            }
+        )
+    )
+    grid = scores.drop_duplicates(["application_id", "expert_name"])[["application_id", "expert_name"]]
+    expected = grid.merge(pd.DataFrame({"criterion": criteria}), how="cross")
+    have = scores[["application_id", "expert_name", "criterion"]].drop_duplicates()
+    missing = expected.merge(have, how="left", indicator=True)
+    missing = missing[missing["_merge"] == "left_only"]
+    if not missing.empty:
+        listed = missing.groupby(["application_id", "expert_name"], sort=True)["criterion"].agg("、".join)
+        problems.append(
+            pd.DataFrame(
+                {
+                    "application_id": listed.index.get_level_values(0),
+                    "reason": [f"专家{e}未对“{c}”评分" for (_, e), c in listed.items()],
+                }
+            )
+        )
+    out = pd.concat(problems, ignore_index=True)
+    return out.sort_values(["application_id", "reason"], kind="stable").reset_index(drop=True)
+
+
+def expert_scores(scores: pd.DataFrame, review: ReviewRules, level: Level) -> pd.Series:
+    """Each project's aggregated expert score, by application_id (a complete scoring assumed)."""
+    weights = {c.name: c.weight for c in review.criteria[level]}
+    weighted = scores.assign(points=scores["score"] * scores["criterion"].map(weights))
+    totals = weighted.groupby(["application_id", "expert_name"])["points"].sum()
+
+    def trimmed_mean(values: pd.Series) -> float:
+        ordered = values.sort_values().to_numpy()
+        kept = ordered[review.drop_lowest : len(ordered) - review.drop_highest]
+        return float(kept.mean())
+
+    return totals.groupby(level="application_id").agg(trimmed_mean).round(2)
+
+
+def tier_of(position: int, named: int, tiers: tuple[FundingTier, ...]) -> FundingTier:
+    """The tier of the `position`-th (1-based) of `named` bases: the first whose share covers it."""
+    for tier in tiers:
+        if position <= math.ceil(tier.up_to_share * named - 1e-9):
+            return tier
+    return tiers[-1]
+
+
+def rank(projects: pd.DataFrame, review: ReviewRules, level: Level, quota: int) -> pd.DataFrame:
+    """Rank one unit's reviewed projects and propose the first `quota` for naming.
+
+    `projects`: application_id, expert_score, priority. Returns them with total, rank, proposed,
+    tier and amount_yuan, best first.
+    """
+    out = projects.assign(
+        total=(projects["expert_score"] + projects["priority"] * review.priority_points).round(2)
+    )
+    out = out.sort_values(
+        ["total", "priority", "expert_score", "application_id"],
+        ascending=[False, False, False, True],
+        kind="stable",
+    ).reset_index(drop=True)
+    out["rank"] = range(1, len(out) + 1)
+    out["proposed"] = out["rank"] <= quota
+    named = int(out["proposed"].sum())
+    tiers = review.tiers.get(level, ())
+    labels = [
+        tier_of(r, named, tiers) if tiers and p else None
+        for r, p in zip(out["rank"], out["proposed"], strict=True)
+    ]
+    out["tier"] = [t.name if t else "" for t in labels]
+    out["amount_yuan"] = [t.amount_yuan if t else 0.0 for t in labels]
+    return out
+
+
+def quota_of(review: ReviewRules, unit_key: str, level: Level) -> int:
+    return review.unit_quota.get(unit_key, review.naming_quota.get(level, 0))

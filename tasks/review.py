@@ -1,0 +1,506 @@
+"""三(六) Base review: its side effects. The rules are in models/review.py.
+
+- Expert score sheets go through tasks/sheets.py like every sheet; a reviewing unit scores the
+  projects of its own pool.
+- `review_progress` checks each unit's scoring as a whole: an incomplete one is told why (once per
+  distinct set of reasons); a complete one settles the unit's review obligation and is ranked into
+  the `base` table, proposals within the quota first. Units already decided are not re-ranked.
+- `decide_namings` applies the operator's decisions (name, tier, recommend upward) and tells each
+  unit, and the unit above, what was named and recommended.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from sqlmodel import Session
+
+from config import CampaignConfig
+from config.schema import LEVEL_LABELS, Level, ReviewRules, Unit
+from models.clock import local_date, moment
+from models.db import session_scope, upsert
+from models.messages import render
+from models.planning import Decision
+from models.pool import Hierarchy
+from models.review import expert_scores, incomplete, quota_of, rank, score_sheet
+from models.sheets import CheckContext
+from models.tables import (
+    BaseStatus,
+    ExpertScore,
+    MessageKind,
+    NamedBase,
+    PoolApplication,
+)
+from tasks.notify import enqueue
+from tasks.services import COUNTS, settle, store_records
+from tasks.sheets import MESSAGE_ITEMS, SheetIntake
+
+
+def review_of(cfg: CampaignConfig) -> ReviewRules:
+    review: ReviewRules = cfg.require("review", "criteria, experts per project, quotas and tiers")
+    return review
+
+
+def _province(cfg: CampaignConfig) -> Unit:
+    return next(u for u in cfg.units if u.level is Level.province)
+
+
+# ------------------------------------------------------------------ taking in scores
+def _own_pool(session: Session, cfg: CampaignConfig, sender: Unit, on: dt.date) -> CheckContext:
+    """A unit reviews the projects of its own pool."""
+    hierarchy = Hierarchy.of(cfg.units)
+    table = PoolApplication.__table__  # type: ignore[attr-defined]
+    rows = session.execute(
+        sa.select(table.c.credit_code, table.c.project_name, table.c.id, table.c.entity_name).where(
+            table.c.year == cfg.campaign.year,
+            table.c.admitted.is_(True),
+            table.c.pool_unit == sender.key,
+        )
+    ).all()
+    return CheckContext(
+        regions=hierarchy.region_index(),
+        allowed_regions=hierarchy.jurisdiction(sender.key),
+        sender_name=sender.name,
+        application_date=on,
+        units=hierarchy.region_index(leaves_only=False),
+        earliest=cfg.campaign.application_window.start,
+        projects={(code, name): pid for code, name, pid, _ in rows},
+        entities={pid: entity for _, _, pid, entity in rows},
+        sender_key=sender.key,
+    )
+
+
+def score_intake(cfg: CampaignConfig) -> SheetIntake:
+    review = review_of(cfg)
+    levels = {u.key: u.level for u in cfg.units}
+    return SheetIntake(
+        sheet=score_sheet(review, cfg.campaign.application_window, levels),
+        obligation_key=review.scores_obligation,
+        topic="基地评审",
+        count_labels=COUNTS,
+        context=_own_pool,
+        store=store_records(
+            ExpertScore,
+            ["unit_key", "credit_code", "project_name", "expert_name", "criterion"],
+            ["application_id", "expert_employer", "score", "materials_from", "materials_to"],
+            lambda req: {"unit_key": req.sender.key},  # a unit reviews its own pool
+        ),
+        resubmit_hint="同一专家对同一项目同一评分项重报将更新原分数",
+    )
+
+
+# ------------------------------------------------------------------ completeness, ranking
+def _scores(session: Session, year: int) -> pd.DataFrame:
+    table = ExpertScore.__table__  # type: ignore[attr-defined]
+    query = sa.select(
+        *(table.c[c] for c in ["unit_key", "application_id", "expert_name", "criterion", "score"])
+    )
+    rows = session.execute(query.where(table.c.year == year)).all()
+    return pd.DataFrame(rows, columns=["unit_key", "application_id", "expert_name", "criterion", "score"])
+
+
+def _bases(session: Session, year: int) -> pd.DataFrame:
+    table = NamedBase.__table__  # type: ignore[attr-defined]
+    columns = ["id", "unit_key", "application_id", "status", "expert_score", "priority", "total", "rank"]
+    columns += ["tier", "ranked_at"]
+    rows = session.execute(sa.select(*(table.c[c] for c in columns)).where(table.c.year == year)).all()
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _applications(session: Session, ids: list[int]) -> pd.DataFrame:
+    table = PoolApplication.__table__  # type: ignore[attr-defined]
+    columns = ["id", "project_name", "entity_name", "priority", "received_at"]
+    rows = session.execute(sa.select(*(table.c[c] for c in columns)).where(table.c.id.in_(ids))).all()
+    return pd.DataFrame(rows, columns=columns).set_index("id")
+
+
+def _rows(frame: pd.DataFrame, columns: list[str]) -> list[tuple[Any, ...]]:
+    """A ranking's rows as plain values, to compare a stored ranking with a new one."""
+    values = [
+        frame[c].astype(float).tolist()
+        if pd.api.types.is_numeric_dtype(frame[c])
+        else frame[c].astype(str).tolist()
+        for c in columns
+    ]
+    return sorted(zip(*values, strict=True))
+
+
+def _incomplete_message(cfg: CampaignConfig, unit: Unit, reasons: pd.DataFrame, names: pd.Series) -> Decision:
+    listed = [
+        {"project": names.get(a, str(a)), "reason": r}
+        for a, r in zip(reasons["application_id"], reasons["reason"], strict=True)
+    ]
+    digest = hashlib.sha256("|".join(f"{x['project']}:{x['reason']}" for x in listed).encode()).hexdigest()[
+        :16
+    ]
+    message = render(
+        "review_incomplete",
+        {
+            "unit": unit,
+            "items": listed[:MESSAGE_ITEMS],
+            "more": max(0, len(listed) - MESSAGE_ITEMS),
+            "experts": review_of(cfg).experts_per_project,
+        },
+    )
+    # once per distinct set of reasons: a resubmission that changes nothing sends nothing
+    return Decision(
+        unit.key,
+        None,
+        MessageKind.review_result,
+        "incomplete",
+        f"review:{cfg.campaign.year}:{digest}",
+        message,
+    )
+
+
+@task(name="review-progress", description="核对专家评分是否齐全，排名并按名额拟命名", cache_policy=NO_CACHE)
+def review_progress(cfg: CampaignConfig, today: dt.date) -> dict[str, int]:
+    """Check every unit's scoring, settle its review obligation and rank the complete, undecided ones."""
+    review = review_of(cfg)
+    year = cfg.campaign.year
+    units = {u.key: u for u in cfg.units}
+    now = moment(today, cfg.campaign)
+    counts = {"complete": 0, "incomplete": 0, "ranked": 0, "told": 0}
+    with session_scope() as session:
+        scores = _scores(session, year)
+        bases = _bases(session, year)
+        decided = set(bases.loc[bases["status"].isin([BaseStatus.named, BaseStatus.not_named]), "unit_key"])
+        apps = _applications(session, sorted({int(a) for a in scores["application_id"]}))
+        done: list[dict[str, Any]] = []
+        ranked: list[pd.DataFrame] = []
+        stale: list[str] = []  # units whose ranking is replaced, or withdrawn (scoring incomplete again)
+        told: list[Decision] = []
+        for unit_key, unit_scores in scores.groupby("unit_key", sort=True):
+            unit = units[str(unit_key)]
+            previous = bases[bases["unit_key"] == unit.key]
+            reasons = incomplete(unit_scores, review, unit.level)
+            if not reasons.empty:
+                counts["incomplete"] += 1
+                told.append(_incomplete_message(cfg, unit, reasons, apps["project_name"]))
+                if unit.key not in decided and not previous.empty:
+                    stale.append(unit.key)
+                continue
+            counts["complete"] += 1
+            done.append({"unit_key": unit.key, "subject": "", "period": str(year), "done": 1})
+            if unit.key in decided:
+                continue
+            aggregated = expert_scores(unit_scores, review, unit.level)
+            projects = pd.DataFrame(
+                {
+                    "application_id": aggregated.index.astype(int),
+                    "expert_score": aggregated.to_numpy(),
+                    "priority": apps.loc[aggregated.index, "priority"].to_numpy(),
+                }
+            )
+            ranking = rank(projects, review, unit.level, quota_of(review, unit.key, unit.level))
+            same = ["application_id", "total", "rank", "tier"]
+            if _rows(previous, same) == _rows(ranking, same):
+                continue  # unchanged: its rows (and the ids a waiting approval form holds) stay
+            stale.append(unit.key)
+            ranked.append(ranking.assign(unit_key=unit.key, level=unit.level.value))
+        progress = pd.DataFrame(done, columns=["unit_key", "subject", "period", "done"])
+        settle(session, cfg, review.scores_obligation, progress, now)
+        table = NamedBase.__table__  # type: ignore[attr-defined]
+        if stale:
+            session.execute(sa.delete(table).where(table.c.year == year, table.c.unit_key.in_(stale)))
+        if ranked:
+            frame = pd.concat(ranked, ignore_index=True)
+            frame["status"] = frame["proposed"].map(
+                {True: BaseStatus.proposed.value, False: BaseStatus.ranked.value}
+            )
+            columns = ["unit_key", "level", "application_id", "expert_score", "priority", "total", "rank"]
+            columns += ["status", "tier", "amount_yuan"]
+            upsert(
+                session,
+                NamedBase,
+                frame[columns],
+                unique=["year", "unit_key", "application_id"],
+                update=[c for c in columns if c not in ("unit_key", "application_id")],
+                constants={"year": year, "ranked_at": now},
+            )
+            counts["ranked"] = len(frame)
+        counts["told"] = enqueue(session, told)
+    return counts
+
+
+# ------------------------------------------------------------------ the operator's decision
+@dataclass(frozen=True)
+class NamingChoice:
+    base_id: int
+    name: bool
+    tier: str
+    recommend: bool
+    reason: str
+
+
+def waiting(cfg: CampaignConfig) -> list[dict[str, Any]]:
+    """Every ranked project of the units waiting for a decision, in ranking order, with the defaults."""
+    review = review_of(cfg)
+    units = {u.key: u for u in cfg.units}
+    with session_scope() as session:
+        bases = _bases(session, cfg.campaign.year)
+        open_units = set(bases.loc[bases["status"] == BaseStatus.proposed, "unit_key"])
+        rows = bases[bases["unit_key"].isin(open_units)].sort_values(["unit_key", "rank"])
+        if rows.empty:
+            return []
+        apps = _applications(session, [int(a) for a in rows["application_id"]])
+    out = []
+    for r in rows.to_dict("records"):
+        unit = units[r["unit_key"]]
+        top_tier = review.tiers[unit.level][0].name if review.tiers.get(unit.level) else ""
+        proposed = r["status"] == BaseStatus.proposed
+        out.append(
+            {
+                "id": int(r["id"]),
+                "unit_key": unit.key,
+                "route": f"{unit.name}（{LEVEL_LABELS[unit.level]}，名额 {quota_of(review, unit.key, unit.level)}）",
+                "rank": int(r["rank"]),
+                "project": apps.loc[r["application_id"], "project_name"],
+                "entity": apps.loc[r["application_id"], "entity_name"],
+                "expert_score": float(r["expert_score"]),
+                "priority": float(r["priority"]),
+                "total": float(r["total"]),
+                "name": proposed,
+                "tier": r["tier"],
+                # 择优命名、逐级推荐: the top tier's bases are proposed upward; the operator may change it
+                "recommend": proposed and unit.reports_to is not None and r["tier"] == top_tier,
+                "proposed_at": r["ranked_at"],
+            }
+        )
+    return out
+
+
+def ask_operator(
+    cfg: CampaignConfig, rows: list[dict[str, Any]], today: dt.date, *, timed_out: bool, run_url: str | None
+) -> int:
+    """Tell the province that namings wait for its decision (at most once a day per step)."""
+    proposals = [r for r in rows if r["name"]]
+    if not proposals:
+        return 0
+    province = _province(cfg)
+    step = "timed_out" if timed_out else "waiting"
+    message = render(
+        "approval_due",
+        {
+            "unit": province,
+            "count": len(proposals),
+            "what": "个基地拟命名，等待审批",
+            "intro": f"{len({r['unit_key'] for r in proposals})} 个单位的专家评分已齐全，按名额拟命名 {len(proposals)} 个基地",
+            "flow_name": "october_review",
+            "state": "“拟命名”",
+            "action": "逐项确认“命名”、档次和“推荐上级”，名额内可调整，取消命名的请填写理由",
+            "oldest": min(local_date(r["proposed_at"], cfg.campaign) for r in proposals),
+            "proposals": proposals[:MESSAGE_ITEMS],
+            "more": max(0, len(proposals) - MESSAGE_ITEMS),
+            "timed_out": timed_out,
+            "run_url": run_url,
+        },
+    )
+    decision = Decision(
+        province.key,
+        None,
+        MessageKind.approval_due,
+        step,
+        f"approval_due:review:{today.isoformat()}:{step}",
+        message,
+    )
+    with session_scope() as session:
+        return enqueue(session, [decision])
+
+
+def check_choices(
+    cfg: CampaignConfig, rows: list[dict[str, Any]], choices: list[NamingChoice]
+) -> dict[str, str]:
+    """Problems with the operator's answer, by unit key: over quota, an unknown tier, a missing reason.
+
+    A unit with a problem is left waiting (the next run asks again); the others are applied.
+    """
+    review = review_of(cfg)
+    units = {u.key: u for u in cfg.units}
+    by_id = {r["id"]: r for r in rows}
+    problems: dict[str, list[str]] = {}
+    named: dict[str, int] = {}
+    for c in choices:
+        row = by_id.get(c.base_id)
+        if row is None:
+            continue
+        unit = units[row["unit_key"]]
+        tiers = {t.name for t in review.tiers.get(unit.level, ())}
+        if c.name:
+            named[unit.key] = named.get(unit.key, 0) + 1
+            if tiers and c.tier not in tiers:
+                problems.setdefault(unit.key, []).append(
+                    f"{row['project']} 的档次“{c.tier}”应为 {'、'.join(sorted(tiers))}"
+                )
+        elif row["name"] and not c.reason.strip():
+            problems.setdefault(unit.key, []).append(f"{row['project']} 取消命名须填写理由")
+    for key, n in named.items():
+        quota = quota_of(review, key, units[key].level)
+        if n > quota:
+            problems.setdefault(key, []).append(f"命名 {n} 个，超过名额 {quota} 个")
+    return {key: "；".join(items) for key, items in problems.items()}
+
+
+def decide_namings(
+    cfg: CampaignConfig,
+    rows: list[dict[str, Any]],
+    choices: list[NamingChoice],
+    *,
+    decided_by: str,
+    decided_at: dt.datetime,
+    flow_run_id: str | None,
+) -> dict[str, Any]:
+    """Apply the operator's answer to the units it is valid for; tell each unit and the unit above."""
+    review = review_of(cfg)
+    units = {u.key: u for u in cfg.units}
+    problems = check_choices(cfg, rows, choices)
+    by_id = {r["id"]: r for r in rows}
+    chosen = {
+        c.base_id: c for c in choices if c.base_id in by_id and by_id[c.base_id]["unit_key"] not in problems
+    }
+    if not chosen:
+        return {"named": 0, "not_named": 0, "refused": problems}
+    amounts = {(lvl, t.name): t.amount_yuan for lvl, ts in review.tiers.items() for t in ts}
+    updates = []
+    for base_id, c in chosen.items():
+        unit = units[by_id[base_id]["unit_key"]]
+        updates.append(
+            {
+                "b_id": base_id,
+                "b_status": BaseStatus.named.value if c.name else BaseStatus.not_named.value,
+                "b_tier": c.tier if c.name else "",
+                "b_amount": amounts.get((unit.level, c.tier), 0.0) if c.name else 0.0,
+                "b_to": unit.reports_to if c.name and c.recommend else None,
+                "b_reason": c.reason.strip(),
+            }
+        )
+    table = NamedBase.__table__  # type: ignore[attr-defined]
+    with session_scope() as session:
+        session.execute(
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("b_id"))
+            .values(
+                status=sa.bindparam("b_status"),
+                tier=sa.bindparam("b_tier"),
+                amount_yuan=sa.bindparam("b_amount"),
+                recommended_to=sa.bindparam("b_to"),
+                reason=sa.bindparam("b_reason"),
+                decided_by=decided_by,
+                decided_at=decided_at,
+                flow_run_id=flow_run_id,
+            ),
+            updates,
+        )
+        decided_units = sorted({by_id[i]["unit_key"] for i in chosen})
+        enqueue(session, _result_messages(cfg, session, decided_units))
+    named = sum(1 for u in updates if u["b_status"] == BaseStatus.named)
+    return {"named": named, "not_named": len(updates) - named, "refused": problems}
+
+
+def _named_frame(session: Session, year: int, unit_keys: list[str] | None = None) -> pd.DataFrame:
+    base = NamedBase.__table__  # type: ignore[attr-defined]
+    app = PoolApplication.__table__  # type: ignore[attr-defined]
+    query = (
+        sa.select(
+            base.c.unit_key,
+            base.c.rank,
+            app.c.project_name,
+            app.c.entity_name,
+            base.c.total,
+            base.c.tier,
+            base.c.amount_yuan,
+            base.c.recommended_to,
+            base.c.status,
+        )
+        .join(app, app.c.id == base.c.application_id)
+        .where(base.c.year == year)
+        .order_by(base.c.unit_key, base.c.rank)
+    )
+    if unit_keys is not None:
+        query = query.where(base.c.unit_key.in_(unit_keys))
+    columns = [
+        "unit_key",
+        "rank",
+        "project",
+        "entity",
+        "total",
+        "tier",
+        "amount_yuan",
+        "recommended_to",
+        "status",
+    ]
+    return pd.DataFrame(session.execute(query).all(), columns=columns)
+
+
+def _result_messages(cfg: CampaignConfig, session: Session, unit_keys: list[str]) -> list[Decision]:
+    units = {u.key: u for u in cfg.units}
+    year = cfg.campaign.year
+    frame = _named_frame(session, year, unit_keys)
+    named = frame[frame["status"] == BaseStatus.named]
+    out: list[Decision] = []
+    for key in unit_keys:
+        mine = named[named["unit_key"] == key].to_dict("records")
+        message = render("review_result", {"unit": units[key], "year": year, "bases": mine})
+        out.append(
+            Decision(key, None, MessageKind.review_result, "named", f"review:{year}:{key}:named", message)
+        )
+    for upper, group in named[named["recommended_to"].notna()].groupby("recommended_to"):
+        recommended = group.assign(from_unit=group["unit_key"].map(lambda k: units[k].name)).to_dict(
+            "records"
+        )
+        message = render(
+            "review_recommended", {"unit": units[str(upper)], "year": year, "bases": recommended}
+        )
+        senders = "-".join(sorted(set(group["unit_key"])))
+        out.append(
+            Decision(
+                str(upper),
+                None,
+                MessageKind.review_result,
+                "recommended",
+                f"review:{year}:{senders}:to:{upper}",
+                message,
+            )
+        )
+    return out
+
+
+# ------------------------------------------------------------------ artifacts
+@task(name="publish-review", description="发布基地评审排名与命名结果", cache_policy=NO_CACHE)
+def publish_review(cfg: CampaignConfig, today: dt.date) -> dict[str, int]:
+    units = {u.key: u for u in cfg.units}
+    labels = {s.value: t for s, t in zip(BaseStatus, ("未入名额", "拟命名", "已命名", "未命名"), strict=True)}
+    with session_scope() as session:
+        frame = _named_frame(session, cfg.campaign.year)
+    if frame.empty:
+        create_markdown_artifact(
+            key="review-ranking", markdown="尚无评分齐全的单位。", description="基地评审排名"
+        )
+        return {"rows": 0}
+    table = pd.DataFrame(
+        {
+            "评审单位": frame["unit_key"].map(lambda k: units[k].name),
+            "排名": frame["rank"],
+            "项目名称": frame["project"],
+            "申报主体": frame["entity"],
+            "总分": frame["total"],
+            "状态": frame["status"].map(labels),
+            "档次": frame["tier"],
+            "扶持资金（元）": frame["amount_yuan"],
+            "推荐至": frame["recommended_to"].map(lambda k: units[k].name if isinstance(k, str) else ""),
+        }
+    )
+    create_table_artifact(
+        key="review-ranking",
+        table=table.to_dict("records"),
+        description=f"{cfg.campaign.year} 年基地评审排名与命名（{today}）",
+    )
+    return {"rows": len(table)}

@@ -1,0 +1,360 @@
+"""四(三) the year-end assessment and 四(四) publicity, on a fixture year of the small hierarchy.
+
+The figures of 松原市 (with 乾安县 and 长岭县) and 长春市 (with 农安县) are recomputed here by hand from
+the records the test writes, and compared with the flow's; the workbook is opened and read back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+from sqlmodel import select
+
+from tests.helpers import outbox
+from tests.pool_data import application, credit_code, write_xlsx
+from tests.service_data import (
+    CHANGCHUN,
+    FUND_HEADERS,
+    MEIHEKOU,
+    NONGAN,
+    PROVINCE,
+    QIANAN,
+    SONGYUAN,
+    TRAINING_HEADERS,
+    fund,
+    training,
+    use_small_hierarchy,
+    write_sheet,
+)
+
+YEAR_END = dt.date(2022, 12, 31)
+INCOME_HEADERS = ["项目名称", "统一社会信用代码", "上年度员工人均年收入（元）", "本年度员工人均年收入（元）"]
+PUBLICITY_HEADERS = ["类别", "标题", "项目名称", "统一社会信用代码", "发布媒体", "发布日期"]
+
+
+def _nongan(n: int, **overrides: Any) -> dict[str, Any]:
+    return application(
+        n,
+        **{
+            "项目名称": f"农安蔬菜项目{n}",
+            "统一社会信用代码": credit_code(n, NONGAN),
+            "所在县（市、区）": "农安县",
+        }
+        | overrides,
+    )
+
+
+@pytest.fixture
+def year(env: dict[str, Any], prefect_harness: None) -> dict[str, Any]:
+    """The year's records: pools, named bases, trainings, funds; the inboxes for the flows' sheets."""
+    from config import load_config
+    from models.clock import moment
+    from models.db import session_scope
+    from models.tables import NamedBase, PoolApplication
+    from tasks.pool import take_in_workbook
+    from tasks.services import fund_intake, training_intake, update_progress
+    from tasks.sheets import take_in_sheet
+    from tasks.sync import sync_campaign, sync_hierarchy
+
+    use_small_hierarchy(Path(env["config_dir"]))
+    cfg = load_config()
+    uploads = Path(env["home"]) / "uploads"
+    uploads.mkdir(parents=True)
+    july = moment(dt.date(2022, 7, 1), cfg.campaign)
+    with session_scope() as session:
+        sync_hierarchy(session, cfg)
+    qianan = [
+        application(1),
+        application(2, **{"带动创业人数": "25", "吸纳就业人数": "30", "其中脱贫人口就业人数": "12"}),
+    ]
+    take_in_workbook(cfg, write_xlsx(uploads / "乾安县-培育库申报表.xlsx", qianan), july)
+    take_in_workbook(cfg, write_xlsx(uploads / "农安县-培育库申报表.xlsx", [_nongan(5)]), july)
+    with session_scope() as session:
+        apps = {a.project_name: a for a in session.exec(select(PoolApplication)).all()}
+        # Named in October (the review's own tests cover how): two in 乾安县, one in 农安县.
+        for unit, name in ((QIANAN, "肉牛养殖项目1"), (QIANAN, "肉牛养殖项目2"), (NONGAN, "农安蔬菜项目5")):
+            session.add(
+                NamedBase(
+                    year=2022,
+                    unit_key=unit,
+                    level="county",
+                    application_id=apps[name].id,  # type: ignore[arg-type]
+                    expert_score=85,
+                    priority=7,
+                    total=92,
+                    rank=1,
+                    status="named",
+                    tier="一档",
+                    ranked_at=july,
+                )
+            )
+    sync_campaign(cfg, ["entrepreneur_training", "agri_tech_training", "typical_bases", "experience_article"])
+    autumn = moment(dt.date(2022, 11, 1), cfg.campaign)
+    trainings = [
+        training("乾安县", "创业者培训", "2022-09-10", "电商运营"),
+        training("松原市", "农技人员培训", "2022-08-01", "肉牛防疫"),
+        training("松原市", "农技人员培训", "2022-10-01", "青贮饲料"),
+    ]
+    take_in_sheet(
+        cfg,
+        training_intake(cfg),
+        write_sheet(uploads / "松原市-培训记录表.xlsx", TRAINING_HEADERS, trainings),
+        autumn,
+    )
+    ledger = [
+        fund(
+            "松原市",
+            "吉人社2022-1",
+            "基地建设补助",
+            **{
+                "下达金额（万元）": "100",
+                "下达日期": "2022-07-01",
+                "到位金额（万元）": "100",
+                "到位日期": "2022-07-20",
+            },
+            **{"支出金额（万元）": "80", "支出日期": "2022-10-20"},
+        ),
+        fund(
+            "乾安县",
+            "吉人社2022-9",
+            "创业培训",
+            **{"资金来源": "因素法下达资金", "下达金额（万元）": "50", "下达日期": "2022-07-01"},
+            **{
+                "到位金额（万元）": "50",
+                "到位日期": "2022-07-15",
+                "支出金额（万元）": "50",
+                "支出日期": "2022-09-01",
+            },
+        ),
+    ]
+    take_in_sheet(
+        cfg, fund_intake(cfg), write_sheet(uploads / "松原市-资金台账.xlsx", FUND_HEADERS, ledger), autumn
+    )
+    update_progress.fn(cfg, dt.date(2022, 11, 1), ["trainings"])
+
+    inbox = Path(env["home"]) / "inbox"
+    for folder in ("income_report", "publicity"):
+        (inbox / folder).mkdir(parents=True, exist_ok=True)
+    write_sheet(
+        inbox / "income_report" / "乾安县-增收情况表.xlsx",
+        INCOME_HEADERS,
+        [
+            {
+                "项目名称": "肉牛养殖项目1",
+                "统一社会信用代码": credit_code(1),
+                "上年度员工人均年收入（元）": "30000",
+                "本年度员工人均年收入（元）": "33000",
+            },
+            {
+                "项目名称": "肉牛养殖项目2",
+                "统一社会信用代码": credit_code(2),
+                "上年度员工人均年收入（元）": "30000",
+                "本年度员工人均年收入（元）": "36000",
+            },
+        ],
+    )
+    write_sheet(
+        inbox / "income_report" / "农安县-增收情况表.xlsx",
+        INCOME_HEADERS,
+        [
+            {
+                "项目名称": "农安蔬菜项目5",
+                "统一社会信用代码": credit_code(5, NONGAN),
+                "上年度员工人均年收入（元）": "30000",
+                "本年度员工人均年收入（元）": "31500",
+            }
+        ],
+    )
+    write_sheet(
+        inbox / "publicity" / "松原市-宣传报道记录表.xlsx",
+        PUBLICITY_HEADERS,
+        [
+            {
+                "类别": "优秀典型",
+                "标题": "乾安肉牛带富一方",
+                "项目名称": "肉牛养殖项目1",
+                "统一社会信用代码": credit_code(1),
+                "发布媒体": "吉林日报",
+                "发布日期": "2022-11-02",
+            },
+            {
+                "类别": "优秀典型",
+                "标题": "返乡青年的牧场",
+                "项目名称": "肉牛养殖项目2",
+                "统一社会信用代码": credit_code(2),
+            },
+            {"类别": "经验材料", "标题": "松原市抓基地建设的做法", "发布媒体": "中国劳动保障报"},
+            {
+                "类别": "优秀典型",
+                "标题": "不在库的项目",
+                "项目名称": "不存在",
+                "统一社会信用代码": credit_code(99),
+            },
+        ],
+    )
+    return env
+
+
+def test_publicity_counts_typical_bases_and_articles_for_the_city(year: dict[str, Any]) -> None:
+    from flows.publicity import publicity
+    from models.db import session_scope
+    from models.tables import ObligationInstance
+
+    result = publicity(today=dt.date(2022, 12, 1))
+    summary = result["intake"]["publicity"][0]
+    assert (summary["new"], summary["rejected"]) == (3, 1)
+    assert "培育库中没有该项目" in summary["errors"][0]["reason"]
+    with session_scope() as session:
+        owed = {
+            (i.obligation_key, i.unit_key): (i.status, i.done_count)
+            for i in session.exec(select(ObligationInstance)).all()
+            if i.obligation_key in ("typical_bases", "experience_article")
+        }
+    assert owed[("typical_bases", SONGYUAN)] == ("submitted", 2)
+    assert owed[("experience_article", SONGYUAN)] == ("submitted", 1)
+    assert owed[("typical_bases", CHANGCHUN)] == ("open", 0)
+
+
+def test_exchange_meeting_picks_and_tells_presenters_once(year: dict[str, Any]) -> None:
+    from flows.publicity import MeetingPlan, exchange_meeting
+    from models.db import session_scope
+    from models.tables import ObligationInstance
+
+    plan = MeetingPlan(
+        meeting_on=dt.date(2022, 11, 25), place="长春市", presenters=["松原市", "220122", "不存在县"]
+    )
+    result = exchange_meeting(meeting=plan, operator="省就业服务局 李四", today=dt.date(2022, 11, 10))
+    assert (result["picked"], result["told"], result["unknown"]) == (2, 2, ["不存在县"])
+    told = sorted(m.unit_key for m in outbox() if m.kind == "exchange")
+    assert told == [NONGAN, SONGYUAN]
+    assert "2022年11月25日" in next(m for m in outbox() if m.kind == "exchange").body
+    again = exchange_meeting(meeting=plan, operator="省就业服务局 李四", today=dt.date(2022, 11, 10))
+    assert (again["picked"], again["told"]) == (0, 0)
+    with session_scope() as session:
+        meeting = session.exec(
+            select(ObligationInstance).where(ObligationInstance.obligation_key == "exchange_meeting")
+        ).one()
+    assert (meeting.unit_key, meeting.status) == (PROVINCE, "submitted")
+
+
+def test_assessment_figures_match_a_hand_computation_and_the_workbook(year: dict[str, Any]) -> None:
+    from flows.assessment import annual_assessment
+    from flows.publicity import publicity
+
+    publicity(today=dt.date(2022, 12, 1))
+    draft = annual_assessment(today=dt.date(2022, 12, 20))
+    assert (
+        draft["progress"]["assessment"]["final"] is False
+        and draft["progress"]["assessment"]["scorecards"] == 0
+    )
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = annual_assessment(today=YEAR_END)
+    assert not [w for w in caught if "missing from font" in str(w.message)]  # Chinese labels have glyphs
+    published = result["progress"]["assessment"]
+    assert published["final"] is True and published["scorecards"] == 3
+
+    # By hand. Plan: 松原市 3, 长春市 2, 梅河口市 1.
+    songyuan_bases, changchun_bases = 2, 1
+    startups_jobs = {SONGYUAN: (40 + 60) + (25 + 30), CHANGCHUN: 40 + 60}
+    poverty = {SONGYUAN: 8 + 12, CHANGCHUN: 8}
+    growth = {SONGYUAN: (33000 + 36000 - 60000) / 60000, CHANGCHUN: (31500 - 30000) / 30000}
+    funds_rate = (150 / 150 + 130 / 150) / 2  # arrival 150/150, execution (80 + 50)/150; 长春市 none
+    services = {
+        SONGYUAN: 2 / 6,
+        CHANGCHUN: 0 / 4,
+    }  # entrepreneur H2 + agri-tech per unit; 乾安县's and 松原市's met
+    expected = {
+        SONGYUAN: {
+            "数量指标": 25 * songyuan_bases / 3,
+            "质量指标": 20 * 1.0,
+            "社会效益指标": 15 * 1.0,
+            "经济效益指标": 10 * 1.0,
+            "资金到位和执行": 15 * funds_rate,
+            "服务基地": 10 * services[SONGYUAN],
+            "宣传报道": 5 * 2 / 2,
+        },
+        CHANGCHUN: {
+            "数量指标": 25 * changchun_bases / 2,
+            "质量指标": 20 * startups_jobs[CHANGCHUN] / startups_jobs[SONGYUAN],
+            "社会效益指标": 15 * poverty[CHANGCHUN] / poverty[SONGYUAN],
+            "经济效益指标": 10 * growth[CHANGCHUN] / growth[SONGYUAN],
+            "资金到位和执行": 0.0,
+            "服务基地": 0.0,
+            "宣传报道": 0.0,
+        },
+    }
+
+    book = load_workbook(published["workbook"])
+    assert book.sheetnames == [
+        "汇总",
+        "数量指标",
+        "质量指标",
+        "社会效益指标",
+        "经济效益指标",
+        "资金到位和执行",
+        "服务基地",
+        "宣传报道",
+    ]
+    summary = book["汇总"]
+    assert summary["A1"].value.startswith("2022年度返乡入乡创业基地建设目标责任考核：汇总")
+    headers = [c.value for c in summary[3]]
+    assert headers[:2] == ["排名", "市州"] and headers[-1] == "总分"
+    rows = {r[1]: dict(zip(headers, r, strict=True)) for r in summary.iter_rows(min_row=4, values_only=True)}
+    for key, name in ((SONGYUAN, "松原市"), (CHANGCHUN, "长春市")):
+        for title, value in expected[key].items():
+            assert rows[name][f"{title}得分"] == pytest.approx(round(value, 2), abs=0.005), (name, title)
+        assert rows[name]["总分"] == pytest.approx(sum(round(v, 2) for v in expected[key].values()), abs=0.02)
+    assert [rows[n]["排名"] for n in ("松原市", "长春市", "梅河口市")] == [1, 2, 3]
+    assert summary.freeze_panes == "B4" and summary["C3"].font.bold
+
+    quantity = book["数量指标"]
+    q_headers = [c.value for c in quantity[3]]
+    songyuan_q = next(
+        dict(zip(q_headers, r, strict=True))
+        for r in quantity.iter_rows(min_row=4, values_only=True)
+        if r[1] == "松原市"
+    )
+    assert (songyuan_q["年度建设计划"], songyuan_q["命名基地数"]) == (3, 2)
+    assert (songyuan_q["命名基地数：市本级"], songyuan_q["命名基地数：所属县（市、区）"]) == (0, 2)
+    funds_sheet = book["资金到位和执行"]
+    f_headers = [c.value for c in funds_sheet[3]]
+    songyuan_f = next(
+        dict(zip(f_headers, r, strict=True))
+        for r in funds_sheet.iter_rows(min_row=4, values_only=True)
+        if r[1] == "松原市"
+    )
+    assert songyuan_f["其中因素法下达（万元）"] == 50 and songyuan_f["下达（万元）"] == 150
+    assert songyuan_f["完成情况"] == "到位率 100.0%，执行率 86.7%"
+    assert funds_sheet.cell(row=4, column=f_headers.index("完成率") + 1).number_format == "0.0%"
+
+    folder = Path(published["workbook"]).parent
+    for chart in ("scores.png", "plan-vs-named.png"):
+        assert (folder / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    cards = [m for m in outbox() if m.kind == "scorecard"]
+    assert sorted(m.unit_key for m in cards) == sorted([SONGYUAN, CHANGCHUN, MEIHEKOU])
+    songyuan_card = next(m for m in cards if m.unit_key == SONGYUAN)
+    assert "第 1 名" in songyuan_card.subject and songyuan_card.attachment
+    card = load_workbook(songyuan_card.attachment)
+    assert [r[1] for r in card["汇总"].iter_rows(min_row=4, values_only=True)] == [
+        "松原市"
+    ]  # only its own rows
+
+    # The same figures again send nothing; the province's assessment obligation is met.
+    assert annual_assessment(today=YEAR_END)["progress"]["assessment"]["scorecards"] == 0
+    assert len([m for m in outbox() if m.kind == "scorecard"]) == 3
+    from models.db import session_scope
+    from models.tables import ObligationInstance
+
+    with session_scope() as session:
+        done = session.exec(
+            select(ObligationInstance).where(ObligationInstance.obligation_key == "annual_assessment")
+        ).one()
+    assert (done.unit_key, done.status) == (PROVINCE, "submitted")

@@ -1,0 +1,301 @@
+"""三(六) The October review: scores checked per row and as a whole, ranking, quota cut, tie-break by
+priority, the naming approval paused and resumed with changes, recommendation upward."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlmodel import select
+
+from config.schema import Level
+from tests.helpers import outbox, wait_for_pause
+from tests.pool_data import application, credit_code, write_xlsx
+from tests.service_data import QIANAN, SONGYUAN, use_small_hierarchy
+
+SCORE_HEADERS = [
+    "专家姓名",
+    "专家工作单位",
+    "项目名称",
+    "统一社会信用代码",
+    "评分项",
+    "得分",
+    "申报材料起始日期",
+    "申报材料截止日期",
+]
+COUNTY_CRITERIA = ["带动创业就业", "经营效益", "运营管理", "示范带动"]
+EXPERTS = ["甲", "乙", "丙", "丁", "戊"]
+TODAY = dt.date(2022, 10, 20)
+
+
+def _review_rules() -> Any:
+    from config import load_config
+
+    return load_config().campaign.review
+
+
+# ------------------------------------------------------------------ rules, without Prefect
+def test_expert_scores_weight_criteria_and_drop_highest_and_lowest(
+    config_dir: Path, monkeypatch: Any
+) -> None:
+    from models.review import expert_scores
+
+    monkeypatch.setenv("CAMPAIGN_CONFIG_DIR", str(config_dir))
+    review = _review_rules()
+    weights = {c.name: c.weight for c in review.criteria[Level.county]}
+    rows = []
+    per_expert = {"甲": 90, "乙": 80, "丙": 70, "丁": 100, "戊": 10}
+    for expert, base in per_expert.items():
+        for i, criterion in enumerate(COUNTY_CRITERIA):
+            rows.append(
+                {"application_id": 1, "expert_name": expert, "criterion": criterion, "score": base - i}
+            )
+    got = expert_scores(pd.DataFrame(rows), review, Level.county)
+    totals = {
+        e: sum((b - i) * weights[c] for i, c in enumerate(COUNTY_CRITERIA)) for e, b in per_expert.items()
+    }
+    kept = sorted(totals.values())[1:-1]  # 100 and 10 dropped
+    assert got[1] == round(sum(kept) / 3, 2)
+
+
+def test_rank_orders_by_total_then_priority_and_cuts_at_the_quota(config_dir: Path, monkeypatch: Any) -> None:
+    from models.review import rank
+
+    monkeypatch.setenv("CAMPAIGN_CONFIG_DIR", str(config_dir))
+    review = _review_rules()
+    projects = pd.DataFrame(
+        {
+            "application_id": [1, 2, 3, 4],
+            "expert_score": [80.0, 83.0, 85.0, 70.0],
+            "priority": [10.0, 7.0, 7.0, 7.0],
+        }
+    )
+    ranked = rank(projects, review, Level.county, quota=2)
+    assert ranked["application_id"].tolist() == [3, 1, 2, 4]  # 1 and 2 tie at 90: the higher priority first
+    assert ranked["total"].tolist() == [92.0, 90.0, 90.0, 77.0]
+    assert ranked["proposed"].tolist() == [True, True, False, False]
+    assert ranked["tier"].tolist() == ["一档", "二档", "", ""]  # county: 一档 up to half of the named
+    assert ranked["amount_yuan"].tolist() == [100000.0, 50000.0, 0.0, 0.0]
+
+
+def test_incomplete_scoring_names_each_missing_expert_and_criterion(
+    config_dir: Path, monkeypatch: Any
+) -> None:
+    from models.review import incomplete
+
+    monkeypatch.setenv("CAMPAIGN_CONFIG_DIR", str(config_dir))
+    review = _review_rules()
+    rows = [
+        {"application_id": a, "expert_name": e, "criterion": c, "score": 80}
+        for a, experts in ((1, EXPERTS), (2, EXPERTS[:4]))
+        for e in experts
+        for c in COUNTY_CRITERIA
+        if not (a == 1 and e == "乙" and c == "经营效益")
+    ]
+    reasons = incomplete(pd.DataFrame(rows), review, Level.county)
+    assert reasons.to_dict("records") == [
+        {"application_id": 1, "reason": "专家乙未对“经营效益”评分"},
+        {"application_id": 2, "reason": "评分专家 4 位，应为 5 位"},
+    ]
+
+
+# ------------------------------------------------------------------ the flow
+def _scores(project: int, totals: list[float], **overrides: Any) -> list[dict[str, Any]]:
+    """Five experts' rows for one 乾安县 project; each expert gives every criterion the same score."""
+    return [
+        {
+            "专家姓名": expert,
+            "专家工作单位": "吉林农业大学",
+            "项目名称": f"肉牛养殖项目{project}",
+            "统一社会信用代码": credit_code(project),
+            "评分项": criterion,
+            "得分": str(total),
+            "申报材料起始日期": "2021-06-01",
+            "申报材料截止日期": "2022-05-31",
+        }
+        | overrides
+        for expert, total in zip(EXPERTS, totals, strict=True)
+        for criterion in COUNTY_CRITERIA
+    ]
+
+
+def _pool(env: dict[str, Any]) -> dict[str, int]:
+    """乾安县's pool: project 1 is a 就业帮扶车间 (priority 10), 2–4 are not (priority 7)."""
+    from config import load_config
+    from models.clock import moment
+    from models.db import session_scope
+    from models.tables import PoolApplication
+    from tasks.pool import take_in_workbook
+    from tasks.sync import sync_hierarchy
+
+    cfg = load_config()
+    with session_scope() as session:
+        sync_hierarchy(session, cfg)
+    folder = Path(env["home"]) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [application(1, **{"是否就业帮扶车间": "是"}), application(2), application(3), application(4)]
+    take_in_workbook(
+        cfg, write_xlsx(folder / "乾安县-培育库申报表.xlsx", rows), moment(dt.date(2022, 7, 1), cfg.campaign)
+    )
+    with session_scope() as session:
+        apps = session.exec(select(PoolApplication)).all()
+    assert {a.priority for a in apps if a.project_name == "肉牛养殖项目1"} == {10.0}
+    assert {a.priority for a in apps if a.project_name != "肉牛养殖项目1"} == {7.0}
+    return {a.project_name: a.id for a in apps}  # type: ignore[misc]
+
+
+@pytest.fixture
+def review_env(env: dict[str, Any], prefect_harness: None) -> dict[str, Any]:
+    use_small_hierarchy(Path(env["config_dir"]))
+    env["ids"] = _pool(env)
+    env["inbox"] = Path(env["home"]) / "inbox" / "base_review"
+    env["inbox"].mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def test_scores_checked_ranked_and_named_after_approval_with_changes(review_env: dict[str, Any]) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.review import october_review
+    from models.db import session_scope
+    from models.tables import NamedBase, ObligationInstance
+
+    inbox = review_env["inbox"]
+    # First file: project 4 scored by four experts only, one bad score, one conflict of interest,
+    # one row whose materials fall outside 2021-06-01 … 2022-05-31, one project not in the pool.
+    first = (
+        _scores(1, [80, 80, 80, 95, 20])  # trimmed mean 80; priority 10 -> 90
+        + _scores(2, [83, 83, 83, 83, 83])  # 83 + 7 = 90: tied with 1, lower priority
+        + _scores(3, [85, 85, 85, 99, 10])  # 85 + 7 = 92: first
+        + _scores(4, [70, 70, 70, 70, 70])[:16]  # 戊 missing: incomplete
+    )
+    # Rows 0, 4 and 8 are 甲's, 乙's and 丙's 带动创业就业 for project 1; each is refused for a reason.
+    first[0]["得分"] = "120"
+    first[4] = first[4] | {"专家工作单位": "乾安县兴农合作社1"}  # 乙 works for the applicant: must recuse
+    first[8]["申报材料起始日期"] = "2021-05-01"
+    first.append(_scores(9, [80] * 5)[0])
+    write_xlsx(inbox / "乾安县-专家评分表.xlsx", first, SCORE_HEADERS)
+
+    result = october_review(today=TODAY, approve=False)
+    summary = result["intake"]["base_review"][0]
+    assert summary["rejected"] == 4
+    reasons = {e["reason"] for e in summary["errors"]}
+    assert "得分应在 0–100 之间" in reasons
+    assert "专家为本人所在单位的申报项目评分，应回避" in reasons
+    assert "申报材料期间须在 2021-06-01 至 2022-05-31 之内" in reasons
+    assert any("培育库中没有该项目" in r for r in reasons)
+    assert result["progress"] == {"complete": 0, "incomplete": 1, "ranked": 0, "told": 1}
+    told = [m for m in outbox() if m.kind == "review_result" and m.unit_key == QIANAN]
+    assert len(told) == 1
+    for reason in (
+        "专家甲未对“带动创业就业”评分",
+        "专家乙未对“带动创业就业”评分",
+        "评分专家 4 位，应为 5 位",
+    ):
+        assert reason in told[0].body
+    # the same state again sends nothing
+    assert october_review(today=TODAY, approve=False)["progress"]["told"] == 0
+
+    # The corrections: the three refused rows re-scored, and project 4's fifth expert.
+    fix = [_scores(1, [80] * 5)[i] for i in (0, 4, 8)] + _scores(4, [70] * 5)[16:]
+    write_xlsx(inbox / "乾安县-专家评分表（补报）.xlsx", fix, SCORE_HEADERS)
+
+    result: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: result.update(october_review(today=TODAY)))
+    runner.start()
+    paused = wait_for_pause()
+    with session_scope() as session:
+        bases = {b.application_id: b for b in session.exec(select(NamedBase)).all()}
+    ids = review_env["ids"]
+    order = sorted(bases.values(), key=lambda b: b.rank)
+    assert [b.application_id for b in order] == [ids[f"肉牛养殖项目{n}"] for n in (3, 1, 2, 4)]
+    assert [b.total for b in order] == [92.0, 90.0, 90.0, 77.0]
+    assert [b.status for b in order] == ["proposed", "proposed", "ranked", "ranked"]
+    # The operator names 2 instead of 1 (with a reason), keeps 3 in the first tier and recommends it.
+    decisions = [
+        {
+            "id": b.id,
+            "route": "乾安县",
+            "rank": b.rank,
+            "project": str(b.application_id),
+            "total": b.total,
+            "name": b.application_id in (ids["肉牛养殖项目3"], ids["肉牛养殖项目2"]),
+            "tier": {ids["肉牛养殖项目3"]: "一档", ids["肉牛养殖项目2"]: "二档"}.get(b.application_id, ""),
+            "recommend": b.application_id == ids["肉牛养殖项目3"],
+            "reason": "现场核查经营场所与申报不符" if b.application_id == ids["肉牛养殖项目1"] else "",
+        }
+        for b in order
+    ]
+    resume_flow_run(paused.id, run_input={"approver": "省就业服务局 李四", "decisions": decisions})
+    runner.join(timeout=120)
+    assert result["naming"]["approval"] == {"named": 2, "not_named": 2, "refused": {}}
+
+    with session_scope() as session:
+        bases = {b.application_id: b for b in session.exec(select(NamedBase)).all()}
+        review_done = session.exec(
+            select(ObligationInstance).where(
+                ObligationInstance.obligation_key == "base_review", ObligationInstance.unit_key == QIANAN
+            )
+        ).one()
+    named3, named2, dropped1 = (
+        bases[ids["肉牛养殖项目3"]],
+        bases[ids["肉牛养殖项目2"]],
+        bases[ids["肉牛养殖项目1"]],
+    )
+    assert (named3.status, named3.tier, named3.amount_yuan, named3.recommended_to) == (
+        "named",
+        "一档",
+        100000,
+        SONGYUAN,
+    )
+    assert (named2.status, named2.tier, named2.amount_yuan, named2.recommended_to) == (
+        "named",
+        "二档",
+        50000,
+        None,
+    )
+    assert (dropped1.status, dropped1.reason, dropped1.decided_by) == (
+        "not_named",
+        "现场核查经营场所与申报不符",
+        "省就业服务局 李四",
+    )
+    assert review_done.status == "submitted"
+    results = [m for m in outbox() if m.kind == "review_result" and m.step in ("named", "recommended")]
+    assert sorted((m.unit_key, m.step) for m in results) == [(SONGYUAN, "recommended"), (QIANAN, "named")]
+    to_qianan = next(m for m in results if m.unit_key == QIANAN)
+    assert (
+        "肉牛养殖项目3" in to_qianan.body
+        and "肉牛养殖项目2" in to_qianan.body
+        and "肉牛养殖项目1" not in to_qianan.body
+    )
+
+    # A decided review is not re-ranked, asked again, or told again.
+    again = october_review(today=TODAY + dt.timedelta(days=1))
+    assert again["namings_open"] == 0 and "naming" not in again
+    assert len([m for m in outbox() if m.kind == "review_result"]) == len(results) + 1
+
+
+def test_an_answer_over_quota_is_refused_and_the_proposals_stay_open(review_env: dict[str, Any]) -> None:
+    from config import load_config
+    from flows.review import october_review
+    from tasks.review import NamingChoice, decide_namings, waiting
+
+    rows = _scores(1, [80] * 5) + _scores(2, [83] * 5) + _scores(3, [85] * 5) + _scores(4, [70] * 5)
+    write_xlsx(review_env["inbox"] / "乾安县-专家评分表.xlsx", rows, SCORE_HEADERS)
+    assert october_review(today=TODAY, approve=False)["namings_open"] == 2
+    cfg = load_config()
+    open_rows = waiting(cfg)
+    # an unchanged ranking is left alone: the ids a waiting approval form holds stay valid
+    assert october_review(today=TODAY + dt.timedelta(days=1), approve=False)["progress"]["ranked"] == 0
+    assert [r["id"] for r in waiting(cfg)] == [r["id"] for r in open_rows]
+    all_named = [NamingChoice(r["id"], True, "二档", False, "") for r in open_rows]
+    outcome = decide_namings(
+        cfg, open_rows, all_named, decided_by="李四", decided_at=dt.datetime.now(dt.UTC), flow_run_id=None
+    )
+    assert outcome["named"] == 0
+    assert outcome["refused"] == {QIANAN: "命名 4 个，超过名额 2 个"}
+    assert sum(r["name"] for r in waiting(cfg)) == 2
