@@ -156,7 +156,7 @@ def _incomplete_message(cfg: CampaignConfig, unit: Unit, reasons: pd.DataFrame, 
         None,
         MessageKind.review_result,
         "incomplete",
-        f"review:{cfg.campaign.year}:{digest}",
+        f"review:{cfg.campaign.year}:{unit.key}:incomplete:{digest}",
         message,
     )
 
