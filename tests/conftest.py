@@ -100,3 +100,16 @@ def env(
     migrate()
     yield {"home": home, "db_url": db_url, "config_dir": config_dir}
     get_settings.cache_clear()
+
+
+# The longest tests (a year or a month walked day by day, a served UI) start first, so the two
+# workers finish together instead of one walking a year while the other idles.
+LONGEST_FIRST = (
+    "test_a_year_of_services_day_by_day",
+    "test_june_calendar_day_by_day",
+    "test_serve_gives_operators",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.name.startswith(LONGEST_FIRST))
