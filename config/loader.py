@@ -222,6 +222,11 @@ class CampaignConfig:
     def units(self) -> tuple[Unit, ...]:
         return self.regions.units
 
+    @property
+    def province(self) -> Unit:
+        """The provincial unit: the one that receives approvals, flags and escalations from cities."""
+        return next(u for u in self.units if u.level is Level.province)
+
     def require(self, section: str, what: str) -> Any:
         """A campaign section a flow cannot work without (`pool`, `services`), or a ConfigError saying so."""
         value = getattr(self.campaign, section)

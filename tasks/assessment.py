@@ -288,7 +288,7 @@ def send_scorecards(
                 str(path),
             )
         )
-    province = next(u for u in cfg.units if u.level is Level.province)
+    province = cfg.province
     with session_scope() as session:
         sent = enqueue(session, decisions)
         done = pd.DataFrame(

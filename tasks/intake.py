@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, select
 
 from config import CampaignConfig
-from config.schema import Level, Obligation, Unit
+from config.schema import Obligation, Unit
 from config.settings import get_settings
 from models.clock import local_date, moment
 from models.db import insert_ignoring_duplicates, session_scope
@@ -184,7 +184,7 @@ def refuse_file(
         ],
         unique=["sha256", "file_name"],
     )
-    recipient = unit or next(u for u in cfg.units if u.level is Level.province)
+    recipient = unit or cfg.province
     if added:
         period_due = None
         if unit is not None:

@@ -372,7 +372,7 @@ def ask_operator(
     that run stopped waiting. At most one of each a day."""
     if not waiting:
         return 0
-    province = next(u for u in cfg.units if u.level is Level.province)
+    province = cfg.province
     step = "timed_out" if timed_out else "waiting"
     message = render(
         "approval_due",

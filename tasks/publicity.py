@@ -131,7 +131,7 @@ def pick_presenters(
         )
         for u in presenters
     ]
-    province = next(u for u in cfg.units if u.level is Level.province)
+    province = cfg.province
 
     with session_scope() as session:
         new = insert_new(session, ExchangePresentation, rows, unique=["year", "unit_key"])

@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from config import CampaignConfig
-from config.schema import LEVEL_LABELS, Level, ReviewRules, Unit
+from config.schema import LEVEL_LABELS, ReviewRules, Unit
 from models.clock import local_date, moment
 from models.db import session_scope, upsert
 from models.messages import render
@@ -40,17 +40,13 @@ from models.tables import (
     PoolApplication,
 )
 from tasks.notify import enqueue
-from tasks.services import COUNTS, settle, store_records
+from tasks.services import COUNTS, query_frame, settle, store_records
 from tasks.sheets import MESSAGE_ITEMS, SheetIntake
 
 
 def review_of(cfg: CampaignConfig) -> ReviewRules:
     review: ReviewRules = cfg.require("review", "criteria, experts per project, quotas and tiers")
     return review
-
-
-def _province(cfg: CampaignConfig) -> Unit:
-    return next(u for u in cfg.units if u.level is Level.province)
 
 
 # ------------------------------------------------------------------ taking in scores
@@ -98,28 +94,24 @@ def score_intake(cfg: CampaignConfig) -> SheetIntake:
 
 
 # ------------------------------------------------------------------ completeness, ranking
+def _columns(session: Session, model: type[SQLModel], columns: list[str], *where: Any) -> pd.DataFrame:
+    table = model.__table__  # type: ignore[attr-defined]
+    return query_frame(session, sa.select(*(table.c[c] for c in columns)).where(*where), columns)
+
+
 def _scores(session: Session, year: int) -> pd.DataFrame:
-    table = ExpertScore.__table__  # type: ignore[attr-defined]
-    query = sa.select(
-        *(table.c[c] for c in ["unit_key", "application_id", "expert_name", "criterion", "score"])
-    )
-    rows = session.execute(query.where(table.c.year == year)).all()
-    return pd.DataFrame(rows, columns=["unit_key", "application_id", "expert_name", "criterion", "score"])
+    columns = ["unit_key", "application_id", "expert_name", "criterion", "score"]
+    return _columns(session, ExpertScore, columns, ExpertScore.year == year)  # type: ignore[arg-type]
 
 
 def _bases(session: Session, year: int) -> pd.DataFrame:
-    table = NamedBase.__table__  # type: ignore[attr-defined]
     columns = ["id", "unit_key", "application_id", "status", "expert_score", "priority", "total", "rank"]
-    columns += ["tier", "ranked_at"]
-    rows = session.execute(sa.select(*(table.c[c] for c in columns)).where(table.c.year == year)).all()
-    return pd.DataFrame(rows, columns=columns)
+    return _columns(session, NamedBase, [*columns, "tier", "ranked_at"], NamedBase.year == year)  # type: ignore[arg-type]
 
 
 def _applications(session: Session, ids: list[int]) -> pd.DataFrame:
-    table = PoolApplication.__table__  # type: ignore[attr-defined]
-    columns = ["id", "project_name", "entity_name", "priority", "received_at"]
-    rows = session.execute(sa.select(*(table.c[c] for c in columns)).where(table.c.id.in_(ids))).all()
-    return pd.DataFrame(rows, columns=columns).set_index("id")
+    columns = ["id", "project_name", "entity_name", "priority"]
+    return _columns(session, PoolApplication, columns, PoolApplication.id.in_(ids)).set_index("id")  # type: ignore[union-attr]
 
 
 def _rows(frame: pd.DataFrame, columns: list[str]) -> list[tuple[Any, ...]]:
@@ -285,7 +277,7 @@ def ask_operator(
     proposals = [r for r in rows if r["name"]]
     if not proposals:
         return 0
-    province = _province(cfg)
+    province = cfg.province
     step = "timed_out" if timed_out else "waiting"
     message = render(
         "approval_due",

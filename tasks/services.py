@@ -87,10 +87,6 @@ def services_of(cfg: CampaignConfig) -> Services:
     return services
 
 
-def _province(cfg: CampaignConfig) -> Unit:
-    return next(u for u in cfg.units if u.level is Level.province)
-
-
 # ------------------------------------------------------------------ taking in records
 def records_context(earliest_years_back: int) -> ContextFn:
     def context(session: Session, cfg: CampaignConfig, sender: Unit, on: dt.date) -> CheckContext:
@@ -608,7 +604,7 @@ def raise_flags(
     by_unit: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
     for flag_id, kind, unit_key, detail in raised:
         by_unit[unit_key].append((flag_id, kind, detail))
-    province = _province(cfg)
+    province = cfg.province
     decisions = []
     for unit_key, flags in sorted(by_unit.items()):
         unit = cfg.unit(unit_key)
