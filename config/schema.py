@@ -89,17 +89,62 @@ class EscalationPolicy(Frozen):
     max_steps: int = Field(default=3, ge=0, le=20)
 
 
+class ChannelPolicy(Frozen):
+    """How one channel kind is driven in a delivery run."""
+
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)  # one connection or request
+    budget_seconds: float = Field(default=300.0, gt=0, le=3600)  # the kind's share of one run
+    breaker_failures: int = Field(default=3, ge=1, le=100)  # failures in a row: endpoint skipped this run
+
+
 class DeliveryPolicy(Frozen):
+    """Retries within a run, back-off between runs, when a message is given up, and per-channel limits.
+
+    `attempts` count delivery runs that tried a message, not the immediate retries inside one run.
+    """
+
     max_attempts: int = Field(default=5, ge=1, le=50)
     retry_delays_seconds: tuple[Annotated[float, Field(ge=0)], ...] = (2.0, 10.0)
     # After a run's tries failed: how long later runs leave the message alone (then the last value
     # repeats), so a mail server that is down for a day does not use up every attempt in an hour.
     backoff_minutes: tuple[Annotated[float, Field(ge=0)], ...] = (10.0, 30.0, 120.0)
+    # A message is given up only when it is past max_attempts AND this old: an outage shorter than
+    # this loses nothing.
+    dead_after_working_days: int = Field(default=3, ge=0, le=30)
+    # A deliverer claims a message for this long; a deliverer that died gives it back when it expires.
+    lease_seconds: float = Field(default=300.0, ge=1, le=3600)
+    channels: dict[str, ChannelPolicy] = Field(default_factory=dict)  # by channel kind; default otherwise
+
+    def channel(self, kind: str) -> ChannelPolicy:
+        return self.channels.get(kind) or ChannelPolicy()
 
     def backoff_after(self, attempts: int) -> dt.timedelta:
-        if not self.backoff_minutes:
+        """The pause after the `attempts`-th failed run (1-based); the last step repeats."""
+        if not self.backoff_minutes or attempts < 1:
             return dt.timedelta(0)
         return dt.timedelta(minutes=self.backoff_minutes[min(attempts, len(self.backoff_minutes)) - 1])
+
+    @model_validator(mode="after")
+    def _lease_covers_one_message(self) -> DeliveryPolicy:
+        for kind in ("email", "dingtalk", "wecom", "feishu", "apprise", "mailbox", *self.channels):
+            ch = self.channel(kind)
+            worst = ch.timeout_seconds * (1 + len(self.retry_delays_seconds)) + sum(self.retry_delays_seconds)
+            if worst >= self.lease_seconds:
+                raise ValueError(
+                    f"lease_seconds {self.lease_seconds:g} must exceed the longest one message can take on "
+                    f"{kind} ({worst:g} s: timeout × tries + retry delays)"
+                )
+        return self
+
+
+class IntakeLimits(Frozen):
+    """Checked before a submitted file is read, so a hostile file costs milliseconds, not memory."""
+
+    max_file_mb: float = Field(default=50, gt=0)
+    max_unzipped_mb: float = Field(default=300, gt=0)  # XLSX/ODS: all parts together, uncompressed
+    max_cells: int = Field(default=6_000_000, ge=1)  # a sheet's extent, rows × columns
+    max_columns: int = Field(default=300, ge=1)  # XLSX sheets and CSV lines
+    echo_chars: int = Field(default=200, ge=10)  # a submitted value quoted back in messages and reports
 
 
 class WorkingDays(Frozen):
@@ -392,6 +437,7 @@ class Campaign(Frozen):
     reminders: ReminderPolicy = ReminderPolicy()
     escalation: EscalationPolicy = EscalationPolicy()
     delivery: DeliveryPolicy = DeliveryPolicy()
+    intake_limits: IntakeLimits = IntakeLimits()
     accepted_extensions: tuple[str, ...] = ("pdf", "doc", "docx", "wps", "ofd", "xls", "xlsx", "et", "zip")
     obligations: tuple[Obligation, ...]
     quotas: Quotas

@@ -38,12 +38,12 @@ class Settings(BaseSettings):
     wecom_base_url: str = "https://qyapi.weixin.qq.com"
     feishu_base_url: str = "https://open.feishu.cn"
 
+    # Timeouts and time budgets per channel are campaign policy: `delivery.channels` in the YAML.
     # Pacing: the least time between two messages to the same endpoint. A local relay takes mail as
     # fast as it comes; DingTalk and WeCom robots accept 20 messages a minute each.
     pace_email_seconds: float = Field(default=0.0, ge=0)
     pace_robot_seconds: float = Field(default=3.1, ge=0)
     pace_apprise_seconds: float = Field(default=1.0, ge=0)
-    http_timeout_seconds: float = Field(default=10.0, gt=0)
 
     @property
     def db_url(self) -> str:

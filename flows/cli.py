@@ -12,7 +12,7 @@ campaign intake FILE [--sheet S] [--json] [--today D]
                                      take in one workbook now; --json prints the summary
 campaign assign PROJECT_ID LEADER --by NAME [--title T] [--unit U]
                                      name a recommended project's 包保 leader
-campaign deliver                     deliver queued notifications now
+campaign deliver [--retry-dead]      deliver queued notifications now (--retry-dead: send the dead ones again)
 campaign serve                       local Prefect server + every deployment on its schedule
 """
 
@@ -129,7 +129,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         from flows.operations import deliver_notifications
 
-        print(json.dumps(deliver_notifications(), ensure_ascii=False, default=str, indent=1))
+        result = deliver_notifications(retry_dead=getattr(args, "retry_dead", False))
+        print(json.dumps(result, ensure_ascii=False, default=str, indent=1))
         return 0
     result = fl(today=args.today)
     print(json.dumps(result, ensure_ascii=False, default=str, indent=1))
@@ -340,7 +341,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unit", help="the recommending unit, if two levels recommended the project")
     p.set_defaults(fn=cmd_assign)
     p = sub.add_parser("deliver", help="deliver queued notifications now")
-    p.set_defaults(fn=lambda a: cmd_run(argparse.Namespace(flow="deliver_notifications", today=None)))
+    p.add_argument("--retry-dead", action="store_true", help="send every message given up once more")
+    p.set_defaults(
+        fn=lambda a: cmd_run(
+            argparse.Namespace(flow="deliver_notifications", today=None, retry_dead=a.retry_dead)
+        )
+    )
     p = sub.add_parser("serve", help="serve every deployment with a local Prefect server")
     p.add_argument("--port", type=int, default=4200)
     p.set_defaults(fn=cmd_serve)

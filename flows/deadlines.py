@@ -68,7 +68,7 @@ def deadline_cycle(
         if progress is not None:
             counts["progress"] = progress(cfg, today)
         counts["notifications"] = record_reminders(cfg, obligation_keys, today)
-        counts["delivery"] = deliver_all(cfg.campaign.delivery)
+        counts["delivery"] = deliver_all(cfg.campaign)
         counts["status"] = {
             key: publish_status(cfg, key, today, counts["notifications"]) for key in obligation_keys
         }

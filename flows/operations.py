@@ -20,9 +20,9 @@ from config.schema import Once, Periodic
 from models.clock import local_today
 from models.errors import SubmissionError
 from tasks.audit import audited
-from tasks.delivery import deliver_all
+from tasks.delivery import deliver_all, queue_dead_digest, revive_dead
 from tasks.intake import record_operator_submission
-from tasks.report import publish_status
+from tasks.report import publish_dead_messages, publish_status
 from tasks.sync import sync_campaign
 
 
@@ -89,7 +89,7 @@ def record_submission(record: SubmissionRecord) -> dict[str, Any]:
             file_path=Path(record.file_path) if record.file_path else None,
         )
         counts["recorded"] = int(new)
-        counts["delivery"] = deliver_all(cfg.campaign.delivery)
+        counts["delivery"] = deliver_all(cfg.campaign)
         publish_status(cfg, obligation_key, submitted_on, {"登记": int(new)})
         log.info(
             "登记 %s %s：%s", record.unit, record.obligation, "已登记" if new else "此前已登记，未重复记录"
@@ -100,10 +100,20 @@ def record_submission(record: SubmissionRecord) -> dict[str, Any]:
 @flow(
     name="deliver_notifications",
     flow_run_name="deliver-notifications",
-    description="投递待发通知：重试此前失败的邮件和群机器人消息；超过最大次数的标记为失败并记录原因。",
+    description="投递待发通知：重试此前失败的邮件和群机器人消息；多次失败且超过期限的标记为失败，"
+    "列入“投递失败”表并每日汇总告知省就业服务局。勾选“重新投递失败消息”可在修正地址或配置后重新发送。",
 )
-def deliver_notifications() -> dict[str, Any]:
+def deliver_notifications(retry_dead: bool = False) -> dict[str, Any]:
+    """Deliver what is due; with `retry_dead`, first give every dead message a fresh start."""
+    log = get_run_logger()
     cfg = load_config()
-    with audited("deliver_notifications", {}) as counts:
-        counts["delivery"] = deliver_all(cfg.campaign.delivery)
+    with audited("deliver_notifications", {"retry_dead": retry_dead}) as counts:
+        if retry_dead:
+            counts["revived"] = revive_dead()
+            log.info("重新投递 %s 条此前失败的消息", counts["revived"])
+        counts["delivery"] = deliver_all(cfg.campaign)
+        counts["dead_digest"] = queue_dead_digest(cfg, local_today(cfg.campaign))
+        if counts["dead_digest"]:
+            counts["digest_delivery"] = deliver_all(cfg.campaign)
+        counts["dead"] = publish_dead_messages(cfg)
     return counts

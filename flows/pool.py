@@ -104,7 +104,7 @@ def pool_intake(
         if waiting and approve:
             # Tell the province now, so someone opens the form while the run waits.
             ask_operator(cfg, waiting, today, timed_out=False, run_url=flow_run.ui_url)
-            deliver_all(cfg.campaign.delivery)
+            deliver_all(cfg.campaign)
             answer = wait_for_decision(_approval_form(waiting), rules.approval_timeout_minutes)
             if answer is None:
                 counts["approval"] = "timed_out"
@@ -119,7 +119,7 @@ def pool_intake(
                     decided_at=dt.datetime.now(dt.UTC),
                     flow_run_id=str(flow_run.id) if flow_run.id else None,
                 )
-        counts["delivery"] = deliver_all(cfg.campaign.delivery)
+        counts["delivery"] = deliver_all(cfg.campaign)
         counts["pools"] = publish_pools(cfg)
         log.info("pool_intake %s：%s", today, {k: v for k, v in counts.items() if k != "files"})
     return counts

@@ -83,5 +83,5 @@ def exchange_meeting(meeting: MeetingPlan, operator: str, today: dt.date | None 
             )
         )
         counts["unknown"] = unknown
-        counts["delivery"] = deliver_all(cfg.campaign.delivery)
+        counts["delivery"] = deliver_all(cfg.campaign)
     return counts

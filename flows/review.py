@@ -97,7 +97,7 @@ def october_review(today: dt.date | None = None, approve: bool = True) -> dict[s
             "october_review_naming", {"today": today, "proposed": counts["namings_open"]}
         ) as decided:
             ask_operator(cfg, rows, today, timed_out=False, run_url=flow_run.ui_url)
-            deliver_all(cfg.campaign.delivery)
+            deliver_all(cfg.campaign)
             answer = wait_for_decision(_naming_form(rows), review.approval_timeout_minutes)
             if answer is None:
                 decided["approval"] = "timed_out"
@@ -117,7 +117,7 @@ def october_review(today: dt.date | None = None, approve: bool = True) -> dict[s
                 )
                 for unit, problem in decided["approval"]["refused"].items():
                     log.error("%s 的命名审批未生效：%s（下次运行将再次提请审批）", unit, problem)
-            decided["delivery"] = deliver_all(cfg.campaign.delivery)
+            decided["delivery"] = deliver_all(cfg.campaign)
             decided["published"] = publish_review(cfg, today)
         counts["naming"] = decided
     return counts

@@ -237,5 +237,5 @@ def record_services(
             path = sheet_from_form(folder, unit, intake.sheet, rows)
             counts["trainings"] = brief(take_in_sheet(cfg, intake, path, received_at, sender=unit))
         counts["progress"] = update_progress(cfg, today, ["projects", "trainings"])
-        counts["delivery"] = deliver_all(cfg.campaign.delivery)
+        counts["delivery"] = deliver_all(cfg.campaign)
     return counts

@@ -6,6 +6,7 @@ Every rendered message passes through `mask_personal_data`, whatever the templat
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -59,11 +60,26 @@ def _environment(folder: Path) -> jinja2.Environment:
     return env
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """Text fit for a header or a title: control characters and line breaks become one space."""
+    return _CONTROL.sub(" ", text).strip()
+
+
+def clip(text: str, limit: int) -> str:
+    """A value quoted back to a person, cut to `limit` characters and saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…（共 {len(text)} 字，已截断）"
+
+
 def render(template: str, context: dict[str, Any]) -> Rendered:
     env = _environment(get_settings().config_dir / "templates")
     tpl = env.get_template(f"{template}.j2")
     ctx = tpl.new_context(context)
-    subject = "".join(tpl.blocks["subject"](ctx)).strip()
+    subject = one_line("".join(tpl.blocks["subject"](ctx)))
     body = "".join(tpl.blocks["body"](ctx)).strip() + "\n"
     return Rendered(mask_personal_data(subject), mask_personal_data(body))
 

@@ -65,6 +65,7 @@ class MessageKind(StrEnum):
     )
     exchange = "exchange"  # a unit picked to present at the exchange meeting
     scorecard = "scorecard"  # a city's year-end assessment, its scorecard attached
+    dead_digest = "dead_digest"  # to the province: messages given up since the last digest
 
 
 class RecommendationStatus(StrEnum):
@@ -502,6 +503,7 @@ class OutboxMessage(SQLModel, table=True):
     """
 
     __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_due", "status", "channel_kind", "next_attempt_at"),)
     id: int | None = Field(default=None, primary_key=True)
     dedupe_key: str = Field(unique=True, max_length=255)
     unit_key: str = Field(foreign_key="unit.key", max_length=16, index=True)
@@ -519,6 +521,11 @@ class OutboxMessage(SQLModel, table=True):
     next_attempt_at: dt.datetime | None = _ts()
     sent_at: dt.datetime | None = _ts()
     attachment: str | None = None  # a file sent with the message (e-mail) or named in it (IM)
+    # A deliverer's claim: who is sending it and until when (an expired claim is free again).
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: dt.datetime | None = _ts()
+    dead_at: dt.datetime | None = _ts()  # when it was given up
+    revived_at: dt.datetime | None = _ts()  # when an operator asked for a dead message to be sent again
 
 
 # ------------------------------------------------------------------ audit

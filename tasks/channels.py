@@ -28,9 +28,10 @@ import ssl
 import time
 import urllib.parse
 from dataclasses import dataclass
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid, parseaddr
+from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Protocol
 
@@ -39,6 +40,7 @@ import httpx
 from config.settings import Settings, get_settings, known_secret_values, secret
 from models.errors import DeliveryError
 from models.messages import fit_to_channel
+from models.outbox import message_id
 from models.privacy import redact
 
 
@@ -66,8 +68,10 @@ class Outgoing:
     subject: str
     body: str
     sign_secret: str | None = None
-    attempts: int = 0  # tries so far
+    attempts: int = 0  # delivery runs that tried it so far
     attachment: str | None = None  # a file path: attached to e-mail, named in other channels
+    dedupe_key: str = ""  # the outbox row's unique key: with the id, its stable Message-ID
+    queued_at: dt.datetime | None = None  # queued, or revived by an operator: what its age counts from
 
     @property
     def text(self) -> str:
@@ -147,18 +151,29 @@ class SmtpTransport:
         return smtp
 
     def _message(self, msg: Outgoing) -> EmailMessage:
+        """The mail, or a permanent DeliveryError when this message can never be built."""
+        attachment = _attachment(msg)
         mail = EmailMessage()
         name, addr = parseaddr(self.account.sender)
-        mail["From"] = formataddr((name, addr)) if name else addr
-        mail["To"] = Address(msg.unit_name, addr_spec=msg.recipient)
-        mail["Subject"] = msg.subject
-        mail["Message-ID"] = make_msgid(idstring=f"outbox-{msg.id}", domain="campaign.local")
+        try:
+            mail["From"] = formataddr((name, addr)) if name else addr
+            mail["To"] = Address(msg.unit_name, addr_spec=msg.recipient)
+            mail["Subject"] = msg.subject
+        except (ValueError, TypeError, IndexError, HeaderParseError) as exc:
+            raise DeliveryError("email", f"邮件头无法生成：{type(exc).__name__}", retryable=False) from None
+        # The same on every try: a mail system that got it before a crash drops the repeat.
+        mail["Message-ID"] = message_id(
+            msg.id, msg.dedupe_key, addr.rsplit("@", 1)[-1] if "@" in addr else ""
+        )
         mail["Date"] = dt.datetime.now(dt.UTC)
         mail.set_content(msg.body, charset="utf-8")
-        if msg.attachment:
-            path = Path(msg.attachment)
-            maintype, subtype = (mimetypes.guess_type(path.name)[0] or "application/octet-stream").split("/")
-            mail.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name)
+        if attachment is not None:
+            maintype, subtype = (
+                mimetypes.guess_type(attachment.name)[0] or "application/octet-stream"
+            ).split("/")
+            mail.add_attachment(
+                attachment.read_bytes(), maintype=maintype, subtype=subtype, filename=attachment.name
+            )
         return mail
 
     def send(self, msg: Outgoing) -> None:
@@ -174,10 +189,16 @@ class SmtpTransport:
                     raise DeliveryError("email", "发信服务器断开连接") from None
                 continue
             except smtplib.SMTPRecipientsRefused as exc:
-                codes = ", ".join(str(code) for code, _ in exc.recipients.values())
-                raise DeliveryError("email", f"收件地址被拒绝 (SMTP {codes})") from None
+                codes = [code for code, _ in exc.recipients.values()]
+                raise DeliveryError(  # 5xx: the address is wrong, asking again will not help
+                    "email",
+                    f"收件地址被拒绝 (SMTP {', '.join(map(str, codes))})",
+                    retryable=not all(c >= 500 for c in codes),
+                ) from None
             except smtplib.SMTPResponseException as exc:
-                raise DeliveryError("email", f"发信服务器拒收 (SMTP {exc.smtp_code})") from None
+                raise DeliveryError(
+                    "email", f"发信服务器拒收 (SMTP {exc.smtp_code})", retryable=exc.smtp_code < 500
+                ) from None
             except (OSError, smtplib.SMTPException) as exc:
                 self._smtp = None
                 raise DeliveryError("email", f"发送失败: {type(exc).__name__}") from None
@@ -210,13 +231,13 @@ class RobotTransport:
     (Feishu) are failures: that is how the platforms refuse a message (rate limit, keyword, signature).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, timeout: float) -> None:
         self.base = {
             "dingtalk": settings.dingtalk_base_url.rstrip("/"),
             "wecom": settings.wecom_base_url.rstrip("/"),
             "feishu": settings.feishu_base_url.rstrip("/"),
         }
-        self.client = httpx.Client(timeout=settings.http_timeout_seconds)
+        self.client = httpx.Client(timeout=timeout)
 
     def _request(self, msg: Outgoing) -> tuple[str, dict[str, str], dict[str, object]]:
         token = secret(msg.recipient)
@@ -256,8 +277,11 @@ class RobotTransport:
             raise DeliveryError(kind, f"HTTP {response.status_code}")
         try:
             answer = response.json()
-        except json.JSONDecodeError:
-            raise DeliveryError(kind, "应答不是 JSON") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise DeliveryError(kind, "应答不是 JSON（地址是否指向机器人接口？）", retryable=False) from None
+        if not isinstance(answer, dict):
+            shape = type(answer).__name__ if answer is not None else "null"
+            raise DeliveryError(kind, f"应答格式无法识别（{shape}）", retryable=False)
         code = answer.get("errcode", answer.get("code", answer.get("StatusCode", 0)))
         if code not in (0, "0", None):
             reason = answer.get("errmsg") or answer.get("msg") or answer.get("StatusMessage") or ""
@@ -308,9 +332,10 @@ class MailboxTransport:
         stamp = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y%m%d-%H%M%S")
         path = target / f"{stamp}-{msg.id:06d}.txt"
         text = f"收件单位：{msg.unit_name}\n主题：{msg.subject}\n\n{msg.body}"
-        if msg.attachment:
-            attached = target / f"{stamp}-{msg.id:06d}-{Path(msg.attachment).name}"
-            shutil.copyfile(msg.attachment, attached)
+        attachment = _attachment(msg)
+        if attachment is not None:
+            attached = target / f"{stamp}-{msg.id:06d}-{attachment.name}"
+            shutil.copyfile(attachment, attached)
             text += f"\n附件：{attached.name}\n"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text, encoding="utf-8")
@@ -320,14 +345,24 @@ class MailboxTransport:
         return None
 
 
-def transport_for(kind: str, settings: Settings) -> Transport:
+def _attachment(msg: Outgoing) -> Path | None:
+    """The message's attachment, or a permanent failure if it has gone (it will not come back)."""
+    if not msg.attachment:
+        return None
+    path = Path(msg.attachment)
+    if not path.is_file():
+        raise DeliveryError(msg.channel_kind, f"附件已不存在：{path.name}", retryable=False)
+    return path
+
+
+def transport_for(kind: str, settings: Settings, timeout: float) -> Transport:
     if kind == "email":
         if settings.smtp_url is None:
             raise DeliveryError("email", "未配置发信服务器 CAMPAIGN_SMTP_URL", retryable=False)
         account = SmtpAccount.from_url(settings.smtp_url.get_secret_value(), settings.mail_from)
-        return SmtpTransport(account, settings.http_timeout_seconds)
+        return SmtpTransport(account, timeout)
     if kind in ("dingtalk", "wecom", "feishu"):
-        return RobotTransport(settings)
+        return RobotTransport(settings, timeout)
     if kind == "apprise":
         return AppriseTransport()
     if kind == "mailbox":

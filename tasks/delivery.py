@@ -1,8 +1,11 @@
-"""Deliver pending outbox messages: per channel, paced, retried, and recorded one by one.
+"""Deliver pending outbox messages: claimed one at a time, channel kinds side by side, each kind in its
+own time budget, an endpoint that keeps failing skipped for the rest of the run.
 
-Each message's outcome is committed right after its send, so a crash mid-batch never causes a
-message to go out twice. A failed message stays pending for the next run and is marked dead, with its
-reason, once it has used up the campaign's `delivery.max_attempts`.
+Exactly once under any number of deliverers: a deliverer claims a message in the database before
+sending it (one conditional UPDATE that only one writer wins; `FOR UPDATE SKIP LOCKED` on PostgreSQL)
+and records the outcome right after the send. A deliverer that dies leaves its claim to expire
+(`delivery.lease_seconds`); only the one message it had in flight can then go out again, with the same
+Message-ID. What happens after a failed run is the pure rule in models/outbox.py.
 """
 
 from __future__ import annotations
@@ -10,21 +13,32 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import sqlalchemy as sa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
 from sqlmodel import Session, select
 
-from config.schema import DeliveryPolicy
+from config import CampaignConfig
+from config.schema import Campaign, DeliveryPolicy
 from config.settings import get_settings, known_secret_values
 from models.db import session_scope
+from models.deadlines import calendar_for
 from models.errors import DeliveryError
+from models.messages import clip, render
+from models.outbox import after_failure, endpoint_of
+from models.planning import Decision
 from models.privacy import redact
-from models.tables import Channel, OutboxMessage, OutboxStatus, Unit
+from models.tables import Channel, MessageKind, OutboxMessage, OutboxStatus, Unit
 from tasks.channels import Outgoing, Transport, pace_seconds, transport_for
+from tasks.notify import enqueue
+
+ERROR_CHARS = 300  # a failure's reason as stored and shown
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
@@ -34,21 +48,63 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         return logging.getLogger(__name__)
 
 
-def pending_kinds(now: dt.datetime | None = None) -> list[str]:
-    now = now or dt.datetime.now(dt.UTC)
-    with session_scope() as session:
-        rows = session.exec(select(OutboxMessage.channel_kind).where(*_due(now)).distinct()).all()
-    return sorted(rows)
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def _due(now: dt.datetime) -> list[sa.ColumnElement[bool]]:
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
     return [
-        OutboxMessage.status == OutboxStatus.pending,  # type: ignore[list-item]
-        sa.or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now),  # type: ignore[union-attr,operator]
+        table.c.status == OutboxStatus.pending,
+        sa.or_(table.c.next_attempt_at.is_(None), table.c.next_attempt_at <= now),
+        sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until <= now),
     ]
 
 
-def _load(session: Session, kind: str, now: dt.datetime) -> list[Outgoing]:
+def pending_kinds(now: dt.datetime | None = None) -> list[str]:
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    with session_scope() as session:
+        rows = session.execute(sa.select(table.c.channel_kind).where(*_due(now or _now())).distinct())
+        return sorted(r[0] for r in rows)
+
+
+def claim_next(
+    kind: str,
+    deliverer: str,
+    now: dt.datetime,
+    lease: dt.timedelta,
+    *,
+    skip_recipients: set[str] = frozenset(),  # type: ignore[assignment]
+    skip_ids: set[int] = frozenset(),  # type: ignore[assignment]
+) -> Outgoing | None:
+    """Claim the oldest due message of a kind for this deliverer, or None when none is left.
+
+    `skip_ids` are the messages this run tried already (a run tries each message once);
+    `skip_recipients` the endpoints its circuit breaker opened.
+
+    One statement in its own transaction: SQLite runs it under its single writer lock; on PostgreSQL
+    the row is locked with SKIP LOCKED, so concurrent claimers take different rows.
+    """
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    pick = sa.select(table.c.id).where(table.c.channel_kind == kind, *_due(now))
+    if skip_recipients:
+        pick = pick.where(table.c.recipient.not_in(sorted(skip_recipients)))
+    if skip_ids:
+        pick = pick.where(table.c.id.not_in(sorted(skip_ids)))
+    pick = pick.order_by(table.c.id).limit(1).with_for_update(skip_locked=True)
+    with session_scope() as session:
+        claimed = session.execute(
+            sa.update(table)
+            .where(table.c.id == pick.scalar_subquery(), *_due(now))
+            .values(claimed_by=deliverer, claimed_until=now + lease)
+            .returning(table.c.id)
+        ).first()
+        if claimed is None:
+            return None
+        return _load(session, claimed[0])
+
+
+def _load(session: Session, outbox_id: int) -> Outgoing:
     sign = (
         select(Channel.sign_secret)
         .where(
@@ -59,7 +115,7 @@ def _load(session: Session, kind: str, now: dt.datetime) -> list[Outgoing]:
         .limit(1)
         .scalar_subquery()
     )
-    rows = session.exec(
+    row = session.exec(
         select(
             OutboxMessage.id,
             OutboxMessage.unit_key,
@@ -71,16 +127,26 @@ def _load(session: Session, kind: str, now: dt.datetime) -> list[Outgoing]:
             sign,
             OutboxMessage.attempts,
             OutboxMessage.attachment,
+            OutboxMessage.dedupe_key,
+            sa.func.coalesce(OutboxMessage.revived_at, OutboxMessage.created_at),
         )
         .join(Unit, Unit.key == OutboxMessage.unit_key)  # type: ignore[arg-type]
-        .where(OutboxMessage.channel_kind == kind, *_due(now))
-        .order_by(OutboxMessage.id)  # type: ignore[arg-type]
-    ).all()
-    return [Outgoing(*row) for row in rows]
+        .where(OutboxMessage.id == outbox_id)
+    ).one()
+    return Outgoing(*row)
+
+
+def _record(outbox_id: int, deliverer: str, values: dict[str, object], *, only_if_mine: bool) -> None:
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    where = [table.c.id == outbox_id]
+    if only_if_mine:  # a failure never overwrites what another deliverer did after our claim expired
+        where += [table.c.claimed_by == deliverer, table.c.status == OutboxStatus.pending]
+    with session_scope() as session:
+        session.execute(sa.update(table).where(*where).values(claimed_by=None, claimed_until=None, **values))
 
 
 class Pacer:
-    """The least time between two sends to the same endpoint (a robot, an SMTP account)."""
+    """The least time between two sends to the same endpoint (a robot, the SMTP account)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -99,73 +165,253 @@ def _send(
     policy: DeliveryPolicy,
     pacer: Pacer,
     secrets: list[str],
-) -> tuple[int, str | None]:
-    """Try one message, retrying at once per the policy's delays. Returns (tries so far, redacted error)."""
-    tries, delays = msg.attempts, list(policy.retry_delays_seconds)
+    deadline: float,
+) -> tuple[str | None, bool]:
+    """Try one message, retrying transient failures at once per the policy's delays while the kind's
+    budget lasts. Returns (redacted error or None, permanent). Never raises: whatever one message does
+    is that message's failure."""
+    delays = list(policy.retry_delays_seconds)
     while True:
-        pacer.wait(msg.recipient)
-        tries += 1
+        pacer.wait(endpoint_of(msg.channel_kind, msg.recipient))
         try:
             if isinstance(transport, DeliveryError):
                 raise transport  # the channel could not even be set up (e.g. no SMTP server configured)
             transport.send(msg)
-            return tries, None
+            return None, False
         except DeliveryError as exc:
-            error = redact(str(exc), secrets)
-            if not (exc.retryable and delays and tries < policy.max_attempts):
-                return tries, error
+            error, permanent = redact(str(exc), secrets), not exc.retryable
+        except Exception as exc:  # a bug or an odd message must not stop the channel
+            error, permanent = redact(f"{msg.channel_kind}: {type(exc).__name__}: {exc}", secrets), True
+        if permanent or not delays or time.monotonic() + delays[0] > deadline:
+            return clip(error, ERROR_CHARS), permanent
         time.sleep(delays.pop(0))
 
 
-def deliver_kind(kind: str, policy: DeliveryPolicy, *, now: dt.datetime | None = None) -> dict[str, int]:
-    """Send every due message of one channel kind. Returns counts of sent, retrying and dead."""
+def deliver_kind(kind: str, campaign: Campaign, *, now: dt.datetime | None = None) -> dict[str, int]:
+    """Send every due message of one channel kind. Returns counts of sent, retrying, dead and, when the
+    budget or a broken endpoint cut the run short, left (still pending, for the next run).
+
+    `now` fixes the clock (tests, replays); by default each claim and outcome uses the real time.
+    """
     settings = get_settings()
     secrets = known_secret_values(settings)
+    policy = campaign.delivery
+    channel = policy.channel(kind)
+    calendar = calendar_for(campaign)
+    clock = (lambda: now) if now is not None else _now
     log = _logger()
-    with session_scope() as session:
-        messages = _load(session, kind, now or dt.datetime.now(dt.UTC))
-    if not messages:
-        return {}
+    deliverer = uuid.uuid4().hex
+    lease = dt.timedelta(seconds=policy.lease_seconds)
+    deadline = time.monotonic() + channel.budget_seconds
     counts: dict[str, int] = defaultdict(int)
+    in_a_row: dict[str, int] = defaultdict(int)
+    broken: set[str] = set()  # endpoints skipped for the rest of this run
+    tried: set[int] = set()  # failed and still pending
     pacer = Pacer(pace_seconds(kind, settings))
+    transport: Transport | DeliveryError | None = None
     try:
-        transport: Transport | DeliveryError = transport_for(kind, settings)
-    except DeliveryError as exc:
-        transport = exc
-    try:
-        for msg in messages:
-            tries, error = _send(transport, msg, policy, pacer, secrets)
-            values: dict[str, object] = {"attempts": tries, "last_error": error}
+        while time.monotonic() < deadline:
+            if "email" in broken:
+                break  # one SMTP account: nothing else of this kind can go
+            msg = claim_next(
+                kind,
+                deliverer,
+                clock(),
+                lease,
+                skip_recipients={e.split(":", 1)[1] for e in broken},
+                skip_ids=tried,
+            )
+            if msg is None:
+                break
+            if transport is None:
+                try:
+                    transport = transport_for(kind, settings, channel.timeout_seconds)
+                except DeliveryError as exc:
+                    transport = exc
+            error, permanent = _send(transport, msg, policy, pacer, secrets, deadline)
+            endpoint = endpoint_of(kind, msg.recipient)
             if error is None:
-                values |= {"status": OutboxStatus.sent, "sent_at": dt.datetime.now(dt.UTC)}
-                counts["sent"] += 1
-            elif tries >= policy.max_attempts:
-                values |= {"status": OutboxStatus.dead}
-                counts["dead"] += 1
-                log.error("消息 #%s 投递失败已停止重试（%s 次）：%s", msg.id, tries, error)
-            else:
-                values["next_attempt_at"] = dt.datetime.now(dt.UTC) + policy.backoff_after(tries)
-                counts["retrying"] += 1
-                log.warning("消息 #%s 投递失败（第 %s 次），下次运行重试：%s", msg.id, tries, error)
-            with session_scope() as session:  # committed before the next send: never sent twice
-                session.execute(
-                    sa.update(OutboxMessage).where(OutboxMessage.id == msg.id).values(**values)  # type: ignore[arg-type]
+                in_a_row[endpoint] = 0
+                _record(
+                    msg.id,
+                    deliverer,
+                    {
+                        "status": OutboxStatus.sent,
+                        "sent_at": clock(),
+                        "attempts": msg.attempts + 1,
+                        "last_error": None,
+                    },
+                    only_if_mine=False,
                 )
+                counts["sent"] += 1
+                continue
+            outcome = after_failure(
+                attempts_before=msg.attempts,
+                permanent=permanent,
+                queued_at=msg.queued_at,
+                now=clock(),
+                policy=policy,
+                calendar=calendar,
+                timezone=campaign.timezone,
+            )
+            values: dict[str, object] = {
+                "status": outcome.status,
+                "attempts": outcome.attempts,
+                "last_error": error,
+                "next_attempt_at": outcome.next_attempt_at,
+                "dead_at": clock() if outcome.status == OutboxStatus.dead else None,
+            }
+            _record(msg.id, deliverer, values, only_if_mine=True)
+            if outcome.status == OutboxStatus.dead:
+                counts["dead"] += 1
+                log.error("消息 #%s 投递失败，已停止重试（第 %s 轮）：%s", msg.id, outcome.attempts, error)
+            else:
+                tried.add(msg.id)  # due again at once if the back-off is zero: not in this run
+                counts["retrying"] += 1
+                log.warning("消息 #%s 投递失败（第 %s 轮），稍后重试：%s", msg.id, outcome.attempts, error)
+            if not permanent:  # a message's own defect says nothing about the endpoint
+                in_a_row[endpoint] += 1
+                if in_a_row[endpoint] >= channel.breaker_failures:
+                    broken.add(endpoint)
+                    log.warning("%s 连续 %s 条失败，本轮暂停该端点：%s", kind, in_a_row[endpoint], error)
     finally:
-        if not isinstance(transport, DeliveryError):
+        if transport is not None and not isinstance(transport, DeliveryError):
             transport.close()
+    left = _count_due(kind, clock())
+    if left:
+        counts["left"] = left
     return dict(counts)
 
 
+def _count_due(kind: str, now: dt.datetime) -> int:
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    with session_scope() as session:
+        return int(
+            session.execute(
+                sa.select(sa.func.count()).where(table.c.channel_kind == kind, *_due(now))
+            ).scalar_one()
+        )
+
+
 @task(name="deliver", task_run_name="deliver-{kind}", description="投递通知（按渠道）", cache_policy=NO_CACHE)
-def deliver_channel(kind: str, policy: DeliveryPolicy) -> dict[str, int]:
-    return deliver_kind(kind, policy)
+def deliver_channel(kind: str, campaign: Campaign) -> dict[str, int]:
+    return deliver_kind(kind, campaign)
 
 
-def deliver_all(policy: DeliveryPolicy) -> dict[str, int]:
-    """One Prefect task per channel kind that has messages due."""
+def deliver_all(campaign: Campaign) -> dict[str, int]:
+    """Every channel kind with messages due, side by side: a slow robot never holds back e-mail.
+
+    In a flow run each kind is a Prefect task (one line per kind in the run's graph); elsewhere (the
+    CLI's helpers, benchmarks) plain threads.
+    """
+    kinds = pending_kinds()
+    if not kinds:
+        return {}
+    if FlowRunContext.get() is not None:
+        futures = [deliver_channel.submit(kind, campaign) for kind in kinds]
+        results = [f.result() for f in futures]
+    else:
+        with ThreadPoolExecutor(max_workers=len(kinds)) as pool:
+            results = list(pool.map(lambda kind: deliver_kind(kind, campaign), kinds))
     totals: dict[str, int] = defaultdict(int)
-    for kind in pending_kinds():
-        for key, value in deliver_channel(kind, policy).items():
+    for counts in results:
+        for key, value in counts.items():
             totals[key] += value
     return dict(totals)
+
+
+# ------------------------------------------------------------------ dead messages
+DEAD_COLUMNS = ("编号", "收件单位", "渠道", "收件地址", "主题", "轮次", "失败原因", "停止时间")
+
+
+def dead_messages(limit: int = 500, since: dt.datetime | None = None) -> list[dict[str, object]]:
+    """The messages given up (since a moment, if given), newest first, as the province sees them."""
+    where = [OutboxMessage.status == OutboxStatus.dead]
+    if since is not None:
+        where.append(OutboxMessage.dead_at > since)  # type: ignore[operator]
+    with session_scope() as session:
+        rows = session.exec(
+            select(
+                OutboxMessage.id,
+                Unit.name,
+                OutboxMessage.channel_kind,
+                OutboxMessage.recipient,
+                OutboxMessage.subject,
+                OutboxMessage.attempts,
+                OutboxMessage.last_error,
+                OutboxMessage.dead_at,
+            )
+            .join(Unit, Unit.key == OutboxMessage.unit_key)  # type: ignore[arg-type]
+            .where(*where)
+            .order_by(OutboxMessage.dead_at.desc(), OutboxMessage.id.desc())  # type: ignore[union-attr]
+            .limit(limit)
+        ).all()
+    return [dict(zip(DEAD_COLUMNS, row, strict=True)) for row in rows]
+
+
+def revive_dead(ids: list[int] | None = None, *, now: dt.datetime | None = None) -> int:
+    """Send dead messages again (all, or these ids): pending, attempts from zero, aged from now."""
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    where = [table.c.status == OutboxStatus.dead]
+    if ids is not None:
+        where.append(table.c.id.in_(ids))
+    with session_scope() as session:
+        result = session.execute(
+            sa.update(table)
+            .where(*where)
+            .values(
+                status=OutboxStatus.pending,
+                attempts=0,
+                next_attempt_at=None,
+                dead_at=None,
+                revived_at=now or _now(),
+                claimed_by=None,
+                claimed_until=None,
+            )
+        )
+        return int(result.rowcount or 0)
+
+
+DIGEST_ITEMS = 30
+
+
+def queue_dead_digest(cfg: CampaignConfig, today: dt.date) -> int:
+    """Once a day, tell the province which messages were given up since the last digest. Returns how many."""
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    with session_scope() as session:
+        last = session.execute(
+            sa.select(sa.func.max(table.c.created_at)).where(table.c.kind == MessageKind.dead_digest)
+        ).scalar_one()
+        since = [table.c.status == OutboxStatus.dead]
+        if last is not None:
+            since.append(table.c.dead_at > last)
+        new = int(session.execute(sa.select(sa.func.count()).where(*since)).scalar_one())
+        if not new:
+            return 0
+        dead = dead_messages(limit=DIGEST_ITEMS, since=last)
+        total = int(
+            session.execute(
+                sa.select(sa.func.count()).where(table.c.status == OutboxStatus.dead)
+            ).scalar_one()
+        )
+        message = render(
+            "dead_digest",
+            {"unit": cfg.province, "today": today, "items": dead, "total": total, "more": new - len(dead)},
+        )
+        enqueue(
+            session,
+            [Decision(cfg.province.key, None, MessageKind.dead_digest, "", f"dead_digest:{today}", message)],
+        )
+    return new
+
+
+__all__ = [
+    "DEAD_COLUMNS",
+    "claim_next",
+    "dead_messages",
+    "deliver_all",
+    "deliver_kind",
+    "pending_kinds",
+    "queue_dead_digest",
+    "revive_dead",
+]

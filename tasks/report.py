@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 from prefect import task
@@ -15,6 +16,7 @@ from config import CampaignConfig
 from models.db import session_scope
 from models.deadlines import step_label
 from models.tables import ObligationInstance, Unit
+from tasks.delivery import dead_messages
 
 STATUS_COLUMNS = [
     "单位",
@@ -123,3 +125,22 @@ def publish_status(
     ]
     create_markdown_artifact(key=f"{key}-summary", markdown="\n".join(lines), description=ob.title)
     return {str(k): int(v) for k, v in tally.items()}
+
+
+def publish_dead_messages(cfg: CampaignConfig) -> int:
+    """The messages given up, as a table the province reads in the UI. Returns how many there are."""
+    tz = ZoneInfo(cfg.campaign.timezone)
+
+    rows = dead_messages()
+    shown = [
+        {**r, "停止时间": r["停止时间"].astimezone(tz).strftime("%Y-%m-%d %H:%M") if r["停止时间"] else ""}
+        for r in rows
+    ]
+    description = (
+        f"{len(rows)} 条通知投递失败，已停止自动重试。修正地址或机器人配置后，运行 deliver_notifications "
+        "并勾选“重新投递失败消息”，或执行 campaign deliver --retry-dead。"
+        if rows
+        else "没有投递失败的通知。"
+    )
+    create_table_artifact(key="dead-messages", table=shown, description=description)
+    return len(rows)

@@ -41,7 +41,13 @@ def robots(env: dict[str, object], httpserver: HTTPServer, monkeypatch: pytest.M
             "220200": [{"kind": "feishu", "token": "FEISHU_JILIN"}],
         },
     )
-    set_delivery(env["config_dir"], retry_delays_seconds=[], max_attempts=3, backoff_minutes=[])  # type: ignore[arg-type]
+    set_delivery(  # three runs, and it is given up (no age required here)
+        env["config_dir"],  # type: ignore[arg-type]
+        retry_delays_seconds=[],
+        max_attempts=3,
+        backoff_minutes=[],
+        dead_after_working_days=0,
+    )
     return httpserver
 
 
@@ -200,8 +206,8 @@ def test_failed_message_waits_out_its_backoff(env: dict[str, object], robots: HT
     wait = row.next_attempt_at - dt.datetime.now(dt.UTC)
     assert dt.timedelta(minutes=9) < wait <= dt.timedelta(minutes=10)
 
-    policy = load_config().campaign.delivery
-    deliver_kind("dingtalk", policy, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=11))
+    campaign = load_config().campaign
+    deliver_kind("dingtalk", campaign, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=11))
     assert calls() == 2
     row = next(m for m in outbox() if m.unit_key == "220102")
     assert row.next_attempt_at - dt.datetime.now(dt.UTC) > dt.timedelta(minutes=59)  # type: ignore[operator]

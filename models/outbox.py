@@ -1,0 +1,75 @@
+"""The outbox's delivery rules, as plain functions: what happens to a message after a delivery run tried it.
+
+A message is tried by one deliverer at a time (its claim, see tasks/delivery.py). After a run:
+
+- sent → `sent`;
+- a permanent failure (a header that cannot be built, a missing attachment, an answer in an unknown
+  shape, no channel configured) → `dead` at once, with the reason;
+- a transient failure → `pending` again, left alone for the policy's back-off after this many failed
+  runs; it goes `dead` only when it is past `max_attempts` AND older than `dead_after_working_days`,
+  so an outage shorter than that loses nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from config.schema import DeliveryPolicy
+from models.workdays import WorkingCalendar
+
+
+@dataclass(frozen=True)
+class AfterRun:
+    status: str  # pending | dead
+    attempts: int
+    next_attempt_at: dt.datetime | None
+
+
+def after_failure(
+    *,
+    attempts_before: int,
+    permanent: bool,
+    queued_at: dt.datetime,
+    now: dt.datetime,
+    policy: DeliveryPolicy,
+    calendar: WorkingCalendar,
+    timezone: str,
+) -> AfterRun:
+    """The message's state after one more failed run. `queued_at` is when it was queued (or revived)."""
+    attempts = attempts_before + 1
+    if permanent:
+        return AfterRun("dead", attempts, None)
+    if (
+        attempts >= policy.max_attempts
+        and working_days_between(calendar, queued_at, now, timezone) >= policy.dead_after_working_days
+    ):
+        return AfterRun("dead", attempts, None)
+    return AfterRun("pending", attempts, now + policy.backoff_after(attempts))
+
+
+def working_days_between(
+    calendar: WorkingCalendar, start: dt.datetime, end: dt.datetime, timezone: str
+) -> int:
+    """Working days after `start`'s local date, up to and including `end`'s (0 on the same day)."""
+    tz = ZoneInfo(timezone)
+    day, last = start.astimezone(tz).date(), end.astimezone(tz).date()
+    count = 0
+    while day < last:
+        day += dt.timedelta(days=1)
+        count += calendar.is_workday(day)
+    return count
+
+
+def message_id(row_id: int, dedupe_key: str, domain: str) -> str:
+    """The e-mail Message-ID of an outbox row: the same on every try, so a mail system drops a repeat."""
+    digest = hashlib.sha256(dedupe_key.encode("utf-8")).hexdigest()[:16]
+    return f"<outbox-{row_id}.{digest}@{domain or 'campaign.local'}>"
+
+
+def endpoint_of(channel_kind: str, recipient: str) -> str:
+    """What pacing and the circuit breaker count per: the one SMTP account for all e-mail, else the robot
+    or apprise target (the secret's name)."""
+    return "email" if channel_kind == "email" else f"{channel_kind}:{recipient}"
