@@ -140,10 +140,11 @@ class DeliveryPolicy(Frozen):
 class IntakeLimits(Frozen):
     """Checked before a submitted file is read, so a hostile file costs milliseconds, not memory."""
 
-    max_file_mb: float = Field(default=50, gt=0)
+    max_file_mb: float = Field(default=300, gt=0)  # a 1,000,000-row CSV is ~250 MB; read in chunks
     max_unzipped_mb: float = Field(default=300, gt=0)  # XLSX/ODS: all parts together, uncompressed
     max_cells: int = Field(default=6_000_000, ge=1)  # a sheet's extent, rows × columns
     max_columns: int = Field(default=300, ge=1)  # XLSX sheets and CSV lines
+    max_cell_chars: int = Field(default=10_000, ge=100)  # one cell's text; a longer one refuses the file
     echo_chars: int = Field(default=200, ge=10)  # a submitted value quoted back in messages and reports
 
 

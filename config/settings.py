@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         return self.inbox_dir or self.home / "inbox"
 
     @property
+    def uploads(self) -> Path:
+        """Where operators put files they name in a form (besides the inbox)."""
+        return self.home / "uploads"
+
+    @property
     def archive(self) -> Path:
         return self.archive_dir or self.home / "archive"
 

@@ -52,7 +52,10 @@ class SubmissionRecord(BaseModel):
     submitted_by: str = Field(title="登记人", min_length=1)
     submitted_on: dt.date | None = Field(default=None, title="收到日期（留空为今天）")
     note: str = Field(default="", title="备注（如：邮件报送、纸质材料）")
-    file_path: str | None = Field(default=None, title="材料文件在服务器上的路径（可选，将原样归档）")
+    file_path: str | None = Field(
+        default=None,
+        title="材料文件在服务器上的完整路径（可选，须在收件箱或上传目录 uploads 内，将原样归档）",
+    )
 
     @classmethod
     def for_keys(cls, obligation_key: str, unit_key: str, **fields: Any) -> SubmissionRecord:

@@ -17,8 +17,10 @@ from config import load_config
 from config.settings import get_settings
 from flows.approval import prefilled_form, wait_for_decision
 from models.clock import local_today, moment
+from models.errors import SubmissionError
 from tasks.audit import audited
 from tasks.delivery import deliver_all
+from tasks.intake import refuse_entry, scan_inbox, submitted_file
 from tasks.pool import (
     OBLIGATION,
     ask_operator,
@@ -28,7 +30,7 @@ from tasks.pool import (
     publish_pools,
     take_in_workbook_task,
 )
-from tasks.sheets import brief
+from tasks.sheets import brief, empty_summary
 from tasks.sync import sync_campaign
 
 
@@ -84,17 +86,26 @@ def pool_intake(
     received_at = moment(today, cfg.campaign)
     with audited("pool_intake", {"today": today, "files": files, "approve": approve}) as counts:
         sync_campaign(cfg, [OBLIGATION])
+        refused: list[dict[str, Any]] = []
         if files is None:
-            folder = get_settings().inbox / OBLIGATION
-            folder.mkdir(parents=True, exist_ok=True)
-            paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-            remove = True
-        else:
-            paths, remove = [Path(f) for f in files], False
-            for missing in [p for p in paths if not p.is_file()]:
-                log.error("文件不存在：%s（请填写服务器上的完整路径）", missing)
-            paths = [p for p in paths if p.is_file()]
+            paths, remove = [], True
+            ob = cfg.campaign.obligation(OBLIGATION)
+            for entry in scan_inbox(get_settings().inbox / OBLIGATION):
+                if entry.refusal is None:
+                    paths.append(entry.path)
+                else:
+                    reason = refuse_entry(cfg, ob, entry, received_at)["reason"]
+                    refused.append(empty_summary(entry.path) | {"refused": reason})
+        else:  # named by an operator: only files inside the inbox or upload folders, left where they are
+            paths, remove = [], False
+            for name in files:
+                try:
+                    paths.append(submitted_file(name))
+                except SubmissionError as exc:
+                    log.error("不予受理 %s：%s", name, exc.reason)
+                    refused.append(empty_summary(Path(name)) | {"refused": exc.reason})
         results = [take_in_workbook_task(cfg, p, received_at, remove) for p in paths]
+        results += refused
         counts["files"] = [brief(r) for r in results]  # the audit keeps counts and the first errors
         for r in results:
             if r.get("refused"):

@@ -85,6 +85,11 @@ def screen(
         return Screened(unit, None, f"文件类型“.{ext}”不予受理（可受理：{allowed}）")
     if size == 0:
         return Screened(unit, None, "文件为空（0 字节）")
+    limit_mb = campaign.intake_limits.max_file_mb
+    if size > limit_mb * (1 << 20):
+        return Screened(
+            unit, None, f"文件过大（{size / (1 << 20):.1f} MB，上限 {limit_mb:g} MB），请压缩或拆分后报送"
+        )
     if not owes(ob, unit):
         levels = "、".join(LEVEL_LABELS[level] for level in ob.owed_by)
         return Screened(unit, None, f"“{ob.title}”由{levels}单位报送，{unit.name}无需报送此项")

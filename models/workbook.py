@@ -11,9 +11,12 @@ carries `_row`: the row number the sender sees in Excel (the header row is row 1
 from __future__ import annotations
 
 import codecs
+import csv
 import datetime as dt
+import io
 import re
 import unicodedata
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,7 @@ from typing import Any
 import pandas as pd
 from python_calamine import CalamineWorkbook
 
+from config.schema import IntakeLimits
 from models.errors import SubmissionError
 
 ROW = "_row"
@@ -137,18 +141,138 @@ def sniff_encoding(path: Path) -> str:
 
 
 def read_table(
-    path: Path, expected: dict[str, str], *, chunk_rows: int = 10_000
+    path: Path, expected: dict[str, str], *, limits: IntakeLimits | None = None, chunk_rows: int = 10_000
 ) -> tuple[Table, Iterator[pd.DataFrame]]:
     """Open a submitted table; `expected` maps folded header text to canonical column names.
 
-    Raises SubmissionError (naming the file) when it cannot be read or has no recognisable header.
+    The file is checked against `limits` before any reader touches it. Raises SubmissionError (naming
+    the file) when it is over a limit, cannot be read or has no recognisable header.
     """
+    limits = limits or IntakeLimits()
     ext = path.suffix.lower().lstrip(".")
     if ext not in TABLE_EXTENSIONS:
         raise SubmissionError(path.name, f"不是表格文件（可受理：{'、'.join(TABLE_EXTENSIONS)}）")
+    check_size(path, limits)
     if ext == "csv":
-        return _read_csv(path, expected, chunk_rows)
-    return _read_workbook(path, expected, chunk_rows)
+        _check_csv(path, limits)
+        table, chunks = _read_csv(path, expected, chunk_rows)
+    else:
+        _check_zipped_sheets(path, limits)
+        table, chunks = _read_workbook(path, expected, chunk_rows)
+    return table, _cells_within(chunks, path.name, limits.max_cell_chars)
+
+
+# ---------------------------------------------------------------- limits, before the expensive step
+MB = 1 << 20
+_DIMENSION = re.compile(rb'<dimension\s+ref="([A-Z]{1,3})(\d+)(?::([A-Z]{1,3})(\d+))?"')
+_ROW_REF = re.compile(rb'<row\b[^>]*?\sr="(\d+)"')
+_CELL_COLUMN = re.compile(rb'<c\b[^>]*?\sr="([A-Z]{1,3})\d')
+
+
+def check_size(path: Path, limits: IntakeLimits) -> None:
+    size = path.stat().st_size
+    if size > limits.max_file_mb * MB:
+        raise SubmissionError(
+            path.name, f"文件过大（{size / MB:.1f} MB，上限 {limits.max_file_mb:g} MB），请拆分后报送"
+        )
+
+
+def column_number(letters: bytes | str) -> int:
+    """Excel's column letters as a 1-based number: A → 1, XFD → 16384."""
+    number = 0
+    for ch in letters if isinstance(letters, str) else letters.decode("ascii"):
+        number = number * 26 + ord(ch) - 64
+    return number
+
+
+def _check_zipped_sheets(path: Path, limits: IntakeLimits) -> None:
+    """XLSX/ODS are zip files: refuse a zip bomb from the directory alone, then each worksheet whose
+    declared or actual extent is over the limits, by streaming its XML (never the whole of it in memory).
+    Not a zip (an old binary .xls/.et): only the size limit applies, the reader reports damage."""
+    try:
+        book = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        return
+    with book:
+        members = book.infolist()
+        unzipped = sum(m.file_size for m in members)
+        if unzipped > limits.max_unzipped_mb * MB:
+            raise SubmissionError(
+                path.name,
+                f"表格解压后过大（{unzipped / MB:.0f} MB，上限 {limits.max_unzipped_mb:g} MB），"
+                "可能含大量空白格式，请另存为新文件或 CSV 后报送",
+            )
+        for member in members:
+            if member.filename.startswith("xl/worksheets/") and member.filename.endswith(".xml"):
+                _check_sheet_extent(path.name, book, member, limits)
+
+
+def _check_sheet_extent(
+    name: str, book: zipfile.ZipFile, member: zipfile.ZipInfo, limits: IntakeLimits
+) -> None:
+    def refuse(rows: int, columns: int, how: str) -> None:
+        raise SubmissionError(
+            name,
+            f"工作表范围过大（{how} {rows} 行 × {columns} 列，上限 {limits.max_columns} 列、"
+            f"{limits.max_cells} 个单元格），请删除多余的行列后报送",
+        )
+
+    def over(rows: int, columns: int) -> bool:
+        return columns > limits.max_columns or rows * columns > limits.max_cells
+
+    max_row, max_column, tail = 0, 0, b""
+    with book.open(member) as fh:
+        first = True
+        while chunk := fh.read(MB):
+            data = tail + chunk
+            if first:
+                first = False
+                declared = _DIMENSION.search(data)
+                if declared is not None and declared.group(3):
+                    rows, columns = int(declared.group(4)), column_number(declared.group(3))
+                    if over(rows, columns):
+                        refuse(rows, columns, "声明范围")
+            rows_seen = _ROW_REF.findall(data)
+            if rows_seen:
+                max_row = max(max_row, *map(int, rows_seen))
+            letters = set(_CELL_COLUMN.findall(data))
+            if letters:
+                max_column = max(max_column, max(column_number(c) for c in letters))
+            if over(max_row, max_column):
+                refuse(max_row, max_column, "实际范围")
+            tail = data[-64:]  # a reference cut in two by the chunk boundary is seen whole next time
+
+
+def _check_csv(path: Path, limits: IntakeLimits) -> None:
+    """The header area's lines, parsed as CSV, must fit the column limit; the reader takes the rest."""
+    with path.open("rb") as fh:
+        head = fh.read(MB)
+    lines = head.split(b"\n", HEADER_SEARCH_ROWS)
+    if len(lines) == 1 and len(head) == MB:
+        raise SubmissionError(path.name, "CSV 首行超过 1 MB，不是有效的表格")
+    text = b"\n".join(lines[:HEADER_SEARCH_ROWS]).decode(sniff_encoding(path), errors="replace")
+    for number, fields in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if len(fields) > limits.max_columns:
+            raise SubmissionError(
+                path.name, f"CSV 第 {number} 行有 {len(fields)} 列，上限 {limits.max_columns} 列"
+            )
+
+
+def _cells_within(chunks: Iterator[pd.DataFrame], name: str, max_chars: int) -> Iterator[pd.DataFrame]:
+    """Refuse the file at the first cell longer than `max_chars` (one vectorised length per column)."""
+    for frame in chunks:
+        for column in frame.columns:
+            if column == ROW:
+                continue
+            lengths = frame[column].str.len()
+            if len(lengths) and lengths.max() > max_chars:
+                at = lengths.idxmax()
+                raise SubmissionError(
+                    name,
+                    f"第 {frame.at[at, ROW]} 行【{column}】内容长达 {int(lengths[at])} 字，"
+                    f"超过上限 {max_chars} 字；整个文件未受理",
+                )
+        yield frame
 
 
 def _read_workbook(

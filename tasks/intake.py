@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +27,13 @@ from models.clock import local_date, moment
 from models.db import insert_ignoring_duplicates, session_scope
 from models.deadlines import Period, days_late
 from models.errors import SubmissionError
-from models.messages import render
+from models.messages import one_line, render
 from models.planning import Decision, period_label
-from models.submissions import period_for, screen
+from models.submissions import identify_unit, period_for, screen
 from models.tables import IntakeRejection, MessageKind, ObligationInstance, ObligationStatus, Submission
 from tasks.notify import enqueue
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,13 +50,151 @@ class IntakeSummary:
         }
 
 
-def archive(path: Path, sha: str, *folders: str) -> Path:
-    """Copy a received file, unchanged, to the archive under its hash; a second copy is not made."""
-    target = get_settings().archive.joinpath(*folders) / f"{sha[:16]}-{path.name}"
-    target.parent.mkdir(parents=True, exist_ok=True)
+def private_folder(folder: Path) -> Path:
+    """A folder only the service's account can enter (archived originals hold full ID numbers)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.chmod(0o700)
+    return folder
+
+
+def archive(path: Path, sha: str, *folders: str, move: bool = False) -> Path:
+    """Copy (or move) a received file, unchanged, to the archive under its hash; readable only by the
+    service; a second copy is not made."""
+    target = private_folder(get_settings().archive.joinpath(*folders)) / f"{sha[:16]}-{path.name}"
     if not target.exists():
-        shutil.copy2(path, target)
+        tmp = target.with_name(f".{target.name}.part")
+        shutil.move(path, tmp) if move else shutil.copyfile(path, tmp)
+        tmp.chmod(0o600)
+        tmp.replace(target)
     return target
+
+
+# ---------------------------------------------------------------- what waits in an inbox
+@dataclass(frozen=True)
+class InboxEntry:
+    """One thing found in an inbox folder. `refusal` is set for anything that is not a regular file;
+    such an entry is never opened, followed or copied."""
+
+    path: Path
+    refusal: str | None = None
+
+
+def safe_name(raw: str) -> str:
+    """A file name as people read it: bytes that are not UTF-8 decoded as GB18030 (what unzipping a
+    Chinese Windows archive leaves), else escaped; control characters and line breaks made spaces."""
+    data = os.fsencode(raw)
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            name = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        name = data.decode("utf-8", errors="backslashreplace")
+    return one_line(name) or "未命名文件"
+
+
+def scan_inbox(folder: Path) -> list[InboxEntry]:
+    """Everything waiting in an inbox folder (hidden files aside), oldest name first.
+
+    A regular file whose name is not safe text is renamed in place to its decoded name, so every later
+    step (archive, messages, the database) handles ordinary text. Links, folders and special files are
+    returned with a refusal and are never followed.
+    """
+    private_folder(folder)
+    entries = []
+    with os.scandir(folder) as found:
+        for entry in sorted(found, key=lambda e: os.fsencode(e.name)):
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            if entry.is_symlink():
+                entries.append(InboxEntry(path, "是符号链接（快捷方式），不予受理：请直接报送文件本身"))
+            elif entry.is_dir(follow_symlinks=False):
+                entries.append(InboxEntry(path, "是文件夹，不予受理：请将文件直接放入收件箱，或打包为 ZIP"))
+            elif not entry.is_file(follow_symlinks=False):
+                entries.append(InboxEntry(path, "不是普通文件（设备、管道或套接字），不予受理"))
+            else:
+                entries.append(InboxEntry(_renamed_safely(path)))
+    return entries
+
+
+def _renamed_safely(path: Path) -> Path:
+    name = safe_name(path.name)
+    if name == path.name:
+        return path
+    target = path.with_name(name)
+    if target.exists() or target.is_symlink():
+        digest = hashlib.sha256(os.fsencode(path.name)).hexdigest()[:8]
+        target = path.with_name(f"{target.stem}-{digest}{target.suffix}")
+    path.rename(target)
+    return target
+
+
+def refuse_entry(
+    cfg: CampaignConfig, ob: Obligation, entry: InboxEntry, received_at: dt.datetime
+) -> dict[str, str]:
+    """Record and report an inbox entry that is not a regular file; links and special files leave the
+    inbox (the entry itself, never what it points to), folders stay where they are."""
+    name = safe_name(entry.path.name)
+    stat = entry.path.lstat()
+    identity = hashlib.sha256(f"entry|{name}|{stat.st_ino}|{stat.st_mtime_ns}".encode()).hexdigest()
+    unit = identify_unit(name, list(cfg.units))
+    with session_scope() as session:
+        refuse_file(
+            session,
+            cfg,
+            path=entry.path,
+            sha=identity,
+            ob=ob,
+            unit=unit,
+            reason=entry.refusal or "",
+            received_at=received_at,
+            keep=False,
+        )
+    if not entry.path.is_dir() or entry.path.is_symlink():
+        entry.path.unlink(missing_ok=True)
+    return {"file": f"{ob.key}/{name}", "reason": entry.refusal or "", "kept_at": ""}
+
+
+def refuse_after_error(
+    cfg: CampaignConfig, ob: Obligation, path: Path, received_at: dt.datetime, exc: BaseException
+) -> dict[str, str]:
+    """A file whose intake failed in an unexpected way: set aside and its sender told, like any refusal,
+    so one odd file never stops the run."""
+    log.exception("收件处理出错：%s", path.name)
+    reason = f"文件无法处理（{type(exc).__name__}），已留存待省就业服务局核查；请核对文件后重新报送"
+    unit = identify_unit(path.name, list(cfg.units))
+    try:
+        sha = sha256_of(path)
+        with session_scope() as session:
+            kept = refuse_file(
+                session, cfg, path=path, sha=sha, ob=ob, unit=unit, reason=reason, received_at=received_at
+            )
+    except Exception:  # the file itself may be what fails: keep it in the inbox for a person
+        log.exception("无法留存出错的文件：%s", path.name)
+        return {"file": f"{ob.key}/{path.name}", "reason": reason, "kept_at": str(path)}
+    path.unlink(missing_ok=True)
+    return {"file": f"{ob.key}/{path.name}", "reason": reason, "kept_at": kept}
+
+
+def submitted_file(value: str | Path) -> Path:
+    """A file an operator names in a form or on the command line: only a regular file inside the inbox
+    or upload folders, reached without links. Anything else is refused before it is read."""
+    settings = get_settings()
+    given = Path(value)
+    if not given.is_absolute():
+        raise SubmissionError(str(value), "请填写文件在服务器上的完整路径（收件箱或上传目录内）")
+    real = Path(os.path.realpath(given))
+    allowed = [Path(os.path.realpath(folder)) for folder in (settings.inbox, settings.uploads)]
+    if real != Path(os.path.abspath(given)):
+        raise SubmissionError(given.name, "路径含符号链接，不予受理")
+    if not any(real.is_relative_to(folder) for folder in allowed):
+        places = "、".join(str(folder) for folder in allowed)
+        raise SubmissionError(given.name, f"只受理收件箱或上传目录内的文件（{places}）")
+    if not real.is_file():
+        raise SubmissionError(given.name, "文件不存在或不是普通文件")
+    return real
 
 
 def sha256_of(path: Path) -> str:
@@ -165,9 +307,11 @@ def refuse_file(
     unit: Unit | None,
     reason: str,
     received_at: dt.datetime,
+    keep: bool = True,
 ) -> str:
-    """Keep the refused file aside, record why, and tell its sender (or the province, if unknown)."""
-    kept = archive(path, sha, "rejected")
+    """Keep the refused file aside (unless `keep` is off: a link or special file is never copied), record
+    why, and tell its sender (or the province, if unknown)."""
+    kept = str(archive(path, sha, "rejected")) if keep else ""
     added = insert_ignoring_duplicates(
         session,
         IntakeRejection,
@@ -178,7 +322,7 @@ def refuse_file(
                 "unit_key": unit.key if unit else None,
                 "obligation_key": ob.key,
                 "reason": reason,
-                "kept_at": str(kept),
+                "kept_at": kept,
                 "received_at": received_at,
             }
         ],
@@ -209,79 +353,88 @@ def refuse_file(
                 )
             ],
         )
-    return str(kept)
+    return kept
 
 
 @task(name="take-in-inbox", description="收件箱收件", cache_policy=NO_CACHE)
 def take_in_inbox(cfg: CampaignConfig, obligation_keys: list[str], today: dt.date) -> IntakeSummary:
-    """Read every file waiting in the inbox folders of these obligations."""
+    """Read every file waiting in the inbox folders of these obligations, each on its own: whatever one
+    file is or does, it ends accepted or refused with its reason, and the others go on."""
     settings = get_settings()
     summary = IntakeSummary()
     received_at = moment(today, cfg.campaign)
-    units = list(cfg.units)
     for key in obligation_keys:
         ob = cfg.campaign.obligation(key)
-        folder = settings.inbox / key
-        folder.mkdir(parents=True, exist_ok=True)
-        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-        accepted: list[tuple[Path, Accepted]] = []
-        with session_scope() as session:
-            for path in files:
-                sha = sha256_of(path)
-                verdict = screen(
-                    file_name=path.name,
-                    size=path.stat().st_size,
-                    campaign=cfg.campaign,
-                    ob=ob,
-                    units=units,
-                    day=today,
-                )
-                if not verdict.accepted:
-                    assert verdict.reason is not None
-                    kept = refuse_file(
-                        session,
-                        cfg,
-                        path=path,
-                        sha=sha,
-                        ob=ob,
-                        unit=verdict.unit,
-                        reason=verdict.reason,
-                        received_at=received_at,
-                    )
-                    summary.rejected.append(
-                        {"file": f"{key}/{path.name}", "reason": verdict.reason, "kept_at": kept}
-                    )
-                    continue
-                assert verdict.unit is not None and verdict.period is not None
-                archived = archive(path, sha, str(cfg.campaign.year), key, verdict.unit.key)
-                accepted.append(
-                    (
-                        path,
-                        Accepted(
-                            ob,
-                            verdict.unit,
-                            verdict.period,
-                            f"sha256:{sha}",
-                            "inbox",
-                            verdict.unit.name,
-                            received_at,
-                            path.name,
-                            str(archived),
-                        ),
-                    )
-                )
-            duplicates = store_submissions(session, cfg, [a for _, a in accepted])
-        for path, a in accepted:
-            if a.dedupe_key in duplicates:
-                summary.duplicates.append(f"{key}/{path.name}")
+        for entry in scan_inbox(settings.inbox / key):
+            if entry.refusal is not None:
+                summary.rejected.append(refuse_entry(cfg, ob, entry, received_at))
+                continue
+            try:
+                _take_in_document(cfg, ob, entry.path, today, received_at, summary)
+            except Exception as exc:
+                summary.rejected.append(refuse_after_error(cfg, ob, entry.path, received_at, exc))
+    return summary
+
+
+def _take_in_document(
+    cfg: CampaignConfig,
+    ob: Obligation,
+    path: Path,
+    today: dt.date,
+    received_at: dt.datetime,
+    summary: IntakeSummary,
+) -> None:
+    """One file, one transaction; the inbox copy goes only after the commit."""
+    verdict = screen(
+        file_name=path.name,
+        size=path.stat().st_size,
+        campaign=cfg.campaign,
+        ob=ob,
+        units=list(cfg.units),
+        day=today,
+    )
+    sha = sha256_of(path)
+    with session_scope() as session:
+        if not verdict.accepted:
+            assert verdict.reason is not None
+            kept = refuse_file(
+                session,
+                cfg,
+                path=path,
+                sha=sha,
+                ob=ob,
+                unit=verdict.unit,
+                reason=verdict.reason,
+                received_at=received_at,
+            )
+            summary.rejected.append(
+                {"file": f"{ob.key}/{path.name}", "reason": verdict.reason, "kept_at": kept}
+            )
+        else:
+            assert verdict.unit is not None and verdict.period is not None
+            archived = archive(path, sha, str(cfg.campaign.year), ob.key, verdict.unit.key)
+            item = Accepted(
+                ob,
+                verdict.unit,
+                verdict.period,
+                f"sha256:{sha}",
+                "inbox",
+                verdict.unit.name,
+                received_at,
+                path.name,
+                str(archived),
+            )
+            if store_submissions(session, cfg, [item]):
+                summary.duplicates.append(f"{ob.key}/{path.name}")
             else:
                 summary.accepted.append(
-                    {"file": f"{key}/{path.name}", "unit": a.unit.name, "period": a.period.label}
+                    {
+                        "file": f"{ob.key}/{path.name}",
+                        "unit": verdict.unit.name,
+                        "period": verdict.period.label,
+                    }
                 )
-        # Only after the commit: the inbox copy goes (the archive and the database both hold it now).
-        for path in files:
-            path.unlink(missing_ok=True)
-    return summary
+    path.unlink(missing_ok=True)  # the archive and the database both hold it now
 
 
 def record_operator_submission(
@@ -300,8 +453,8 @@ def record_operator_submission(
         unit = cfg.unit(unit_key)
     except KeyError:
         raise SubmissionError(unit_key, f"未知单位 {unit_key}") from None
-    if file_path is not None and not file_path.is_file():
-        raise SubmissionError(str(file_path), "文件不存在")
+    if file_path is not None:
+        file_path = submitted_file(file_path)
     verdict = screen(
         file_name=file_path.name if file_path else "登记.pdf",  # no file: only the sender is checked
         size=file_path.stat().st_size if file_path else 1,

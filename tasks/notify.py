@@ -6,6 +6,7 @@ This is the only place that writes outbox rows. Delivery (tasks/delivery.py) hap
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -37,12 +38,19 @@ def channels_by_unit(session: Session, unit_keys: Iterable[str]) -> dict[str, li
     return {k: found.get(k) or [MAILBOX] for k in keys}
 
 
+def dedupe_key(text: str) -> str:
+    """The outbox's unique key: as written while it fits the column, else its hash (a long file name)."""
+    if len(text) <= 255:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def enqueue(session: Session, decisions: list[Decision]) -> int:
     """One outbox row per decision and channel; duplicates of earlier decisions are skipped."""
     channels = channels_by_unit(session, {d.unit_key for d in decisions})
     rows = [
         {
-            "dedupe_key": f"{d.dedupe_base}:{kind}:{address}",
+            "dedupe_key": dedupe_key(f"{d.dedupe_base}:{kind}:{address}"),
             "unit_key": d.unit_key,
             "obligation_id": d.obligation_id,
             "kind": d.kind.value,

@@ -37,13 +37,13 @@ from config.settings import get_settings
 from models.clock import local_date
 from models.db import session_scope, upsert
 from models.errors import SubmissionError
-from models.messages import render
+from models.messages import clip, render
 from models.planning import Decision
 from models.sheets import CheckContext, Sheet, check_sheet
 from models.submissions import identify_unit
 from models.tables import IntakeFile, MessageKind
 from models.workbook import ROW, read_table
-from tasks.intake import archive, refuse_file, sha256_of
+from tasks.intake import archive, refuse_after_error, refuse_entry, refuse_file, scan_inbox, sha256_of
 from tasks.notify import enqueue
 from tasks.workbooks import write_error_workbook
 
@@ -112,10 +112,11 @@ def brief(summary: dict[str, Any], items: int = MESSAGE_ITEMS) -> dict[str, Any]
     return short
 
 
-def _issue_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def _issue_records(frame: pd.DataFrame, echo_chars: int) -> list[dict[str, Any]]:
+    """Errors or warnings as the sender reads them; a value is quoted back cut to `echo_chars`."""
     ordered = frame.sort_values(ROW, kind="stable")
     return [
-        {"row": int(r[ROW]), "column": r["列"], "value": str(r["值"]), "reason": r["原因"]}
+        {"row": int(r[ROW]), "column": r["列"], "value": clip(str(r["值"]), echo_chars), "reason": r["原因"]}
         for r in ordered.to_dict("records")
     ]
 
@@ -182,14 +183,36 @@ def take_in_sheet(
     chunk_rows: int = 10_000,
 ) -> dict[str, Any]:
     """Take one workbook in; returns the summary its sender is told (also the CLI's JSON)."""
+    ob = cfg.campaign.obligation(intake.obligation_key)
+    summary = empty_summary(path) | {k: 0 for k, _ in intake.count_labels}
+    sender = sender or identify_unit(path.name, list(cfg.units))
+    summary["unit"] = sender.key if sender else None
+    try:
+        return _take_in_sheet(cfg, intake, path, received_at, sender, summary, chunk_rows)
+    except Exception as exc:  # whatever one file does, it ends refused with its reason
+        refused = refuse_after_error(cfg, ob, path, received_at, exc)
+        return empty_summary(path) | {
+            "unit": summary["unit"],
+            "refused": refused["reason"],
+            "kept_at": refused["kept_at"],
+        }
+
+
+def _take_in_sheet(
+    cfg: CampaignConfig,
+    intake: SheetIntake,
+    path: Path,
+    received_at: dt.datetime,
+    sender: Unit | None,
+    summary: dict[str, Any],
+    chunk_rows: int,
+) -> dict[str, Any]:
     sheet = intake.sheet
     year = cfg.campaign.year
     key = intake.kind
     ob = cfg.campaign.obligation(intake.obligation_key)
-    summary = empty_summary(path) | {k: 0 for k, _ in intake.count_labels}
+    limits = cfg.campaign.intake_limits
     sha = sha256_of(path)
-    sender = sender or identify_unit(path.name, list(cfg.units))
-    summary["unit"] = sender.key if sender else None
     try:
         with session_scope() as session:
             seen = session.exec(
@@ -211,7 +234,7 @@ def take_in_sheet(
                     path.name,
                     f"无法从文件名识别报送单位：文件名须以单位名称或行政区划代码开头，如“{sheet.example_file}”",
                 )
-            table, chunks = read_table(path, sheet.expected_headers, chunk_rows=chunk_rows)
+            table, chunks = read_table(path, sheet.expected_headers, limits=limits, chunk_rows=chunk_rows)
             missing = sheet.missing_required(table.columns)
             if missing:
                 raise SubmissionError(
@@ -255,8 +278,8 @@ def take_in_sheet(
             if summary["rows_read"] == 0:
                 raise SubmissionError(path.name, "表中没有数据行（表头以下为空）")
             all_errors = pd.concat(errors, ignore_index=True)
-            summary["errors"] = _issue_records(all_errors)
-            summary["warnings"] = _issue_records(pd.concat(warnings, ignore_index=True))
+            summary["errors"] = _issue_records(all_errors, limits.echo_chars)
+            summary["warnings"] = _issue_records(pd.concat(warnings, ignore_index=True), limits.echo_chars)
             if bad_rows:
                 target = (
                     get_settings().reports
@@ -265,7 +288,9 @@ def take_in_sheet(
                     / sender.key
                     / f"{sha[:12]}-{path.stem}-错误清单.xlsx"
                 )
-                write_error_workbook(target, sheet, pd.concat(bad_rows, ignore_index=True), all_errors)
+                write_error_workbook(
+                    target, sheet, pd.concat(bad_rows, ignore_index=True), all_errors, limits.echo_chars
+                )
                 summary["error_workbook"] = str(target)
                 record.error_workbook = str(target)
             counted = {k: summary[k] for k in ("rows_read", *(k for k, _ in intake.count_labels), "rejected")}
@@ -321,11 +346,6 @@ def take_in_sheet(
     return summary
 
 
-def waiting_files(folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-
-
 @task(name="take-in-sheets", description="收取并校验报送的表格", cache_policy=NO_CACHE, retries=1)
 def take_in_folder(
     cfg: CampaignConfig, intake: SheetIntake, received_at: dt.datetime
@@ -335,10 +355,15 @@ def take_in_folder(
     A file leaves the inbox only after its transaction committed (the archive and the database hold
     it then); a retry meets the files already taken in as duplicates, by their hash.
     """
+    ob = cfg.campaign.obligation(intake.obligation_key)
     summaries = []
-    for path in waiting_files(get_settings().inbox / intake.kind):
-        summaries.append(take_in_sheet(cfg, intake, path, received_at))
-        path.unlink(missing_ok=True)
+    for entry in scan_inbox(get_settings().inbox / intake.kind):
+        if entry.refusal is not None:
+            refused = refuse_entry(cfg, ob, entry, received_at)
+            summaries.append(empty_summary(entry.path) | {"refused": refused["reason"], "kept_at": ""})
+            continue
+        summaries.append(take_in_sheet(cfg, intake, entry.path, received_at))
+        entry.path.unlink(missing_ok=True)
     return summaries
 
 

@@ -12,8 +12,10 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
+from models.messages import clip
 from models.sheets import ERROR_COLUMN, FALSE_WORDS, TRUE_WORDS, Sheet
 from models.workbook import ROW
+from tasks.intake import private_folder
 
 BOLD = Font(bold=True)
 REQUIRED = PatternFill("solid", fgColor="FFF2CC")
@@ -21,12 +23,38 @@ ERROR = PatternFill("solid", fgColor="FDE9E7")
 TEMPLATE_ROWS = 2000  # rows the drop-down lists cover
 
 
+# A cell that starts like this is a formula (or, in a CSV, may become one) when a person opens the
+# file: what we write back is always text (OWASP, CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _save(book: Workbook, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Every workbook we write goes through here: no cell is a formula, only the service reads it."""
+    if not book.write_only:  # write-only sheets were made safe cell by cell (`_text`)
+        for sheet in book.worksheets:
+            for row in sheet.iter_rows():
+                for cell in row:
+                    if cell.data_type == "f":
+                        cell.data_type = "s"
+    private_folder(path.parent)
     tmp = path.with_name(path.stem + ".tmp.xlsx")
     book.save(tmp)
+    tmp.chmod(0o600)
     tmp.replace(path)  # a reader never sees half a workbook
     return path
+
+
+def _text(sheet: object, value: object, echo_chars: int | None = None) -> object:
+    """A value for a write-only sheet: text cut to `echo_chars`, never a formula."""
+    if not isinstance(value, str):
+        return value
+    if echo_chars is not None:
+        value = clip(value, echo_chars)
+    if value.startswith(FORMULA_START):
+        cell = WriteOnlyCell(sheet, value=value)  # type: ignore[arg-type]
+        cell.data_type = "s"
+        return cell
+    return value
 
 
 def write_template(
@@ -107,10 +135,13 @@ def write_template(
     return _save(book, path)
 
 
-def write_error_workbook(path: Path, spec: Sheet, bad: pd.DataFrame, errors: pd.DataFrame) -> Path:
+def write_error_workbook(
+    path: Path, spec: Sheet, bad: pd.DataFrame, errors: pd.DataFrame, echo_chars: int = 200
+) -> Path:
     """The bad rows as sent (personal data masked) with an error column, and one line per error.
 
     Written in openpyxl's streaming mode: a file with many bad rows is sent back as fast as it came.
+    What the sender wrote comes back as text cut to `echo_chars`, never as a live formula.
     """
     book = Workbook(write_only=True)
     sheet = book.create_sheet("有误的行")
@@ -127,7 +158,13 @@ def write_error_workbook(path: Path, spec: Sheet, bad: pd.DataFrame, errors: pd.
         ordered[ERROR_COLUMN].tolist(),
         strict=True,
     ):
-        sheet.append([number, *values, _cell(sheet, explained, fill=ERROR, wrap=True)])
+        sheet.append(
+            [
+                number,
+                *(_text(sheet, v, echo_chars) for v in values),
+                _cell(sheet, explained, fill=ERROR, wrap=True),
+            ]
+        )
     detail = book.create_sheet("错误明细")
     detail.column_dimensions["D"].width = 60
     detail.append([_cell(detail, h, font=BOLD) for h in ("行号", "列", "值", "原因")])
@@ -139,7 +176,7 @@ def write_error_workbook(path: Path, spec: Sheet, bad: pd.DataFrame, errors: pd.
         lines["原因"].tolist(),
         strict=True,
     ):
-        detail.append(list(row))
+        detail.append([_text(detail, v, echo_chars) for v in row])
     return _save(book, path)
 
 
