@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -65,9 +66,43 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
+MIGRATION_LOCK = 4_172_022  # PostgreSQL advisory lock key: any number, the same in every process
+
+
 def migrate(url: str | None = None) -> None:
-    """Bring the schema to the newest migration (creates it on an empty database)."""
-    command.upgrade(alembic_config(url), "head")
+    """Bring the schema to the newest migration (creates it on an empty database).
+
+    Under a lock, so two first runs at once (the schedule and an operator, two workers) both succeed:
+    the second waits, then finds nothing left to do. PostgreSQL: an advisory lock held on the migrating
+    connection. SQLite: an exclusive lock on a file beside the database.
+    """
+    url = url or get_settings().db_url
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if not path or path == ":memory:":
+            command.upgrade(alembic_config(url), "head")
+            return
+        lock_path = Path(path).with_name(Path(path).name + ".migrate-lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                command.upgrade(alembic_config(url), "head")
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        for file in Path(path).parent.glob(Path(path).name + "*"):
+            file.chmod(0o600)  # the database holds full ID numbers: only the service reads it
+        return
+    with engine_for(url).connect() as connection:
+        connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        connection.commit()
+        try:
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+        finally:
+            connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+            connection.commit()
 
 
 def insert_new(
