@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         return self.inbox_dir or self.home / "inbox"
 
     @property
+    def prefect_auth_file(self) -> Path:
+        """`user:password` for the served Prefect API and UI, created by `campaign serve` if missing."""
+        return self.home / "prefect-auth"
+
+    @property
     def uploads(self) -> Path:
         """Where operators put files they name in a form (besides the inbox)."""
         return self.home / "uploads"

@@ -42,6 +42,7 @@ FLOWS = (
     "annual_assessment",
     "deliver_notifications",
 )
+RUNS_FLOWS = ("run", "record", "intake", "assign", "deliver")  # these need a Prefect API to run flows
 SHEETS = ("pool", "visits", "postings", "trainings", "funds", "scores", "publicity", "income")
 
 
@@ -351,7 +352,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=4200)
     p.set_defaults(fn=cmd_serve)
     args = parser.parse_args(argv)
+    # Archives, reports and the SQLite file hold personal data: only the service's account reads them.
+    os.umask(0o077)
     try:
+        if args.command in RUNS_FLOWS:
+            from flows.serve import run_server
+
+            with run_server():
+                return args.fn(args)
         return args.fn(args)
     except CampaignError as exc:
         print(str(exc), file=sys.stderr)

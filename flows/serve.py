@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
+import secrets
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,10 +18,12 @@ from collections.abc import Iterator
 import httpx
 
 from config import load_config
+from config.settings import get_settings
 from models.clock import local_today
 from models.db import migrate
 
 log = logging.getLogger("campaign.serve")
+ONE_AT_A_TIME = 1  # a deployment's runs never overlap (correctness does not depend on it: claims do)
 
 
 def _healthy(url: str) -> bool:
@@ -26,22 +33,30 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def _die_with_parent() -> None:
+    """In the server's process, before it runs: the kernel ends it when the process that started it
+    dies, however it dies (kill -9 included), so no server is ever left behind."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1
+
+
 @contextlib.contextmanager
-def local_prefect_server(port: int = 4200) -> Iterator[str]:
-    """Start `prefect server start` (SQLite, in PREFECT_HOME) unless PREFECT_API_URL points elsewhere."""
-    configured = os.environ.get("PREFECT_API_URL")
-    if configured:
-        yield configured
-        return
+def prefect_server(port: int, *, ui: bool = True, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run `prefect server start` (SQLite in PREFECT_HOME) for the life of this block and of this process."""
     url = f"http://127.0.0.1:{port}/api"
-    if _healthy(url):
-        log.info("using the Prefect server already running at %s", url)
-        yield url
-        return
-    env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_API_URL=url)
+    server_env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_API_URL=url, **(env or {}))
+    if not ui:
+        server_env["PREFECT_UI_ENABLED"] = "false"
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
+        env=server_env,
+        preexec_fn=_die_with_parent,
+        stdout=None if ui else subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 120
@@ -50,7 +65,7 @@ def local_prefect_server(port: int = 4200) -> Iterator[str]:
                 raise RuntimeError(f"prefect server exited with code {proc.returncode}")
             if _healthy(url):
                 break
-            time.sleep(0.5)
+            time.sleep(0.2)
         else:
             raise RuntimeError("prefect server did not become healthy within 120 s")
         yield url
@@ -60,6 +75,52 @@ def local_prefect_server(port: int = 4200) -> Iterator[str]:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextlib.contextmanager
+def local_prefect_server(port: int = 4200, env: dict[str, str] | None = None) -> Iterator[str]:
+    """The Prefect server for `campaign serve`: PREFECT_API_URL if set, one already running on the port,
+    or a new one (with `env`, e.g. its API auth)."""
+    configured = os.environ.get("PREFECT_API_URL")
+    if configured:
+        yield configured
+        return
+    url = f"http://127.0.0.1:{port}/api"
+    if _healthy(url):
+        log.info("using the Prefect server already running at %s", url)
+        yield url
+        return
+    with prefect_server(port, env=env) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def run_server() -> Iterator[None]:
+    """For a command that runs flows (campaign run, deliver, intake …): PREFECT_API_URL if set, else a
+    temporary server of its own (no UI) that ends with the command, even if the command is killed.
+
+    Prefect's own temporary server would outlive a killed command (it is an ordinary child process).
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with prefect_server(port, ui=False) as url, temporary_settings(updates={PREFECT_API_URL: url}):
+        os.environ["PREFECT_API_URL"] = url
+        try:
+            yield
+        finally:
+            # Send the run's last logs and events while the server is still there to take them.
+            from prefect.events.worker import EventsWorker
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.drain_all(timeout=10)
+            EventsWorker.drain_all(timeout=10)
+            del os.environ["PREFECT_API_URL"]
 
 
 def deployments() -> list[object]:
@@ -98,6 +159,7 @@ def deployments() -> list[object]:
                 schedules=[schedule] if schedule else [],
                 description=fl.description,
                 tags=[f"campaign-{cfg.campaign.year}"],
+                concurrency_limit=ONE_AT_A_TIME,
             )
         )
     out.append(
@@ -106,6 +168,7 @@ def deployments() -> list[object]:
             schedules=[working_day_schedule(cfg)],
             description=pool_intake.description,
             tags=[f"campaign-{cfg.campaign.year}"],
+            concurrency_limit=ONE_AT_A_TIME,
         )
     )
     out.append(
@@ -113,6 +176,7 @@ def deployments() -> list[object]:
             name=f"{cfg.campaign.year}",
             schedules=[delivery_schedule(cfg)],
             description=deliver_notifications.description,
+            concurrency_limit=ONE_AT_A_TIME,
         )
     )
     for operator_form in (
@@ -127,9 +191,27 @@ def deployments() -> list[object]:
     return out
 
 
+def api_auth() -> str:
+    """`user:password` guarding the Prefect API and UI of `campaign serve`.
+
+    PREFECT_SERVER_API_AUTH_STRING if the operator set it; otherwise created once, at random, in
+    `<home>/prefect-auth` (readable only by the service's account). Never logged.
+    """
+    given = os.environ.get("PREFECT_SERVER_API_AUTH_STRING")
+    if given:
+        return given
+    path = get_settings().prefect_auth_file
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"operator:{secrets.token_urlsafe(18)}\n")
+    return path.read_text().strip()
+
+
 def serve(port: int = 4200) -> None:
     from prefect import serve as prefect_serve
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     cfg = load_config()
     migrate()
@@ -141,7 +223,22 @@ def serve(port: int = 4200) -> None:
             cfg.campaign.year,
             today.year,
         )
-    with local_prefect_server(port) as url, temporary_settings(updates={PREFECT_API_URL: url}):
-        os.environ["PREFECT_API_URL"] = url  # flow runs start in subprocesses that read the environment
-        print(f"Prefect UI: {url.removesuffix('/api')}  — 打开界面，在 Deployments 中选择流程并点击 Run")
+    auth = api_auth()
+    guarded = {"PREFECT_SERVER_API_AUTH_STRING": auth, "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "true"}
+    with (
+        local_prefect_server(port, env=guarded) as url,
+        temporary_settings(updates={PREFECT_API_URL: url, PREFECT_API_AUTH_STRING: auth}),
+    ):
+        # flow runs start in subprocesses that read the environment
+        os.environ["PREFECT_API_URL"] = url
+        os.environ["PREFECT_API_AUTH_STRING"] = auth
+        where = (
+            "PREFECT_SERVER_API_AUTH_STRING"
+            if os.environ.get("PREFECT_SERVER_API_AUTH_STRING")
+            else get_settings().prefect_auth_file.resolve()
+        )
+        print(
+            f"Prefect UI: {url.removesuffix('/api')}  — 打开界面，在 Deployments 中选择流程并点击 Run\n"
+            f"登录口令（用户名:密码）见 {where}"
+        )
         prefect_serve(*deployments(), pause_on_shutdown=False)  # type: ignore[arg-type]

@@ -47,6 +47,15 @@ def test_calendar_preview_prints_every_step(capsys: pytest.CaptureFixture[str]) 
     assert "2022-10-08 六  第1次逾期督办" in out  # Q3 visits: a make-up Saturday after 国庆
 
 
+def _authenticated(api: str, auth_file: Path) -> httpx.Client:
+    """A client that signs in as the UI does: basic auth, and a CSRF token for its writes."""
+    user, password = auth_file.read_text().strip().split(":", 1)
+    client = httpx.Client(auth=(user, password), timeout=10)
+    token = client.get(f"{api}/csrf-token", params={"client": "test-serve"}).json()["token"]
+    client.headers.update({"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": "test-serve"})
+    return client
+
+
 def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
     port = free_port()
     env = dict(
@@ -69,12 +78,22 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
     try:
         deployments: list[dict[str, object]] = []
         deadline = time.monotonic() + 150
+        auth_file = tmp_path / "var" / "prefect-auth"
         while time.monotonic() < deadline and len(deployments) < 14:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            with contextlib.suppress(httpx.HTTPError):
-                deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()
+            with contextlib.suppress(httpx.HTTPError, OSError):
+                # Without the password the API refuses (a write also wants a CSRF token); with it, as
+                # the UI sends it, it serves.
+                assert httpx.get(f"{api}/admin/version", timeout=5).status_code == 401
+                unsigned = httpx.post(f"{api}/deployments/filter", json={}, timeout=5)
+                assert unsigned.status_code in (401, 403), unsigned.text
+                client = _authenticated(api, auth_file)
+                deployments = client.post(f"{api}/deployments/filter", json={}, timeout=5).json()
             time.sleep(1)
-        flows = {f["id"]: f["name"] for f in httpx.post(f"{api}/flows/filter", json={}).json()}
+        assert oct(auth_file.stat().st_mode & 0o777) == "0o600"
+        user, _ = auth_file.read_text().strip().split(":", 1)
+        assert user == "operator"
+        flows = {f["id"]: f["name"] for f in client.post(f"{api}/flows/filter", json={}).json()}
         by_flow = {flows[d["flow_id"]]: d for d in deployments}  # type: ignore[index]
         assert set(by_flow) == {
             "june_survey",
@@ -102,14 +121,14 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
         assert "南关区（220102）" in str(form)
 
         # An operator presses Run on june_survey with a date in the form.
-        run = httpx.post(
+        run = client.post(
             f"{api}/deployments/{june['id']}/create_flow_run", json={"parameters": {"today": "2022-06-21"}}
         ).json()
         state = None
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and state not in ("COMPLETED", "FAILED", "CRASHED"):
             time.sleep(1)
-            state = httpx.get(f"{api}/flow_runs/{run['id']}").json()["state"]["type"]
+            state = client.get(f"{api}/flow_runs/{run['id']}").json()["state"]["type"]
         assert state == "COMPLETED"
         mailbox = tmp_path / "var" / "mailbox"
         assert len(list(mailbox.glob("*/*.txt"))) == 70  # one kickoff per city and county
@@ -123,13 +142,13 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
         assert "BYDAY=MO,TU,WE,TH,FR" in rule and "20221003T090000" in rule and "20221008T090000" in rule
         write_xlsx(tmp_path / "var" / "inbox" / "pool_intake" / "乾安县-培育库申报表.xlsx", [application(1)])
         pool = by_flow["pool_intake"]
-        run = httpx.post(
+        run = client.post(
             f"{api}/deployments/{pool['id']}/create_flow_run", json={"parameters": {"today": "2022-07-05"}}
         ).json()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and state != "PAUSED":
             time.sleep(1)
-            state = httpx.get(f"{api}/flow_runs/{run['id']}").json()["state"]["type"]
+            state = client.get(f"{api}/flow_runs/{run['id']}").json()["state"]["type"]
         assert state == "PAUSED"
         with sqlite3.connect(tmp_path / "var" / "campaign.db") as db:
             [(rec_id,)] = db.execute("select id from recommendation").fetchall()
@@ -137,18 +156,18 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
             "approver": "王五",
             "decisions": [{"id": rec_id, "route": "", "project": "", "entity": "", "priority": 0}],
         }
-        resumed = httpx.post(f"{api}/flow_runs/{run['id']}/resume", json={"run_input": answer})
+        resumed = client.post(f"{api}/flow_runs/{run['id']}/resume", json={"run_input": answer})
         assert resumed.status_code == 201, resumed.text
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and state not in ("COMPLETED", "FAILED", "CRASHED"):
             time.sleep(1)
-            state = httpx.get(f"{api}/flow_runs/{run['id']}").json()["state"]["type"]
+            state = client.get(f"{api}/flow_runs/{run['id']}").json()["state"]["type"]
         assert state == "COMPLETED"
         with sqlite3.connect(tmp_path / "var" / "campaign.db") as db:
             assert db.execute("select status, decided_by from recommendation").fetchall() == [
                 ("approved", "王五")
             ]
-        artifacts = httpx.post(f"{api}/artifacts/filter", json={}).json()
+        artifacts = client.post(f"{api}/artifacts/filter", json={}).json()
         assert {"pool-county", "pool-city", "pool-province", "pool-summary"} <= {a["key"] for a in artifacts}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
