@@ -201,7 +201,7 @@ def deliver_kind(kind: str, campaign: Campaign, *, now: dt.datetime | None = Non
     clock = (lambda: now) if now is not None else _now
     log = _logger()
     deliverer = uuid.uuid4().hex
-    lease = dt.timedelta(seconds=policy.lease_seconds)
+    lease = policy.lease(kind)
     deadline = time.monotonic() + channel.budget_seconds
     counts: dict[str, int] = defaultdict(int)
     in_a_row: dict[str, int] = defaultdict(int)
