@@ -159,7 +159,10 @@ def read_table(
     else:
         _check_zipped_sheets(path, limits)
         table, chunks = _read_workbook(path, expected, chunk_rows)
-    return table, _cells_within(chunks, path.name, limits.max_cell_chars)
+    labels: dict[str, str] = {}
+    for folded, canonical in expected.items():  # the header as the template writes it (folded)
+        labels.setdefault(canonical, folded)
+    return table, _cells_within(chunks, path.name, limits.max_cell_chars, labels)
 
 
 # ---------------------------------------------------------------- limits, before the expensive step
@@ -243,6 +246,9 @@ def _check_sheet_extent(
             tail = data[-64:]  # a reference cut in two by the chunk boundary is seen whole next time
 
 
+CSV_FIELD_LIMIT = csv.field_size_limit()
+
+
 def _check_csv(path: Path, limits: IntakeLimits) -> None:
     """The header area's lines, parsed as CSV, must fit the column limit; the reader takes the rest."""
     with path.open("rb") as fh:
@@ -250,7 +256,12 @@ def _check_csv(path: Path, limits: IntakeLimits) -> None:
     lines = head.split(b"\n", HEADER_SEARCH_ROWS)
     if len(lines) == 1 and len(head) == MB:
         raise SubmissionError(path.name, "CSV 首行超过 1 MB，不是有效的表格")
-    text = b"\n".join(lines[:HEADER_SEARCH_ROWS]).decode(sniff_encoding(path), errors="replace")
+    header_area = []
+    for line in lines[:HEADER_SEARCH_ROWS]:
+        if len(line) > CSV_FIELD_LIMIT:  # a long cell: the cell-length check reports it with its row
+            break
+        header_area.append(line)
+    text = b"\n".join(header_area).decode(sniff_encoding(path), errors="replace")
     for number, fields in enumerate(csv.reader(io.StringIO(text)), start=1):
         if len(fields) > limits.max_columns:
             raise SubmissionError(
@@ -258,7 +269,9 @@ def _check_csv(path: Path, limits: IntakeLimits) -> None:
             )
 
 
-def _cells_within(chunks: Iterator[pd.DataFrame], name: str, max_chars: int) -> Iterator[pd.DataFrame]:
+def _cells_within(
+    chunks: Iterator[pd.DataFrame], name: str, max_chars: int, labels: dict[str, str]
+) -> Iterator[pd.DataFrame]:
     """Refuse the file at the first cell longer than `max_chars` (one vectorised length per column)."""
     for frame in chunks:
         for column in frame.columns:
@@ -269,7 +282,7 @@ def _cells_within(chunks: Iterator[pd.DataFrame], name: str, max_chars: int) -> 
                 at = lengths.idxmax()
                 raise SubmissionError(
                     name,
-                    f"第 {frame.at[at, ROW]} 行【{column}】内容长达 {int(lengths[at])} 字，"
+                    f"第 {frame.at[at, ROW]} 行【{labels.get(column, column)}】内容长达 {int(lengths[at])} 字，"
                     f"超过上限 {max_chars} 字；整个文件未受理",
                 )
         yield frame

@@ -243,6 +243,7 @@ def test_a_robot_that_never_answers_is_cut_off_and_email_goes_on(
         retry_delays_seconds=[],
         channels={"dingtalk": {"timeout_seconds": 0.5, "budget_seconds": 60, "breaker_failures": 3}},
     )
+
     def hang(request: Request) -> Response:
         time.sleep(1.5)  # longer than the robot's timeout: every request times out
         return Response("{}", content_type="application/json")
@@ -353,3 +354,287 @@ def test_dead_only_past_attempts_and_age_listed_digested_and_sent_again(
     assert counts["revived"] == 3 and counts["delivery"]["sent"] == 3
     assert len(handler.message_ids) == 3
     assert {r.status for r in outbox() if r.channel_kind == "email"} == {"sent"}
+
+
+# ------------------------------------------------------------------ hostile files
+def _sparse_xlsx(path: Path, *, declared: str | None, far_cell: str | None) -> Path:
+    """A tiny workbook whose sheet claims (or really has) a huge extent: what crashed the reader."""
+    import zipfile
+
+    from tests.pool_data import write_xlsx
+
+    plain = write_xlsx(path.with_suffix(".plain.xlsx"), [])
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                text = data.decode()
+                if declared:
+                    text = text.replace("<sheetData>", f'<dimension ref="{declared}"/><sheetData>', 1)
+                if far_cell:
+                    row = far_cell.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+                    text = text.replace(
+                        "</sheetData>",
+                        f'<row r="{row}"><c r="{far_cell}" t="inlineStr"><is><t>x</t></is></c></row></sheetData>',
+                    )
+                data = text.encode()
+            dst.writestr(item, data)
+    plain.unlink()
+    return path
+
+
+def _zip_bomb(path: Path, unzipped_mb: int) -> Path:
+    """A small XLSX whose worksheet inflates to `unzipped_mb` MB of blank rows."""
+    import zipfile
+
+    from tests.pool_data import write_xlsx
+
+    plain = write_xlsx(path.with_suffix(".plain.xlsx"), [])
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            if item.filename == "xl/worksheets/sheet1.xml":
+                with dst.open(item.filename, "w", force_zip64=True) as out:
+                    block = b" " * (1 << 20)
+                    for _ in range(unzipped_mb):
+                        out.write(block)
+            else:
+                dst.writestr(item, src.read(item))
+    plain.unlink()
+    return path
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_hostile_files_each_refused_with_a_reason_good_ones_beside_them_taken_in(
+    env: dict[str, object], tmp_path: Path
+) -> None:
+    """The whole intake as a bureau and an operator meet it: files in the inbox, `campaign run`."""
+    import resource
+    import sqlite3
+
+    from tests.pool_data import application, write_csv, write_xlsx
+
+    home = Path(str(env["home"]))
+    inbox = home / "inbox" / "pool_intake"
+    inbox.mkdir(parents=True)
+    write_xlsx(inbox / "乾安县-培育库申报表.xlsx", [application(1)])
+    gbk_name = os.fsdecode("乾安县-第二批申报表.xlsx".encode("gb18030"))  # as unzip leaves a Windows name
+    write_xlsx(inbox / gbk_name, [application(2)])
+    write_xlsx(inbox / "乾安县\n第三批申报表.xlsx", [application(3)])  # a line break in the name
+    _sparse_xlsx(inbox / "长岭县-声明范围.xlsx", declared="A1:XFD1048576", far_cell=None)
+    _sparse_xlsx(inbox / "长岭县-实际范围.xlsx", declared=None, far_cell="XFD1048576")
+    _zip_bomb(inbox / "扶余市-压缩炸弹.xlsx", unzipped_mb=400)
+    (inbox / "宁江区-百万列.csv").write_text(",".join(["列"] * 1_000_000) + "\n", encoding="utf-8")
+    write_csv(inbox / "长岭县-超长单元格.csv", [application(4, 项目名称="长" * 50_000_000)], encoding="utf-8")
+    (inbox / "南关区-培育库申报表.xlsx").symlink_to("/etc/passwd")
+    os.mkfifo(inbox / "宽城区-管道.xlsx")
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", "pool_intake", "--today", "2022-07-05"],
+        cwd=REPO,
+        env=dict(os.environ, PREFECT_LOGGING_LEVEL="WARNING"),
+        capture_output=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    peak_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    assert peak_mb < 1024, f"peak RSS {peak_mb:.0f} MB"
+
+    result = json.loads(done.stdout.decode()[done.stdout.decode().index("{") :])
+    by_file = {f["file"]: f for f in result["files"]}
+    accepted = {"乾安县-培育库申报表.xlsx", "乾安县-第二批申报表.xlsx", "乾安县 第三批申报表.xlsx"}
+    for name in accepted:
+        assert by_file[name].get("refused") is None and by_file[name]["admitted"] == 1, by_file[name]
+    refused = {
+        "长岭县-声明范围.xlsx": "工作表范围过大（声明范围 1048576 行 × 16384 列",
+        "长岭县-实际范围.xlsx": "工作表范围过大（实际范围 1048576 行 × 16384 列",
+        "扶余市-压缩炸弹.xlsx": "表格解压后过大（400 MB，上限 300 MB）",
+        "宁江区-百万列.csv": "CSV 首行超过 1 MB",
+        "长岭县-超长单元格.csv": "第 2 行【项目名称】内容长达 50000000 字，超过上限 10000 字",
+        "南关区-培育库申报表.xlsx": "是符号链接",
+        "宽城区-管道.xlsx": "不是普通文件",
+    }
+    for name, reason in refused.items():
+        assert reason in (by_file[name].get("refused") or ""), by_file[name]
+
+    database = Path(str(env["db_url"]).removeprefix("sqlite:///"))
+    with sqlite3.connect(database) as db:
+        names = {n for (n,) in db.execute("select project_name from pool_application")}
+        rejected = dict(db.execute("select file_name, reason from intake_rejection").fetchall())
+        bodies = [b for (b,) in db.execute("select body from outbox where kind = 'rejection'")]
+    assert names == {"肉牛养殖项目1", "肉牛养殖项目2", "肉牛养殖项目3"}
+    assert set(rejected) == set(refused)
+    assert all(len(b) < 2000 for b in bodies)  # a 50 MB cell is never echoed into a message
+    # Never followed, never copied: nothing of /etc/passwd anywhere we keep files.
+    kept = [p for p in home.rglob("*") if p.is_file() and not p.is_symlink()]
+    assert not [p for p in kept if b"root:x:0:0" in p.read_bytes()[: 1 << 16]]
+    assert sorted(p.name for p in inbox.iterdir()) == []  # everything answered, nothing stuck
+    # Private: archived originals and the database are the service's alone.
+    archived = [p for p in (home / "archive").rglob("*") if p.is_file()]
+    assert archived and {oct(p.stat().st_mode & 0o777) for p in archived} == {"0o600"}
+    folders = [p for p in (home / "archive").rglob("*") if p.is_dir()]
+    assert {oct(p.stat().st_mode & 0o777) for p in folders} == {"0o700"}
+    assert oct(database.stat().st_mode & 0o777) == "0o600"
+
+
+# ------------------------------------------------------------------ what we send back
+def _formulas(path: Path) -> list[str]:
+    """Every formula in a workbook, as a person's Excel would see it: openpyxl's view and the raw XML."""
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    found = [
+        f"{sheet.title}!{cell.coordinate}"
+        for sheet in load_workbook(path).worksheets
+        for row in sheet.iter_rows()
+        for cell in row
+        if cell.data_type == "f"
+    ]
+    with zipfile.ZipFile(path) as book:
+        found += [n for n in book.namelist() if n.startswith("xl/worksheets/") and b"<f>" in book.read(n)]
+    return found
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_nothing_we_write_back_is_a_formula(env: dict[str, object], tmp_path: Path) -> None:
+    import pandas as pd
+
+    from config import load_config
+    from models.applications import APPLICATION_SHEET
+    from models.clock import moment
+    from models.db import session_scope
+    from tasks.pool import take_in_workbook
+    from tasks.sync import sync_hierarchy
+    from tasks.workbooks import write_report, write_template
+    from tests.pool_data import application, write_csv
+
+    hostile = [
+        '=HYPERLINK("http://evil.example/","click")',
+        "=cmd|' /C calc'!A0",
+        "+1+cmd|' /C calc'!A0",
+        "@SUM(1+1)",
+    ]
+    rows = [
+        application(n, 项目名称=value, 联系电话="12345")  # a bad phone: the row comes back to the sender
+        for n, value in enumerate(hostile, start=1)
+    ]
+    rows.append(application(9, 成立日期="9" * 300))  # a long bad value: echoed cut
+    # A CSV holds these as the text a bureau typed (an XLSX would hold them as formulas, read as values).
+    path = write_csv(tmp_path / "乾安县-申报表.csv", rows, encoding="utf-8")
+    cfg = load_config()
+    with session_scope() as session:
+        sync_hierarchy(session, cfg)
+    summary = take_in_workbook(cfg, path, moment(dt.date(2022, 7, 5), cfg.campaign))
+    assert summary["rejected"] == 5 and summary["error_workbook"]
+    error_book = Path(summary["error_workbook"])
+    assert _formulas(error_book) == []
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(error_book)["有误的行"]
+    sent_back = {cell.value for row in sheet.iter_rows(min_row=2) for cell in row}
+    assert set(hostile) <= sent_back  # as text, exactly as sent
+    long_echo = next(e["value"] for e in summary["errors"] if e["column"] == "成立日期")
+    assert long_echo == "9" * 200 + "…（共 300 字，已截断）"
+    assert oct(error_book.stat().st_mode & 0o777) == "0o600"
+
+    report = write_report(
+        tmp_path / "report.xlsx",
+        "考核",
+        [("汇总", pd.DataFrame({"单位": ["=1+1", "长春市"], "得分": [1.0, 2.0]}))],
+    )
+    assert _formulas(report) == []
+    template = write_template(tmp_path / "template.xlsx", APPLICATION_SHEET, 2022)
+    assert _formulas(template) == []
+
+
+# ------------------------------------------------------------------ only the service reads what it keeps
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_file_parameters_outside_the_inbox_are_refused_and_nothing_archived(
+    env: dict[str, object], tmp_path: Path, prefect_harness: None
+) -> None:
+    from flows.operations import SubmissionRecord, record_submission
+    from flows.pool import pool_intake
+    from models.errors import SubmissionError
+    from tests.pool_data import application, write_xlsx
+
+    home = Path(str(env["home"]))
+    outside = write_xlsx(tmp_path / "乾安县-培育库申报表.xlsx", [application(1)])
+    uploads = home / "uploads"
+    uploads.mkdir(parents=True)
+    (uploads / "链接.xlsx").symlink_to(outside)
+    counts = pool_intake(
+        today=dt.date(2022, 7, 5),
+        files=["/etc/passwd", str(outside), str(uploads / "链接.xlsx"), "uploads/相对路径.xlsx"],
+        approve=False,
+    )
+    reasons = [f["refused"] for f in counts["files"]]
+    assert reasons == [
+        "只受理收件箱或上传目录内的文件（{}、{}）".format(home / "inbox", home / "uploads"),
+        "只受理收件箱或上传目录内的文件（{}、{}）".format(home / "inbox", home / "uploads"),
+        "路径含符号链接，不予受理",
+        "请填写文件在服务器上的完整路径（收件箱或上传目录内）",
+    ]
+    assert not (home / "archive").exists() or not any((home / "archive").rglob("*.*"))
+
+    record = SubmissionRecord.for_keys(
+        "june_survey", "220102", submitted_by="王五", file_path="/etc/passwd"
+    )
+    with pytest.raises(SubmissionError, match="只受理收件箱或上传目录内的文件"):
+        record_submission(record)
+    assert not (home / "archive").exists() or not any((home / "archive").rglob("*.*"))
+
+    inside = write_xlsx(uploads / "乾安县-培育库申报表.xlsx", [application(2)])
+    counts = pool_intake(today=dt.date(2022, 7, 5), files=[str(inside)], approve=False)
+    assert counts["files"][0]["admitted"] == 1 and inside.exists()  # named files stay where they are
+
+
+def test_a_killed_cli_run_leaves_no_prefect_server_behind(tmp_path: Path) -> None:
+    env = dict(
+        os.environ,
+        CAMPAIGN_HOME=str(tmp_path / "var"),
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        PREFECT_LOGGING_LEVEL="WARNING",
+    )
+    env.pop("PREFECT_API_URL", None)
+    env.pop("CAMPAIGN_DATABASE_URL", None)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "run", "june_survey", "--today", "2022-06-21"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def children(pid: int) -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == pid:
+                    found.append(int(entry.name))
+        return found
+
+    deadline = time.monotonic() + 60
+    servers: list[int] = []
+    while not servers and time.monotonic() < deadline:
+        servers = children(cli.pid)
+        time.sleep(0.2)
+    assert servers, "the run never started its server"
+    cli.send_signal(signal.SIGKILL)
+    cli.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in servers):
+        time.sleep(0.2)
+    alive = [pid for pid in servers if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
+    assert alive == []
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "X"
