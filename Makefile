@@ -29,6 +29,7 @@ demo: $(BIN)/campaign
 bench: $(BIN)/campaign
 	$(BIN)/python benchmarks/june_scale.py
 	$(BIN)/python benchmarks/email_delivery.py
+	$(BIN)/python benchmarks/delivery_concurrency.py
 	$(BIN)/python benchmarks/pool_intake.py
 
 clean:

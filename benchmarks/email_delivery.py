@@ -93,6 +93,7 @@ def main() -> None:
                 "step": "D-5",
                 "period_label": "",
                 "working_days_left": 5,
+                "items": [],
             },
         )
         messages.append(Decision(unit.key, None, MessageKind.reminder, "D-5", f"bench:{i}", rendered))
@@ -101,7 +102,7 @@ def main() -> None:
 
     # The product: outbox → one SMTP session → per-message commit.
     start = time.perf_counter()
-    counts = deliver_kind("email", cfg.campaign.delivery)
+    counts = deliver_kind("email", cfg.campaign)
     product = time.perf_counter() - start
     assert counts.get("sent") == n and handler.count == n, (counts, handler.count)
 
