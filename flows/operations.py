@@ -107,7 +107,11 @@ def record_submission(record: SubmissionRecord) -> dict[str, Any]:
     "列入“投递失败”表并每日汇总告知省就业服务局。勾选“重新投递失败消息”可在修正地址或配置后重新发送。",
 )
 def deliver_notifications(retry_dead: bool = False) -> dict[str, Any]:
-    """Deliver what is due; with `retry_dead`, first give every dead message a fresh start."""
+    """Deliver what is due; with `retry_dead`, first give every dead message a fresh start.
+
+    Args:
+        retry_dead: 重新投递失败消息：修正收件地址或机器人配置后勾选，已停止重试的消息将重新发送
+    """
     log = get_run_logger()
     cfg = load_config()
     with audited("deliver_notifications", {"retry_dead": retry_dead}) as counts:

@@ -293,8 +293,11 @@ class RobotTransport:
 
 # ---------------------------------------------------------------- apprise
 class AppriseTransport:
-    """Any service apprise supports; the URL is a named secret. apprise's own throttle is turned off:
-    pacing belongs to the delivery loop."""
+    """Any service apprise supports; the URL is a named secret. apprise's own throttle is turned off
+    (pacing belongs to the delivery loop) and its socket timeouts are the channel's."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
 
     def send(self, msg: Outgoing) -> None:
         import apprise
@@ -304,9 +307,12 @@ class AppriseTransport:
             raise DeliveryError("apprise", f"未配置密钥 CAMPAIGN_SECRET_{msg.recipient}")
         notifier = apprise.Apprise()
         if not notifier.add(url):
-            raise DeliveryError("apprise", f"CAMPAIGN_SECRET_{msg.recipient} 不是有效的 apprise 地址")
+            raise DeliveryError(
+                "apprise", f"CAMPAIGN_SECRET_{msg.recipient} 不是有效的 apprise 地址", retryable=False
+            )
         for service in notifier:
             service.request_rate_per_sec = 0
+            service.socket_connect_timeout = service.socket_read_timeout = self.timeout
         body = fit_to_channel(msg.text, "apprise")
         with apprise.LogCapture(level=apprise.logging.WARNING) as logs:
             ok = notifier.notify(body=body, title=msg.subject)
@@ -364,7 +370,7 @@ def transport_for(kind: str, settings: Settings, timeout: float) -> Transport:
     if kind in ("dingtalk", "wecom", "feishu"):
         return RobotTransport(settings, timeout)
     if kind == "apprise":
-        return AppriseTransport()
+        return AppriseTransport(timeout)
     if kind == "mailbox":
         return MailboxTransport(settings.mailbox)
     raise DeliveryError(kind, f"unknown channel kind {kind!r}", retryable=False)
