@@ -321,7 +321,8 @@ def deliver_all(campaign: Campaign) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------ dead messages
-DEAD_COLUMNS = ("编号", "收件单位", "渠道", "收件地址", "主题", "轮次", "失败原因", "停止时间")
+# The reason first after who and how: it is what the operator acts on; the long subject last.
+DEAD_COLUMNS = ("编号", "收件单位", "渠道", "失败原因", "停止时间", "轮次", "收件地址", "主题")
 
 
 def dead_messages(limit: int = 500, since: dt.datetime | None = None) -> list[dict[str, object]]:
@@ -335,11 +336,11 @@ def dead_messages(limit: int = 500, since: dt.datetime | None = None) -> list[di
                 OutboxMessage.id,
                 Unit.name,
                 OutboxMessage.channel_kind,
-                OutboxMessage.recipient,
-                OutboxMessage.subject,
-                OutboxMessage.attempts,
                 OutboxMessage.last_error,
                 OutboxMessage.dead_at,
+                OutboxMessage.attempts,
+                OutboxMessage.recipient,
+                OutboxMessage.subject,
             )
             .join(Unit, Unit.key == OutboxMessage.unit_key)  # type: ignore[arg-type]
             .where(*where)
