@@ -26,3 +26,22 @@ def isolated_env(name: str) -> Path:
 
     get_settings.cache_clear()
     return root
+
+
+def local_smtp(handler: object) -> object:
+    """A real SMTP server (aiosmtpd) on a free loopback port, with CAMPAIGN_SMTP_URL pointing at it.
+    Returns the started controller; call `.stop()` when done."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    os.environ["CAMPAIGN_SMTP_URL"] = f"smtp://127.0.0.1:{port}"
+    from config.settings import get_settings
+
+    get_settings.cache_clear()
+    return controller

@@ -22,9 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from aiosmtpd.controller import Controller
-
-from benchmarks._support import REPO, isolated_env
+from benchmarks._support import REPO, isolated_env, local_smtp
 
 DELIVERER = "from config import load_config\nfrom tasks.delivery import deliver_kind\ndeliver_kind('email', load_config().campaign)"
 
@@ -40,14 +38,6 @@ class Received:
         with self.lock:
             self.ids.append(header.split(b":", 1)[1].strip().decode())
         return "250 OK"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def postgres_database() -> str:
@@ -114,14 +104,8 @@ def main() -> None:
         pg_name = postgres_database()
         os.environ["CAMPAIGN_DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:5432/{pg_name}"
     handler = Received()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    os.environ["CAMPAIGN_SMTP_URL"] = f"smtp://127.0.0.1:{port}"
+    controller = local_smtp(handler)
     from config import load_config
-    from config.settings import get_settings
-
-    get_settings.cache_clear()
     from models.db import migrate, session_scope
     from tasks.sync import sync_hierarchy
 

@@ -23,9 +23,7 @@ from pathlib import Path
 
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from aiosmtpd.controller import Controller
-
-from benchmarks._support import isolated_env
+from benchmarks._support import isolated_env, local_smtp
 
 
 class Counter:
@@ -37,14 +35,6 @@ class Counter:
         return "250 OK"
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=1000)
@@ -54,14 +44,10 @@ def main() -> None:
 
     isolated_env("email")
     handler = Counter()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    os.environ["CAMPAIGN_SMTP_URL"] = f"smtp://127.0.0.1:{port}"
+    controller = local_smtp(handler)
+    port = controller.port  # type: ignore[attr-defined]
     from config import load_config
     from config.settings import get_settings
-
-    get_settings.cache_clear()
     from models.db import migrate, session_scope
     from models.messages import render
     from models.planning import Decision

@@ -577,9 +577,7 @@ def test_file_parameters_outside_the_inbox_are_refused_and_nothing_archived(
     ]
     assert not (home / "archive").exists() or not any((home / "archive").rglob("*.*"))
 
-    record = SubmissionRecord.for_keys(
-        "june_survey", "220102", submitted_by="王五", file_path="/etc/passwd"
-    )
+    record = SubmissionRecord.for_keys("june_survey", "220102", submitted_by="王五", file_path="/etc/passwd")
     with pytest.raises(SubmissionError, match="只受理收件箱或上传目录内的文件"):
         record_submission(record)
     assert not (home / "archive").exists() or not any((home / "archive").rglob("*.*"))
@@ -638,3 +636,23 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "X"
+
+
+def test_two_first_runs_at_once_both_migrate(db_url: str, tmp_path: Path) -> None:
+    """The schedule and an operator starting on an empty database: one migrates, the other waits."""
+    env = dict(os.environ, CAMPAIGN_DATABASE_URL=db_url, CAMPAIGN_HOME=str(tmp_path / "var"))
+    code = "from models.db import migrate\nmigrate()\nprint('migrated')"
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(3)
+    ]
+    outcomes = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], [err.decode()[-2000:] for _, err in outcomes]
+    from models.db import engine_for
+
+    with engine_for(db_url).connect() as connection:
+        import sqlalchemy as sa
+
+        assert connection.execute(sa.text("select version_num from alembic_version")).scalar_one() == "0005"
