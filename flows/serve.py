@@ -49,7 +49,9 @@ PR_SET_PDEATHSIG = 1
 def prefect_server(port: int, *, ui: bool = True, env: dict[str, str] | None = None) -> Iterator[str]:
     """Run `prefect server start` (SQLite in PREFECT_HOME) for the life of this block and of this process."""
     url = f"http://127.0.0.1:{port}/api"
-    server_env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_API_URL=url, **(env or {}))
+    server_env = dict(
+        os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_API_URL=url, **(env or {})
+    )
     if not ui:
         server_env["PREFECT_UI_ENABLED"] = "false"
     proc = subprocess.Popen(

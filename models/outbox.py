@@ -69,7 +69,10 @@ def message_id(row_id: int, dedupe_key: str, domain: str) -> str:
     return f"<outbox-{row_id}.{digest}@{domain or 'campaign.local'}>"
 
 
+EVERY_MAIL = "email"  # all e-mail leaves through the one SMTP account
+
+
 def endpoint_of(channel_kind: str, recipient: str) -> str:
     """What pacing and the circuit breaker count per: the one SMTP account for all e-mail, else the robot
     or apprise target (the secret's name)."""
-    return "email" if channel_kind == "email" else f"{channel_kind}:{recipient}"
+    return EVERY_MAIL if channel_kind == "email" else f"{channel_kind}:{recipient}"

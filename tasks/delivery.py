@@ -31,7 +31,7 @@ from models.db import session_scope
 from models.deadlines import calendar_for
 from models.errors import DeliveryError
 from models.messages import clip, render
-from models.outbox import after_failure, endpoint_of
+from models.outbox import EVERY_MAIL, after_failure, endpoint_of
 from models.planning import Decision
 from models.privacy import redact
 from models.tables import Channel, MessageKind, OutboxMessage, OutboxStatus, Unit
@@ -204,23 +204,14 @@ def deliver_kind(kind: str, campaign: Campaign, *, now: dt.datetime | None = Non
     lease = policy.lease(kind)
     deadline = time.monotonic() + channel.budget_seconds
     counts: dict[str, int] = defaultdict(int)
-    in_a_row: dict[str, int] = defaultdict(int)
-    broken: set[str] = set()  # endpoints skipped for the rest of this run
+    in_a_row: dict[str, int] = defaultdict(int)  # failures in a row per endpoint
+    broken: set[str] = set()  # recipients whose endpoint the breaker opened: skipped for this run
     tried: set[int] = set()  # failed and still pending
     pacer = Pacer(pace_seconds(kind, settings))
     transport: Transport | DeliveryError | None = None
     try:
         while time.monotonic() < deadline:
-            if "email" in broken:
-                break  # one SMTP account: nothing else of this kind can go
-            msg = claim_next(
-                kind,
-                deliverer,
-                clock(),
-                lease,
-                skip_recipients={e.split(":", 1)[1] for e in broken},
-                skip_ids=tried,
-            )
+            msg = claim_next(kind, deliverer, clock(), lease, skip_recipients=broken, skip_ids=tried)
             if msg is None:
                 break
             if transport is None:
@@ -272,8 +263,10 @@ def deliver_kind(kind: str, campaign: Campaign, *, now: dt.datetime | None = Non
             if not permanent:  # a message's own defect says nothing about the endpoint
                 in_a_row[endpoint] += 1
                 if in_a_row[endpoint] >= channel.breaker_failures:
-                    broken.add(endpoint)
                     log.warning("%s 连续 %s 条失败，本轮暂停该端点：%s", kind, in_a_row[endpoint], error)
+                    if endpoint == EVERY_MAIL:
+                        break  # one SMTP account: nothing else of this kind can go this run
+                    broken.add(msg.recipient)
     finally:
         if transport is not None and not isinstance(transport, DeliveryError):
             transport.close()

@@ -185,10 +185,11 @@ def submitted_file(value: str | Path) -> Path:
     given = Path(value)
     if not given.is_absolute():
         raise SubmissionError(str(value), "请填写文件在服务器上的完整路径（收件箱或上传目录内）")
+    if given.is_symlink():
+        raise SubmissionError(given.name, "路径含符号链接，不予受理")
+    # Resolved, so a linked folder on the way cannot lead outside; the allowed folders resolved alike.
     real = Path(os.path.realpath(given))
     allowed = [Path(os.path.realpath(folder)) for folder in (settings.inbox, settings.uploads)]
-    if real != Path(os.path.abspath(given)):
-        raise SubmissionError(given.name, "路径含符号链接，不予受理")
     if not any(real.is_relative_to(folder) for folder in allowed):
         places = "、".join(str(folder) for folder in allowed)
         raise SubmissionError(given.name, f"只受理收件箱或上传目录内的文件（{places}）")
