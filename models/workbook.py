@@ -152,12 +152,10 @@ def read_table(
     ext = path.suffix.lower().lstrip(".")
     if ext not in TABLE_EXTENSIONS:
         raise SubmissionError(path.name, f"不是表格文件（可受理：{'、'.join(TABLE_EXTENSIONS)}）")
-    check_size(path, limits)
+    check_table_limits(path, limits)
     if ext == "csv":
-        _check_csv(path, limits)
         table, chunks = _read_csv(path, expected, chunk_rows)
     else:
-        _check_zipped_sheets(path, limits)
         table, chunks = _read_workbook(path, expected, chunk_rows)
     labels: dict[str, str] = {}
     for folded, canonical in expected.items():  # the header as the template writes it (folded)
@@ -169,7 +167,19 @@ def read_table(
 MB = 1 << 20
 _DIMENSION = re.compile(rb'<dimension\s+ref="([A-Z]{1,3})(\d+)(?::([A-Z]{1,3})(\d+))?"')
 _ROW_REF = re.compile(rb'<row\b[^>]*?\sr="(\d+)"')
-_CELL_COLUMN = re.compile(rb'<c\b[^>]*?\sr="([A-Z]{1,3})\d')
+# Cell references of two or three letters (AA… XFD): matching only these keeps the scan cheap, since
+# most cells of a typical sheet are in A … Z, which bound the extent at 26 columns anyway.
+_WIDE_COLUMN = re.compile(rb' r="([A-Z]{2,3})[0-9]')
+_NARROW_COLUMN = re.compile(rb' r="([A-Z])[0-9]')
+
+
+def check_table_limits(path: Path, limits: IntakeLimits) -> None:
+    """Every limit that can be checked before a reader opens the file; SubmissionError if one is over."""
+    check_size(path, limits)
+    if path.suffix.lower() == ".csv":
+        _check_csv(path, limits)
+    else:
+        _check_zipped_sheets(path, limits)
 
 
 def check_size(path: Path, limits: IntakeLimits) -> None:
@@ -223,7 +233,7 @@ def _check_sheet_extent(
     def over(rows: int, columns: int) -> bool:
         return columns > limits.max_columns or rows * columns > limits.max_cells
 
-    max_row, max_column, tail = 0, 0, b""
+    max_row, max_column, narrow_max, tail = 0, 0, 0, b""
     with book.open(member) as fh:
         first = True
         while chunk := fh.read(MB):
@@ -238,12 +248,30 @@ def _check_sheet_extent(
             rows_seen = _ROW_REF.findall(data)
             if rows_seen:
                 max_row = max(max_row, *map(int, rows_seen))
-            letters = set(_CELL_COLUMN.findall(data))
-            if letters:
-                max_column = max(max_column, max(column_number(c) for c in letters))
-            if over(max_row, max_column):
+            wide = set(_WIDE_COLUMN.findall(data))
+            if wide:
+                max_column = max(max_column, *(column_number(c) for c in wide))
+            if max_column <= 26 and over(max_row, 26):
+                # A long sheet within A … Z: only now is every cell's column worth reading, once.
+                narrow_max = narrow_max or _narrow_columns(book, member)
+                if over(max_row, narrow_max):
+                    refuse(max_row, narrow_max, "实际范围")
+            elif over(max_row, max_column):
                 refuse(max_row, max_column, "实际范围")
             tail = data[-64:]  # a reference cut in two by the chunk boundary is seen whole next time
+
+
+def _narrow_columns(book: zipfile.ZipFile, member: zipfile.ZipInfo) -> int:
+    """The widest single-letter column (A … Z) used anywhere in a worksheet, streamed."""
+    widest, tail = 0, b""
+    with book.open(member) as fh:
+        while chunk := fh.read(MB):
+            data = tail + chunk
+            letters = set(_NARROW_COLUMN.findall(data))
+            if letters:
+                widest = max(widest, *(column_number(c) for c in letters))
+            tail = data[-16:]
+    return widest
 
 
 CSV_FIELD_LIMIT = csv.field_size_limit()

@@ -656,3 +656,38 @@ def test_two_first_runs_at_once_both_migrate(db_url: str, tmp_path: Path) -> Non
         import sqlalchemy as sa
 
         assert connection.execute(sa.text("select version_num from alembic_version")).scalar_one() == "0005"
+
+
+def test_sheet_extent_is_measured_not_guessed(tmp_path: Path) -> None:
+    """Three columns (A … C) by eleven rows is 33 cells: refused under a limit of 32, taken at 33."""
+    import re
+    import zipfile
+
+    from openpyxl import Workbook
+
+    from config.schema import IntakeLimits
+    from models.errors import SubmissionError
+    from models.workbook import check_table_limits, column_number
+
+    book = Workbook()
+    for n in range(11):
+        book.active.append([f"a{n}", f"b{n}", f"c{n}"])
+    declared = tmp_path / "南关区-表.xlsx"
+    book.save(declared)
+    actual = tmp_path / "南关区-无声明范围.xlsx"  # the same sheet without its <dimension>: scanned
+    with zipfile.ZipFile(declared) as src, zipfile.ZipFile(actual, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.startswith("xl/worksheets/"):
+                data = re.sub(rb"<dimension[^>]*/>", b"", data)
+            dst.writestr(item, data)
+    for path, how in ((declared, "声明范围"), (actual, "实际范围")):
+        with pytest.raises(SubmissionError, match=rf"{how} 11 行 × 3 列"):
+            check_table_limits(path, IntakeLimits(max_cells=32, max_columns=300))
+        check_table_limits(path, IntakeLimits(max_cells=33, max_columns=300))
+    assert (column_number("A"), column_number("Z"), column_number("AA"), column_number("XFD")) == (
+        1,
+        26,
+        27,
+        16384,
+    )
