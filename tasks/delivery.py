@@ -343,6 +343,16 @@ def dead_messages(limit: int = 500, since: dt.datetime | None = None) -> list[di
     return [dict(zip(DEAD_COLUMNS, row, strict=True)) for row in rows]
 
 
+def dead_count() -> int:
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    with session_scope() as session:
+        return int(
+            session.execute(
+                sa.select(sa.func.count()).where(table.c.status == OutboxStatus.dead)
+            ).scalar_one()
+        )
+
+
 def revive_dead(ids: list[int] | None = None, *, now: dt.datetime | None = None) -> int:
     """Send dead messages again (all, or these ids): pending, attempts from zero, aged from now."""
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -383,11 +393,7 @@ def queue_dead_digest(cfg: CampaignConfig, today: dt.date) -> int:
         if not new:
             return 0
         dead = dead_messages(limit=DIGEST_ITEMS, since=last)
-        total = int(
-            session.execute(
-                sa.select(sa.func.count()).where(table.c.status == OutboxStatus.dead)
-            ).scalar_one()
-        )
+        total = dead_count()
         message = render(
             "dead_digest",
             {"unit": cfg.province, "today": today, "items": dead, "total": total, "more": new - len(dead)},
@@ -402,6 +408,7 @@ def queue_dead_digest(cfg: CampaignConfig, today: dt.date) -> int:
 __all__ = [
     "DEAD_COLUMNS",
     "claim_next",
+    "dead_count",
     "dead_messages",
     "deliver_all",
     "deliver_kind",

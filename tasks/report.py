@@ -16,7 +16,7 @@ from config import CampaignConfig
 from models.db import session_scope
 from models.deadlines import step_label
 from models.tables import ObligationInstance, Unit
-from tasks.delivery import dead_messages
+from tasks.delivery import dead_count, dead_messages
 
 STATUS_COLUMNS = [
     "单位",
@@ -123,6 +123,13 @@ def publish_status(
         "",
         "本次运行：" + ("，".join(f"{k} {v}" for k, v in sorted(counts.items())) or "无变化"),
     ]
+    dead = dead_count()
+    if dead:
+        lines += [
+            "",
+            f"**注意：{dead} 条通知投递失败，已停止自动重试**（见 deliver_notifications 的 dead-messages 表）。"
+            "修正地址或机器人配置后，运行 deliver_notifications 并勾选“重新投递失败消息”。",
+        ]
     create_markdown_artifact(key=f"{key}-summary", markdown="\n".join(lines), description=ob.title)
     return {str(k): int(v) for k, v in tally.items()}
 

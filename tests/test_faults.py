@@ -341,6 +341,18 @@ def test_dead_only_past_attempts_and_age_listed_digested_and_sent_again(
     digests = [r for r in outbox() if r.kind == "dead_digest"]
     assert len(digests) == 1 and digests[0].unit_key == "220000"
     assert "3 条通知未能送达" in digests[0].subject
+    # Every flow's status summary says so too, where operators look first.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.june import june_survey
+
+    june_survey(today=dt.date(2022, 6, 28))
+    with get_client(sync_client=True) as client:
+        [summary] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["june-survey-summary"])), limit=1
+        )
+    assert "3 条通知投递失败，已停止自动重试" in str(summary.data)
 
     # The mail server is back; the operator asks for the dead ones again (the UI's checkbox, the CLI's
     # --retry-dead): each arrives once.
