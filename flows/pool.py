@@ -94,8 +94,8 @@ def pool_intake(
                 if entry.refusal is None:
                     paths.append(entry.path)
                 else:
-                    reason = refuse_entry(cfg, ob, entry, received_at)["reason"]
-                    refused.append(empty_summary(entry.path) | {"refused": reason})
+                    answer = refuse_entry(cfg, ob, entry, received_at)
+                    refused.append(empty_summary(Path(answer["name"])) | {"refused": answer["reason"]})
         else:  # named by an operator: only files inside the inbox or upload folders, left where they are
             paths, remove = [], False
             for name in files:

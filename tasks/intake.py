@@ -57,13 +57,13 @@ def private_folder(folder: Path) -> Path:
     return folder
 
 
-def archive(path: Path, sha: str, *folders: str, move: bool = False) -> Path:
-    """Copy (or move) a received file, unchanged, to the archive under its hash; readable only by the
-    service; a second copy is not made."""
+def archive(path: Path, sha: str, *folders: str) -> Path:
+    """Copy a received file, unchanged, to the archive under its hash; readable only by the service;
+    a second copy is not made."""
     target = private_folder(get_settings().archive.joinpath(*folders)) / f"{sha[:16]}-{path.name}"
     if not target.exists():
         tmp = target.with_name(f".{target.name}.part")
-        shutil.move(path, tmp) if move else shutil.copyfile(path, tmp)
+        shutil.copyfile(path, tmp)
         tmp.chmod(0o600)
         tmp.replace(target)
     return target
@@ -95,7 +95,7 @@ def safe_name(raw: str) -> str:
 
 
 def scan_inbox(folder: Path) -> list[InboxEntry]:
-    """Everything waiting in an inbox folder (hidden files aside), oldest name first.
+    """Everything waiting in an inbox folder (hidden files aside), in name order.
 
     A regular file whose name is not safe text is renamed in place to its decoded name, so every later
     step (archive, messages, the database) handles ordinary text. Links, folders and special files are
@@ -151,10 +151,11 @@ def refuse_entry(
             reason=entry.refusal or "",
             received_at=received_at,
             keep=False,
+            name=name,
         )
     if not entry.path.is_dir() or entry.path.is_symlink():
         entry.path.unlink(missing_ok=True)
-    return {"file": f"{ob.key}/{name}", "reason": entry.refusal or "", "kept_at": ""}
+    return {"file": f"{ob.key}/{name}", "name": name, "reason": entry.refusal or "", "kept_at": ""}
 
 
 def refuse_after_error(
@@ -309,16 +310,19 @@ def refuse_file(
     reason: str,
     received_at: dt.datetime,
     keep: bool = True,
+    name: str | None = None,
 ) -> str:
     """Keep the refused file aside (unless `keep` is off: a link or special file is never copied), record
-    why, and tell its sender (or the province, if unknown)."""
+    why, and tell its sender (or the province, if unknown). `name` is the file's name as shown, when
+    the entry's own name is not safe text."""
+    shown = name or path.name
     kept = str(archive(path, sha, "rejected")) if keep else ""
     added = insert_ignoring_duplicates(
         session,
         IntakeRejection,
         [
             {
-                "file_name": path.name,
+                "file_name": shown,
                 "sha256": sha,
                 "unit_key": unit.key if unit else None,
                 "obligation_key": ob.key,
@@ -340,7 +344,7 @@ def refuse_file(
             {
                 "campaign": cfg.campaign,
                 "unit": recipient,
-                "file_name": path.name,
+                "file_name": shown,
                 "reason": reason,
                 "obligation": ob if period_due else None,
                 "due": period_due,
@@ -348,11 +352,7 @@ def refuse_file(
         )
         enqueue(
             session,
-            [
-                Decision(
-                    recipient.key, None, MessageKind.rejection, "", f"rejection:{sha}:{path.name}", message
-                )
-            ],
+            [Decision(recipient.key, None, MessageKind.rejection, "", f"rejection:{sha}:{shown}", message)],
         )
     return kept
 

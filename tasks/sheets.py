@@ -360,7 +360,9 @@ def take_in_folder(
     for entry in scan_inbox(get_settings().inbox / intake.kind):
         if entry.refusal is not None:
             refused = refuse_entry(cfg, ob, entry, received_at)
-            summaries.append(empty_summary(entry.path) | {"refused": refused["reason"], "kept_at": ""})
+            summaries.append(
+                empty_summary(Path(refused["name"])) | {"refused": refused["reason"], "kept_at": ""}
+            )
             continue
         summaries.append(take_in_sheet(cfg, intake, entry.path, received_at))
         entry.path.unlink(missing_ok=True)

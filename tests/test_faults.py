@@ -438,6 +438,7 @@ def test_hostile_files_each_refused_with_a_reason_good_ones_beside_them_taken_in
     (inbox / "宁江区-百万列.csv").write_text(",".join(["列"] * 1_000_000) + "\n", encoding="utf-8")
     write_csv(inbox / "长岭县-超长单元格.csv", [application(4, 项目名称="长" * 50_000_000)], encoding="utf-8")
     (inbox / "南关区-培育库申报表.xlsx").symlink_to("/etc/passwd")
+    (inbox / os.fsdecode("绿园区-链接.xlsx".encode("gb18030"))).symlink_to("/etc/passwd")  # both at once
     os.mkfifo(inbox / "宽城区-管道.xlsx")
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -464,6 +465,7 @@ def test_hostile_files_each_refused_with_a_reason_good_ones_beside_them_taken_in
         "宁江区-百万列.csv": "CSV 首行超过 1 MB",
         "长岭县-超长单元格.csv": "第 2 行【项目名称】内容长达 50000000 字，超过上限 10000 字",
         "南关区-培育库申报表.xlsx": "是符号链接",
+        "绿园区-链接.xlsx": "是符号链接",
         "宽城区-管道.xlsx": "不是普通文件",
     }
     for name, reason in refused.items():
@@ -703,3 +705,32 @@ def test_sheet_extent_is_measured_not_guessed(tmp_path: Path) -> None:
         27,
         16384,
     )
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_odd_documents_never_stop_the_days_reminders(env: dict[str, object], prefect_harness: None) -> None:
+    """The June inbox as unzipping a Windows archive leaves it: the run still reminds all 70 units."""
+    from flows.june import june_survey
+    from models.db import session_scope
+    from models.tables import IntakeRejection, Submission
+
+    inbox = Path(str(env["home"])) / "inbox" / "june_survey"
+    inbox.mkdir(parents=True)
+    (inbox / "南关区-调研材料.pdf").write_bytes(b"%PDF-1.4 good")
+    (inbox / os.fsdecode("宽城区-调研材料.pdf".encode("gb18030"))).write_bytes(b"%PDF-1.4 gbk name")
+    (inbox / "朝阳区-调研\n材料.pdf").write_bytes(b"%PDF-1.4 newline name")
+    (inbox / "二道区-调研材料.pdf").symlink_to("/etc/passwd")
+    os.mkfifo(inbox / "绿园区-调研材料.pdf")
+
+    counts = june_survey(today=dt.date(2022, 6, 23))
+
+    assert counts["intake"] == {"accepted": 3, "duplicates": 0, "rejected": 2}
+    assert counts["notifications"]["reminder"] == 67  # the 70 units less the three that have sent theirs
+    with session_scope() as session:
+        files = sorted(s.file_name for s in session.query(Submission))
+        refused = sorted((r.file_name, r.reason[:6]) for r in session.query(IntakeRejection))
+    assert files == ["南关区-调研材料.pdf", "宽城区-调研材料.pdf", "朝阳区-调研 材料.pdf"]
+    assert refused == [("二道区-调研材料.pdf", "是符号链接（"), ("绿园区-调研材料.pdf", "不是普通文件")]
+    subjects = [m.subject for m in outbox() if m.kind in ("receipt", "rejection")]
+    assert "\n" not in "".join(subjects) and len(subjects) == 5
+    assert list(inbox.iterdir()) == []
