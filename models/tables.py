@@ -528,6 +528,15 @@ class OutboxMessage(SQLModel, table=True):
     revived_at: dt.datetime | None = _ts()  # when an operator asked for a dead message to be sent again
 
 
+class EndpointPace(SQLModel, table=True):
+    """When a sending endpoint (a robot, the SMTP account) is next free: shared by every deliverer, so
+    pacing holds however many deliver at once. Epoch seconds, so both dialects do the arithmetic."""
+
+    __tablename__ = "endpoint_pace"
+    endpoint: str = Field(primary_key=True, max_length=255)
+    free_at: float = 0.0
+
+
 # ------------------------------------------------------------------ audit
 class FlowRunAudit(SQLModel, table=True):
     __tablename__ = "flow_run_audit"

@@ -27,14 +27,14 @@ from sqlmodel import Session, select
 from config import CampaignConfig
 from config.schema import Campaign, DeliveryPolicy
 from config.settings import get_settings, known_secret_values
-from models.db import session_scope
+from models.db import insert_ignoring_duplicates, session_scope
 from models.deadlines import calendar_for
 from models.errors import DeliveryError
 from models.messages import clip, render
 from models.outbox import EVERY_MAIL, after_failure, endpoint_of
 from models.planning import Decision
 from models.privacy import redact
-from models.tables import Channel, MessageKind, OutboxMessage, OutboxStatus, Unit
+from models.tables import Channel, EndpointPace, MessageKind, OutboxMessage, OutboxStatus, Unit
 from tasks.channels import Outgoing, Transport, pace_seconds, transport_for
 from tasks.notify import enqueue
 
@@ -146,17 +146,38 @@ def _record(outbox_id: int, deliverer: str, values: dict[str, object], *, only_i
 
 
 class Pacer:
-    """The least time between two sends to the same endpoint (a robot, the SMTP account)."""
+    """The least time between two sends to the same endpoint (a robot, the SMTP account), across every
+    deliverer at once: each send reserves the endpoint's next free moment in the database (one
+    conditional UPDATE, serialised like a claim), then waits for it. DingTalk and WeCom allow a robot
+    20 messages a minute, however many runs deliver at the same time."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self._last: dict[str, float] = {}
 
     def wait(self, endpoint: str) -> None:
-        pause = self.seconds - (time.monotonic() - self._last.get(endpoint, -1e9))
+        if self.seconds <= 0:
+            return
+        pause = reserve_send_slot(endpoint, self.seconds, time.time()) - time.time()
         if pause > 0:
             time.sleep(pause)
-        self._last[endpoint] = time.monotonic()
+
+
+def reserve_send_slot(endpoint: str, pace: float, now: float) -> float:
+    """The moment (epoch seconds) this sender may send to `endpoint`: the later of now and the end of the
+    previous reservation; the endpoint is then taken until that moment plus `pace`."""
+    table = EndpointPace.__table__  # type: ignore[attr-defined]
+    with session_scope() as session:
+        insert_ignoring_duplicates(
+            session, EndpointPace, [{"endpoint": endpoint, "free_at": 0.0}], unique=["endpoint"]
+        )
+        start = sa.case((table.c.free_at > now, table.c.free_at), else_=now)
+        slot = session.execute(
+            sa.update(table)
+            .where(table.c.endpoint == endpoint)
+            .values(free_at=start + pace)
+            .returning(table.c.free_at)
+        ).scalar_one()
+    return float(slot) - pace
 
 
 def _send(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import itertools
 import json
 import os
 import signal
@@ -263,6 +264,27 @@ def test_a_robot_that_never_answers_is_cut_off_and_email_goes_on(
     # the breaker opened after three failures in a row: the other 27 wait, untried, for the next run
     assert all(rows[i].status == "pending" for i in robot)
     assert totals == {"sent": 40, "retrying": 3, "left": 27}
+
+
+def test_pacing_per_robot_holds_across_deliverers(
+    env: dict[str, object], robots: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two deliverers at once, one robot allowed a message a second: never two within that second."""
+    monkeypatch.setenv("CAMPAIGN_PACE_ROBOT_SECONDS", "1")
+    arrivals: list[float] = []
+
+    def answer(request: Request) -> Response:
+        arrivals.append(time.monotonic())
+        return Response(json.dumps({"errcode": 0, "errmsg": "ok"}), content_type="application/json")
+
+    robots.expect_request("/robot/send").respond_with_handler(answer)
+    queue(6, kind="dingtalk", recipient="DT_GOOD", subject="paced")
+    procs = [deliverer("print(deliver_kind('dingtalk', load_config().campaign))") for _ in range(2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+
+    assert len(arrivals) == 6 and {r.status for r in outbox()} == {"sent"}
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert min(gaps) >= 0.9, gaps  # a request's own latency may shave a little off the second
 
 
 # ------------------------------------------------------------------ outages

@@ -1,4 +1,4 @@
-"""outbox claims, dead and revived times
+"""outbox claims, dead and revived times; endpoint pacing shared by deliverers
 
 Revision ID: 0005
 Revises: 0004
@@ -25,9 +25,16 @@ def upgrade() -> None:
         batch.add_column(sa.Column("dead_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("revived_at", sa.DateTime(timezone=True), nullable=True))
         batch.create_index("ix_outbox_due", ["status", "channel_kind", "next_attempt_at"])
+    op.create_table(
+        "endpoint_pace",
+        sa.Column("endpoint", sa.String(length=255), nullable=False),
+        sa.Column("free_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("endpoint"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("endpoint_pace")
     with op.batch_alter_table("outbox") as batch:
         batch.drop_index("ix_outbox_due")
         batch.drop_column("revived_at")
