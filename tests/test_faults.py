@@ -365,14 +365,17 @@ def test_dead_only_past_attempts_and_age_listed_digested_and_sent_again(
     assert "3 条通知未能送达" in digests[0].subject
     # Every flow's status summary says so too, where operators look first.
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
     from flows.june import june_survey
 
-    june_survey(today=dt.date(2022, 6, 28))
+    state = june_survey(today=dt.date(2022, 6, 28), return_state=True)
     with get_client(sync_client=True) as client:
-        [summary] = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["june-survey-summary"])), limit=1
+        [summary] = client.read_artifacts(  # this run's, not another test's in the same server
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["june-survey-summary"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            )
         )
     assert "3 条通知投递失败，已停止自动重试" in str(summary.data)
 
