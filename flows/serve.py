@@ -98,15 +98,16 @@ def local_prefect_server(port: int = 4200, env: dict[str, str] | None = None) ->
 
 @contextlib.contextmanager
 def run_server() -> Iterator[None]:
-    """For a command that runs flows (campaign run, deliver, intake …): PREFECT_API_URL if set, else a
+    """For a command that runs flows (campaign run, deliver, intake …): the configured Prefect API, else a
     temporary server of its own (no UI) that ends with the command, even if the command is killed.
 
     Prefect's own temporary server would outlive a killed command (it is an ordinary child process).
     """
-    if os.environ.get("PREFECT_API_URL"):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():  # from the environment or the active Prefect profile
         yield
         return
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
