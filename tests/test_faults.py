@@ -245,8 +245,11 @@ def test_a_robot_that_never_answers_is_cut_off_and_email_goes_on(
         channels={"dingtalk": {"timeout_seconds": 0.5, "budget_seconds": 60, "breaker_failures": 3}},
     )
 
+    served: list[str] = []
+
     def hang(request: Request) -> Response:
         time.sleep(1.5)  # longer than the robot's timeout: every request times out
+        served.append(request.args["access_token"])
         return Response("{}", content_type="application/json")
 
     robots.expect_request("/robot/send").respond_with_handler(hang)
@@ -264,6 +267,12 @@ def test_a_robot_that_never_answers_is_cut_off_and_email_goes_on(
     # the breaker opened after three failures in a row: the other 27 wait, untried, for the next run
     assert all(rows[i].status == "pending" for i in robot)
     assert totals == {"sent": 40, "retrying": 3, "left": 27}
+    # The test server answers one request at a time: let it finish the abandoned ones, so that none
+    # reaches the next test's handler.
+    deadline = time.monotonic() + 15
+    while len(served) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert served == ["slow-token-0003"] * 3
 
 
 def test_pacing_per_robot_holds_across_deliverers(
@@ -274,7 +283,8 @@ def test_pacing_per_robot_holds_across_deliverers(
     arrivals: list[float] = []
 
     def answer(request: Request) -> Response:
-        arrivals.append(time.monotonic())
+        if request.args["access_token"] == "good-token-0001":  # not a late request of an earlier test
+            arrivals.append(time.monotonic())
         return Response(json.dumps({"errcode": 0, "errmsg": "ok"}), content_type="application/json")
 
     robots.expect_request("/robot/send").respond_with_handler(answer)
