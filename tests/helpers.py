@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
@@ -64,3 +65,18 @@ def wait_for_pause(timeout: float = 60) -> Any:
                 return runs[0]
             time.sleep(0.5)
     raise AssertionError("the flow run never paused for approval")
+
+
+def fresh_cli_env(root: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `campaign` command run as a new user would: its own working folder and
+    Prefect home, the default SQLite database, and no Prefect server configured."""
+    env = dict(
+        os.environ,
+        CAMPAIGN_HOME=str(root / "var"),
+        PREFECT_HOME=str(root / "prefect"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        **extra,
+    )
+    env.pop("PREFECT_API_URL", None)
+    env.pop("CAMPAIGN_DATABASE_URL", None)
+    return env

@@ -28,7 +28,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from config.settings import get_settings
-from tests.helpers import free_port, outbox, set_delivery
+from tests.helpers import free_port, fresh_cli_env, outbox, set_delivery
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = dt.datetime(2022, 6, 23, 1, 0, tzinfo=dt.UTC)  # Thursday 09:00 in Shanghai, a working day
@@ -638,14 +638,7 @@ def test_file_parameters_outside_the_inbox_are_refused_and_nothing_archived(
 
 
 def test_a_killed_cli_run_leaves_no_prefect_server_behind(tmp_path: Path) -> None:
-    env = dict(
-        os.environ,
-        CAMPAIGN_HOME=str(tmp_path / "var"),
-        PREFECT_HOME=str(tmp_path / "prefect"),
-        PREFECT_LOGGING_LEVEL="WARNING",
-    )
-    env.pop("PREFECT_API_URL", None)
-    env.pop("CAMPAIGN_DATABASE_URL", None)
+    env = fresh_cli_env(tmp_path, PREFECT_LOGGING_LEVEL="WARNING")
     cli = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "run", "june_survey", "--today", "2022-06-21"],
         cwd=REPO,

@@ -19,7 +19,7 @@ import pytest
 from config import load_config
 from flows.cli import main as cli
 from flows.schedules import daily_schedule, flow_windows
-from tests.helpers import free_port
+from tests.helpers import free_port, fresh_cli_env
 from tests.pool_data import application, write_xlsx
 
 
@@ -58,14 +58,7 @@ def _authenticated(api: str, auth_file: Path) -> httpx.Client:
 
 def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
     port = free_port()
-    env = dict(
-        os.environ,
-        PREFECT_HOME=str(tmp_path / "prefect"),
-        CAMPAIGN_HOME=str(tmp_path / "var"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-    )
-    env.pop("PREFECT_API_URL", None)
-    env.pop("CAMPAIGN_DATABASE_URL", None)
+    env = fresh_cli_env(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "serve", "--port", str(port)],
         env=env,
