@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from config.errors import ConfigError, ConfigProblem
+from config.flows import DATED
 from config.schema import Campaign, Checkpoints, Level, Once, Periodic, Regions, Unit
 from config.settings import get_settings
-from models.errors import ConfigError, ConfigProblem
 
 M = TypeVar("M", bound=BaseModel)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML was built with it
 
 
 def _display(path: Path, config_dir: Path) -> str:
@@ -38,8 +41,17 @@ def _parse(path: Path, model: type[M], config_dir: Path) -> M:
     name = _display(path, config_dir)
     if not path.is_file():
         raise ConfigError(name, [ConfigProblem("", "file not found")])
+    stat = path.stat()
+    return _parse_file(path.resolve(), stat.st_mtime_ns, stat.st_size, model, name)
+
+
+@lru_cache(maxsize=64)
+def _parse_file(path: Path, mtime_ns: int, size: int, model: type[M], name: str) -> M:
+    """One file parsed once per version: every flow run and task loads the config, and parsing the
+    regions and the campaign costs more than most tasks. The models are frozen, so sharing is safe;
+    an edited file has a new mtime or size and is parsed again."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
     except yaml.YAMLError as exc:
         raise ConfigError(name, [ConfigProblem("", f"not valid YAML: {exc}")]) from None
     try:
@@ -135,6 +147,10 @@ def load_campaign(year: int | None = None, *, path: Path | None = None, regions:
         seen.add(ob.key)
         if not ob.owed_by and not ob.units:
             problems.append(ConfigProblem(f"{where}.owed_by", f"{ob.key}: nobody owes it"))
+        if ob.flow is not None and ob.flow not in DATED:
+            problems.append(
+                ConfigProblem(f"{where}.flow", f"unknown flow {ob.flow!r}; one of: {', '.join(DATED)}")
+            )
         for j, key in enumerate(ob.units):
             if key not in units:
                 problems.append(ConfigProblem(f"{where}.units[{j}]", f"unknown unit {key!r}"))

@@ -8,10 +8,9 @@ from typing import Any
 
 from prefect import flow
 
-from config import CampaignConfig, load_config
+from config import CampaignConfig
 from flows.deadlines import deadline_cycle
-from models.clock import local_today
-from tasks.assessment import assess, assessment_of, income_intake, income_progress
+from tasks.assessment import assess, income_intake, income_progress
 
 
 @flow(
@@ -22,10 +21,6 @@ from tasks.assessment import assess, assessment_of, income_intake, income_progre
     "考核截止日起向各市州发送本地评分卡。",
 )
 def annual_assessment(today: dt.date | None = None) -> dict[str, Any]:
-    cfg = load_config()
-    rules = assessment_of(cfg)
-    today = today or local_today(cfg.campaign)
-
     def progress(cfg: CampaignConfig, day: dt.date) -> dict[str, Any]:
         # Assessed before reminders and delivery: the scorecards go out in this run, and the
         # province's obligation shows as met in this run's status.
@@ -33,7 +28,6 @@ def annual_assessment(today: dt.date | None = None) -> dict[str, Any]:
 
     return deadline_cycle(
         "annual_assessment",
-        [rules.income_obligation, rules.obligation],
         today,
         sheets=[income_intake],
         progress=progress,

@@ -28,20 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from models.errors import CampaignError
+from config.errors import CampaignError
+from config.flows import RUNNABLE
 
-FLOWS = (
-    "june_survey",
-    "standards_filing",
-    "pool_intake",
-    "quarterly_visits",
-    "half_year_training",
-    "funds_tracking",
-    "october_review",
-    "publicity",
-    "annual_assessment",
-    "deliver_notifications",
-)
 RUNS_FLOWS = ("run", "record", "intake", "assign", "deliver")  # these need a Prefect API to run flows
 SHEETS = ("pool", "visits", "postings", "trainings", "funds", "scores", "publicity", "income")
 
@@ -98,42 +87,18 @@ def cmd_calendar(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from config.flows import BY_NAME
+    from flows.registry import flow_of
     from models.db import migrate
 
     migrate()
-    if args.flow in ("june_survey", "standards_filing"):
-        import flows.june
-
-        fl = getattr(flows.june, args.flow)
-    elif args.flow in ("quarterly_visits", "half_year_training", "funds_tracking"):
-        import flows.services
-
-        fl = getattr(flows.services, args.flow)
-    elif args.flow == "october_review":
-        from flows.review import october_review
-
-        # From the command line nobody can answer an approval form: namings wait for a served run.
-        result = october_review(today=args.today, approve=False)
-        print(json.dumps(result, ensure_ascii=False, default=str, indent=1))
-        return 0
-    elif args.flow == "publicity":
-        from flows.publicity import publicity as fl
-    elif args.flow == "annual_assessment":
-        from flows.assessment import annual_assessment as fl
-    elif args.flow == "pool_intake":
-        from flows.pool import pool_intake
-
-        # From the command line nobody can answer an approval form: proposals wait for a served run.
-        result = pool_intake(today=args.today, approve=False)
-        print(json.dumps(result, ensure_ascii=False, default=str, indent=1))
-        return 0
-    else:
-        from flows.operations import deliver_notifications
-
-        result = deliver_notifications(retry_dead=getattr(args, "retry_dead", False))
-        print(json.dumps(result, ensure_ascii=False, default=str, indent=1))
-        return 0
-    result = fl(today=args.today)
+    spec = BY_NAME[args.flow]
+    kwargs: dict[str, Any] = {"today": args.today} if spec.takes_today else {}
+    if spec.approval:
+        kwargs["approve"] = False  # nobody can answer an approval form here: it waits for a served run
+    if args.flow == "deliver_notifications":
+        kwargs["retry_dead"] = getattr(args, "retry_dead", False)
+    result = flow_of(spec)(**kwargs)
     print(json.dumps(result, ensure_ascii=False, default=str, indent=1))
     return 0
 
@@ -307,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_calendar)
     p = sub.add_parser("run", help="run one flow now")
-    p.add_argument("flow", choices=FLOWS)
+    p.add_argument("flow", choices=RUNNABLE)
     p.add_argument("--today", type=_date, help="as-of date, YYYY-MM-DD (default: today in Asia/Shanghai)")
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("record", help="record a submission received outside the inbox")

@@ -1,7 +1,8 @@
 """The deadline machinery every dated obligation reuses: intake, progress, reminders, escalation,
 delivery, status.
 
-A flow for a new obligation is this cycle with its obligation keys; what differs between obligations
+A flow for a new obligation is this cycle under the flow's name (config/flows.py), which the
+obligation's `flow:` names; what differs between obligations
 (dates, evidence, policy) is data in config/campaigns/<year>.yaml. Obligations evidenced by files
 (june) take in their inbox folders as files; those evidenced by records (visits, trainings, funds)
 name their sheets, and a task that turns the records into progress.
@@ -16,6 +17,7 @@ from typing import Any
 from prefect.logging import get_run_logger
 
 from config import CampaignConfig, load_config
+from config.flows import obligations_for
 from models.clock import local_today, moment
 from tasks.audit import audited
 from tasks.delivery import deliver_all
@@ -28,7 +30,6 @@ from tasks.sync import sync_campaign
 
 def deadline_cycle(
     flow_name: str,
-    obligation_keys: list[str],
     today: dt.date | None,
     *,
     sheets: Sequence[Callable[[CampaignConfig], SheetIntake]] = (),
@@ -36,7 +37,8 @@ def deadline_cycle(
     publish: Callable[[CampaignConfig, dt.date], dict[str, Any]] | None = None,
     file_obligations: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """One day of the cycle for the given obligations. Safe to run any number of times a day.
+    """One day of the cycle for the obligations whose `flow:` names this flow. Safe to run any number
+    of times a day.
 
     Submissions are files in each obligation's inbox folder, or the records of `sheets`, which
     `progress` (a task) turns into obligations' progress. `file_obligations` are those evidenced by
@@ -45,6 +47,7 @@ def deadline_cycle(
     log = get_run_logger()
     cfg = load_config()  # a broken config stops here, before anything is written
     today = today or local_today(cfg.campaign)
+    obligation_keys = obligations_for(cfg.campaign, flow_name)
     with audited(flow_name, {"today": today, "obligations": obligation_keys}) as counts:
         counts["synced"] = sync_campaign(cfg, obligation_keys)
         if file_obligations is None:

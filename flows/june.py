@@ -17,7 +17,7 @@ from flows.deadlines import deadline_cycle
 )
 def june_survey(today: dt.date | None = None) -> dict[str, Any]:
     """The field survey's kickoff, intake, reminders and escalation for `today` (default: today)."""
-    return deadline_cycle("june_survey", ["june_survey"], today)
+    return deadline_cycle("june_survey", today)
 
 
 @flow(
@@ -27,4 +27,4 @@ def june_survey(today: dt.date | None = None) -> dict[str, Any]:
 )
 def standards_filing(today: dt.date | None = None) -> dict[str, Any]:
     """The standards filing's kickoff, intake, reminders and escalation for `today` (default: today)."""
-    return deadline_cycle("standards_filing", ["standards_filing"], today)
+    return deadline_cycle("standards_filing", today)

@@ -16,9 +16,9 @@ from prefect.logging import get_run_logger
 from pydantic import BaseModel, ConfigDict, Field
 
 from config import load_config
+from config.errors import SubmissionError
 from config.schema import Once, Periodic
 from models.clock import local_today
-from models.errors import SubmissionError
 from tasks.audit import audited
 from tasks.delivery import deliver_all, queue_dead_digest, revive_dead
 from tasks.intake import record_operator_submission

@@ -14,10 +14,10 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from config import load_config
+from config.errors import SubmissionError
 from config.settings import get_settings
 from flows.approval import prefilled_form, wait_for_decision
 from models.clock import local_today, moment
-from models.errors import SubmissionError
 from tasks.audit import audited
 from tasks.delivery import deliver_all
 from tasks.intake import refuse_entry, scan_inbox, submitted_file

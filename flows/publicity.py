@@ -10,9 +10,9 @@ from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field
 
 from config import load_config
+from config.errors import SubmissionError
 from flows.deadlines import deadline_cycle
 from models.clock import local_today
-from models.errors import SubmissionError
 from models.submissions import identify_unit
 from tasks.audit import audited
 from tasks.delivery import deliver_all
@@ -27,10 +27,8 @@ from tasks.sync import sync_campaign
     "按市州统计完成情况，年末前提醒、逾期督办。",
 )
 def publicity(today: dt.date | None = None) -> dict[str, Any]:
-    rules = publicity_of(load_config())
     return deadline_cycle(
         "publicity",
-        [*dict.fromkeys(rules.categories.values()), rules.exchange_obligation],
         today,
         sheets=[publicity_intake],
         progress=publicity_progress,

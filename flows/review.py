@@ -13,13 +13,14 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from config import load_config
+from config.schema import ReviewRules
 from flows.approval import prefilled_form, wait_for_decision
 from flows.deadlines import deadline_cycle
 from models.clock import local_today
+from models.review import NamingChoice, trimmed_mean_label
 from tasks.audit import audited
 from tasks.delivery import deliver_all
 from tasks.review import (
-    NamingChoice,
     ask_operator,
     decide_namings,
     publish_review,
@@ -49,7 +50,7 @@ class NamingApproval(RunInput):
     decisions: list[NamingDecision] = Field(title="参评项目")
 
 
-def _naming_form(rows: list[dict[str, Any]]) -> Any:
+def _naming_form(rows: list[dict[str, Any]], review: ReviewRules) -> Any:
     table = "\n".join(
         f"| {r['id']} | {r['route']} | {r['rank']} | {r['project']} | {r['expert_score']} | {r['priority']} "
         f"| {r['total']} | {'拟命名' if r['name'] else ''} {r['tier']} |"
@@ -58,7 +59,7 @@ def _naming_form(rows: list[dict[str, Any]]) -> Any:
     description = (
         f"**{len({r['unit_key'] for r in rows})} 个单位的专家评分已齐全，按名额拟命名 "
         f"{sum(r['name'] for r in rows)} 个基地。**\n\n"
-        "总分 = 专家评分（去掉最高、最低分后的平均）+ 优先分（三个助力与政策倾斜）；同分时优先分高者在前。"
+        f"总分 = 专家评分（{trimmed_mean_label(review)}）+ 优先分（三个助力与政策倾斜）；同分时优先分高者在前。"
         "名额内可调整命名、档次和是否推荐上级；取消拟命名的须填写理由。填写审批人后提交。\n\n"
         "| 编号 | 评审单位 | 排名 | 项目名称 | 专家评分 | 优先分 | 总分 | 拟定 |\n"
         f"|---|---|---|---|---|---|---|---|\n{table}"
@@ -83,7 +84,6 @@ def october_review(today: dt.date | None = None, approve: bool = True) -> dict[s
     today = today or local_today(cfg.campaign)
     counts = deadline_cycle(
         "october_review",
-        [review.plan_obligation, review.scores_obligation],
         today,
         sheets=[score_intake],
         file_obligations=[review.plan_obligation],
@@ -98,7 +98,7 @@ def october_review(today: dt.date | None = None, approve: bool = True) -> dict[s
         ) as decided:
             ask_operator(cfg, rows, today, timed_out=False, run_url=flow_run.ui_url)
             deliver_all(cfg.campaign)
-            answer = wait_for_decision(_naming_form(rows), review.approval_timeout_minutes)
+            answer = wait_for_decision(_naming_form(rows, review), review.approval_timeout_minutes)
             if answer is None:
                 decided["approval"] = "timed_out"
                 ask_operator(cfg, rows, today, timed_out=True, run_url=None)

@@ -19,11 +19,11 @@ import httpx
 
 from config import load_config
 from config.settings import get_settings
+from flows.registry import deployments
 from models.clock import local_today
 from models.db import migrate
 
 log = logging.getLogger("campaign.serve")
-ONE_AT_A_TIME = 1  # a deployment's runs never overlap (correctness does not depend on it: claims do)
 
 
 def _healthy(url: str) -> bool:
@@ -126,74 +126,6 @@ def run_server() -> Iterator[None]:
             del os.environ["PREFECT_API_URL"]
 
 
-def deployments() -> list[object]:
-    from flows.assessment import annual_assessment
-    from flows.june import june_survey, standards_filing
-    from flows.operations import deliver_notifications, record_submission
-    from flows.pool import pool_intake
-    from flows.publicity import exchange_meeting, publicity
-    from flows.review import october_review
-    from flows.schedules import daily_schedule, delivery_schedule, working_day_schedule
-    from flows.services import (
-        assign_leaders,
-        funds_tracking,
-        half_year_training,
-        quarterly_visits,
-        record_services,
-    )
-
-    cfg = load_config()
-    dated = [
-        june_survey,
-        standards_filing,
-        quarterly_visits,
-        half_year_training,
-        funds_tracking,
-        october_review,
-        publicity,
-        annual_assessment,
-    ]
-    out = []
-    for fl in dated:
-        schedule = daily_schedule(cfg, fl.name)
-        out.append(
-            fl.to_deployment(
-                name=f"{cfg.campaign.year}",
-                schedules=[schedule] if schedule else [],
-                description=fl.description,
-                tags=[f"campaign-{cfg.campaign.year}"],
-                concurrency_limit=ONE_AT_A_TIME,
-            )
-        )
-    out.append(
-        pool_intake.to_deployment(
-            name=f"{cfg.campaign.year}",
-            schedules=[working_day_schedule(cfg)],
-            description=pool_intake.description,
-            tags=[f"campaign-{cfg.campaign.year}"],
-            concurrency_limit=ONE_AT_A_TIME,
-        )
-    )
-    out.append(
-        deliver_notifications.to_deployment(
-            name=f"{cfg.campaign.year}",
-            schedules=[delivery_schedule(cfg)],
-            description=deliver_notifications.description,
-            concurrency_limit=ONE_AT_A_TIME,
-        )
-    )
-    for operator_form in (
-        record_submission,
-        assign_leaders,
-        record_services,
-        exchange_meeting,
-    ):  # run from the UI's form, no schedule
-        out.append(
-            operator_form.to_deployment(name=f"{cfg.campaign.year}", description=operator_form.description)
-        )
-    return out
-
-
 def api_auth() -> str:
     """`user:password` guarding the Prefect API and UI of `campaign serve`.
 
@@ -244,4 +176,4 @@ def serve(port: int = 4200) -> None:
             f"Prefect UI: {url.removesuffix('/api')}  — 打开界面，在 Deployments 中选择流程并点击 Run\n"
             f"登录口令（用户名:密码）见 {where}"
         )
-        prefect_serve(*deployments(), pause_on_shutdown=False)  # type: ignore[arg-type]
+        prefect_serve(*deployments(cfg), pause_on_shutdown=False)  # type: ignore[arg-type]

@@ -15,17 +15,16 @@ from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field
 
 from config import CampaignConfig, load_config
+from config.errors import SubmissionError
 from config.settings import get_settings
 from flows.deadlines import deadline_cycle
 from models.clock import local_today, moment
 from models.db import session_scope
-from models.errors import SubmissionError
 from models.submissions import identify_unit
 from tasks.audit import audited
 from tasks.delivery import deliver_all
 from tasks.services import (
     ASSIGNMENT,
-    FUNDS,
     VISITS,
     assign_leader,
     fund_intake,
@@ -51,7 +50,6 @@ def quarterly_visits(today: dt.date | None = None) -> dict[str, Any]:
     """包保 within N working days of a recommendation; a visit per project per quarter; job postings."""
     return deadline_cycle(
         "quarterly_visits",
-        [ASSIGNMENT, VISITS],
         today,
         sheets=[visit_intake, posting_intake],
         progress=lambda cfg, day: update_progress(cfg, day, ["projects"]),
@@ -73,7 +71,6 @@ def half_year_training(today: dt.date | None = None) -> dict[str, Any]:
     """Training records in; each unit's count per half-year and year against its target."""
     return deadline_cycle(
         "half_year_training",
-        _training_keys(load_config()),
         today,
         sheets=[training_intake],
         progress=lambda cfg, day: update_progress(cfg, day, ["trainings"]),
@@ -91,7 +88,6 @@ def funds_tracking(today: dt.date | None = None) -> dict[str, Any]:
     """Fund ledgers in; rates against each checkpoint's targets; diversion and out-of-step flags."""
     return deadline_cycle(
         "funds_tracking",
-        [FUNDS],
         today,
         sheets=[fund_intake],
         progress=lambda cfg, day: update_progress(cfg, day, ["funds"]),

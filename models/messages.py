@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
+import jinja2.runtime
 
 from config.settings import get_settings
 from models.privacy import mask_personal_data
@@ -40,8 +42,10 @@ def _cn_date(value: dt.date) -> str:
     return f"{value.year}年{value.month}月{value.day}日"
 
 
-def _cn_datetime(value: dt.datetime) -> str:
-    local = value.astimezone(dt.timezone(dt.timedelta(hours=8)))
+@jinja2.pass_context
+def _cn_datetime(context: jinja2.runtime.Context, value: dt.datetime) -> str:
+    """A moment in the campaign's own time zone (every template that shows one is given `campaign`)."""
+    local = value.astimezone(ZoneInfo(context["campaign"].timezone))
     return f"{_cn_date(local.date())} {local:%H:%M}"
 
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from config.schema import PublicityRules
+from config.schema import Level, PublicityRules, Unit
 from models.services import NOT_IN_POOL
 from models.sheets import CheckContext, Column, ErrorFn, Sheet
+
+
+def city_of(unit: Unit) -> str:
+    """The city-level unit a unit's figures count for (a city, 梅河口市 and 长白山 count for themselves)."""
+    return unit.key if unit.level is not Level.county or unit.reports_to is None else unit.reports_to
 
 
 def publicity_sheet(rules: PublicityRules) -> Sheet:

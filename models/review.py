@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
-from config.schema import ApplicationWindow, FundingTier, Level, ReviewRules
+from config.schema import ApplicationWindow, FundingTier, Level, ReviewRules, Unit
 from models.services import PROJECT_COLUMNS, resolve_projects
 from models.sheets import CheckContext, Column, ErrorFn, Sheet
 
@@ -171,5 +173,54 @@ def rank(projects: pd.DataFrame, review: ReviewRules, level: Level, quota: int) 
     return out
 
 
+def trimmed_mean_label(review: ReviewRules) -> str:
+    """How the expert score is averaged, in the operator's words, from the configured rule."""
+    dropped = [
+        f"{n} 个{which}分" for n, which in ((review.drop_highest, "最高"), (review.drop_lowest, "最低")) if n
+    ]
+    return f"去掉{'、'.join(dropped)}后的平均" if dropped else "全部专家评分的平均"
+
+
 def quota_of(review: ReviewRules, unit_key: str, level: Level) -> int:
     return review.unit_quota.get(unit_key, review.naming_quota.get(level, 0))
+
+
+# ------------------------------------------------------------------ the operator's decision
+@dataclass(frozen=True)
+class NamingChoice:
+    base_id: int
+    name: bool
+    tier: str
+    recommend: bool
+    reason: str
+
+
+def check_choices(
+    review: ReviewRules, units: Mapping[str, Unit], rows: list[dict[str, Any]], choices: list[NamingChoice]
+) -> dict[str, str]:
+    """Problems with the operator's answer, by unit key: over quota, an unknown tier, a missing reason.
+
+    A unit with a problem is left waiting (the next run asks again); the others are applied.
+    """
+    by_id = {r["id"]: r for r in rows}
+    problems: dict[str, list[str]] = {}
+    named: dict[str, int] = {}
+    for c in choices:
+        row = by_id.get(c.base_id)
+        if row is None:
+            continue
+        unit = units[row["unit_key"]]
+        tiers = {t.name for t in review.tiers.get(unit.level, ())}
+        if c.name:
+            named[unit.key] = named.get(unit.key, 0) + 1
+            if tiers and c.tier not in tiers:
+                problems.setdefault(unit.key, []).append(
+                    f"{row['project']} 的档次“{c.tier}”应为 {'、'.join(sorted(tiers))}"
+                )
+        elif row["name"] and not c.reason.strip():
+            problems.setdefault(unit.key, []).append(f"{row['project']} 取消命名须填写理由")
+    for key, n in named.items():
+        quota = quota_of(review, key, units[key].level)
+        if n > quota:
+            problems.setdefault(key, []).append(f"命名 {n} 个，超过名额 {quota} 个")
+    return {key: "；".join(items) for key, items in problems.items()}

@@ -25,8 +25,8 @@ from typing import Any
 import pandas as pd
 from python_calamine import CalamineWorkbook
 
+from config.errors import SubmissionError
 from config.schema import IntakeLimits
-from models.errors import SubmissionError
 
 ROW = "_row"
 TABLE_EXTENSIONS = ("xlsx", "xlsm", "xls", "et", "ods", "csv")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable
+from functools import lru_cache
 
 import chinese_calendar
 
@@ -28,9 +29,8 @@ class WorkingCalendar:
             return True
         if day in self._holidays:
             return False
-        try:
-            return chinese_calendar.is_workday(day)
-        except NotImplementedError:
+        statutory = _statutory_workday(day)
+        if statutory is None:
             if day.year not in _warned_years:
                 _warned_years.add(day.year)
                 log.warning(
@@ -39,6 +39,7 @@ class WorkingCalendar:
                     day.year,
                 )
             return day.weekday() < 5
+        return statutory
 
     def shift(self, day: dt.date, working_days: int) -> dt.date:
         """The date `working_days` working days after `day` (before it, if negative), not counting `day`."""
@@ -59,3 +60,13 @@ class WorkingCalendar:
         while not self.is_workday(day):
             day += dt.timedelta(days=1)
         return day
+
+
+@lru_cache(maxsize=4096)
+def _statutory_workday(day: dt.date) -> bool | None:
+    """chinese-calendar's answer, or None for a year it does not know. Cached: the library scans its
+    whole holiday table on every call, and deadlines ask about the same days thousands of times."""
+    try:
+        return chinese_calendar.is_workday(day)
+    except NotImplementedError:
+        return None

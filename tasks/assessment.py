@@ -25,6 +25,7 @@ from models.clock import moment
 from models.db import session_scope
 from models.messages import render
 from models.planning import Decision
+from models.publicity import city_of
 from models.services import fund_rates
 from models.tables import (
     BaseStatus,
@@ -37,7 +38,6 @@ from models.tables import (
 )
 from tasks.charts import bar_chart, paired_bar_chart
 from tasks.notify import enqueue
-from tasks.publicity import city_of
 from tasks.services import COUNTS, fund_ledger, query_frame, records_context, settle, store_records
 from tasks.sheets import SheetIntake
 from tasks.workbooks import write_report
@@ -75,7 +75,7 @@ def gather_figures(session: Session, cfg: CampaignConfig, as_of: dt.date) -> pd.
     figures = pd.DataFrame(
         {
             "unit_key": [u.key for u in units],
-            "city_key": [city_of(cfg, u) for u in units],
+            "city_key": [city_of(u) for u in units],
             "is_city": [u.level is Level.city for u in units],
         }
     ).set_index("unit_key")

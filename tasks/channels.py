@@ -37,8 +37,8 @@ from typing import Protocol
 
 import httpx
 
+from config.errors import DeliveryError
 from config.settings import Settings, get_settings, known_secret_values, secret
-from models.errors import DeliveryError
 from models.messages import fit_to_channel
 from models.outbox import message_id
 from models.privacy import redact

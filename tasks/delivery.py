@@ -25,11 +25,11 @@ from prefect.logging import get_run_logger
 from sqlmodel import Session, select
 
 from config import CampaignConfig
+from config.errors import DeliveryError
 from config.schema import Campaign, DeliveryPolicy
 from config.settings import get_settings, known_secret_values
 from models.db import insert_ignoring_duplicates, session_scope
 from models.deadlines import calendar_for
-from models.errors import DeliveryError
 from models.messages import clip, render
 from models.outbox import EVERY_MAIL, after_failure, endpoint_of
 from models.planning import Decision

@@ -21,12 +21,12 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, select
 
 from config import CampaignConfig
+from config.errors import SubmissionError
 from config.schema import Obligation, Unit
 from config.settings import get_settings
 from models.clock import local_date, moment
 from models.db import insert_ignoring_duplicates, session_scope
 from models.deadlines import Period, days_late
-from models.errors import SubmissionError
 from models.messages import one_line, render
 from models.planning import Decision, period_label
 from models.submissions import identify_unit, period_for, screen

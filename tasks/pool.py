@@ -338,6 +338,7 @@ def decide_recommendations(
             message = render(
                 "recommendation",
                 {
+                    "campaign": cfg.campaign,
                     "unit": units[unit_key],
                     "decided_by": decided_by,
                     "decided_at": decided_at,

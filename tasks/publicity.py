@@ -12,12 +12,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from config import CampaignConfig
-from config.schema import Level, PublicityRules, Unit
+from config.schema import PublicityRules, Unit
 from models.clock import moment
 from models.db import insert_new, session_scope
 from models.messages import render
 from models.planning import Decision
-from models.publicity import publicity_sheet
+from models.publicity import city_of, publicity_sheet
 from models.tables import ExchangePresentation, MessageKind, PublicityRecord
 from tasks.notify import enqueue
 from tasks.services import COUNTS, query_frame, records_context, settle, store_records
@@ -29,15 +29,10 @@ def publicity_of(cfg: CampaignConfig) -> PublicityRules:
     return rules
 
 
-def city_of(cfg: CampaignConfig, unit: Unit) -> str:
-    """The city-level unit a unit's figures count for (a city, 梅河口市 and 长白山 count for themselves)."""
-    return unit.key if unit.level is not Level.county or unit.reports_to is None else unit.reports_to
-
-
 def _publicity_columns(req: StoreRequest) -> dict[str, Any]:
     ids = req.rows["application_id"]
     return {
-        "unit_key": city_of(req.cfg, req.sender),  # a county's rows count for its city
+        "unit_key": city_of(req.sender),  # a county's rows count for its city
         "application_id": ids.astype(object).where(ids.notna(), None),  # an article names no project
     }
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -30,7 +29,7 @@ from models.db import session_scope, upsert
 from models.messages import render
 from models.planning import Decision
 from models.pool import Hierarchy
-from models.review import expert_scores, incomplete, quota_of, rank, score_sheet
+from models.review import NamingChoice, check_choices, expert_scores, incomplete, quota_of, rank, score_sheet
 from models.sheets import CheckContext
 from models.tables import (
     BaseStatus,
@@ -224,15 +223,6 @@ def review_progress(cfg: CampaignConfig, today: dt.date) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------ the operator's decision
-@dataclass(frozen=True)
-class NamingChoice:
-    base_id: int
-    name: bool
-    tier: str
-    recommend: bool
-    reason: str
-
-
 def waiting(cfg: CampaignConfig) -> list[dict[str, Any]]:
     """Every ranked project of the units waiting for a decision, in ranking order, with the defaults."""
     review = review_of(cfg)
@@ -308,39 +298,6 @@ def ask_operator(
         return enqueue(session, [decision])
 
 
-def check_choices(
-    cfg: CampaignConfig, rows: list[dict[str, Any]], choices: list[NamingChoice]
-) -> dict[str, str]:
-    """Problems with the operator's answer, by unit key: over quota, an unknown tier, a missing reason.
-
-    A unit with a problem is left waiting (the next run asks again); the others are applied.
-    """
-    review = review_of(cfg)
-    units = {u.key: u for u in cfg.units}
-    by_id = {r["id"]: r for r in rows}
-    problems: dict[str, list[str]] = {}
-    named: dict[str, int] = {}
-    for c in choices:
-        row = by_id.get(c.base_id)
-        if row is None:
-            continue
-        unit = units[row["unit_key"]]
-        tiers = {t.name for t in review.tiers.get(unit.level, ())}
-        if c.name:
-            named[unit.key] = named.get(unit.key, 0) + 1
-            if tiers and c.tier not in tiers:
-                problems.setdefault(unit.key, []).append(
-                    f"{row['project']} 的档次“{c.tier}”应为 {'、'.join(sorted(tiers))}"
-                )
-        elif row["name"] and not c.reason.strip():
-            problems.setdefault(unit.key, []).append(f"{row['project']} 取消命名须填写理由")
-    for key, n in named.items():
-        quota = quota_of(review, key, units[key].level)
-        if n > quota:
-            problems.setdefault(key, []).append(f"命名 {n} 个，超过名额 {quota} 个")
-    return {key: "；".join(items) for key, items in problems.items()}
-
-
 def decide_namings(
     cfg: CampaignConfig,
     rows: list[dict[str, Any]],
@@ -353,7 +310,7 @@ def decide_namings(
     """Apply the operator's answer to the units it is valid for; tell each unit and the unit above."""
     review = review_of(cfg)
     units = {u.key: u for u in cfg.units}
-    problems = check_choices(cfg, rows, choices)
+    problems = check_choices(review_of(cfg), {u.key: u for u in cfg.units}, rows, choices)
     by_id = {r["id"]: r for r in rows}
     chosen = {
         c.base_id: c for c in choices if c.base_id in by_id and by_id[c.base_id]["unit_key"] not in problems

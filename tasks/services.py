@@ -23,11 +23,11 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, SQLModel
 
 from config import CampaignConfig
+from config.errors import SubmissionError
 from config.schema import Level, Services, Unit
 from models.clock import local_date, moment
 from models.db import insert_ignoring_duplicates, insert_new, session_scope
 from models.deadlines import after_event_period, calendar_for, periods
-from models.errors import SubmissionError
 from models.messages import render
 from models.planning import Decision, owes
 from models.pool import Hierarchy

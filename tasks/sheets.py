@@ -32,11 +32,11 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, SQLModel, select
 
 from config import CampaignConfig
+from config.errors import SubmissionError
 from config.schema import Unit
 from config.settings import get_settings
 from models.clock import local_date
 from models.db import session_scope, upsert
-from models.errors import SubmissionError
 from models.messages import clip, render
 from models.planning import Decision
 from models.sheets import CheckContext, Sheet, check_sheet
@@ -299,6 +299,7 @@ def _take_in_sheet(
             message = render(
                 "intake_result",
                 {
+                    "campaign": cfg.campaign,
                     "unit": sender,
                     "topic": intake.topic,
                     "sheet_title": sheet.title,

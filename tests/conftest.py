@@ -44,32 +44,93 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'campaign.db'}"
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every database test runs on SQLite; those marked `also_postgres` (what is dialect-specific:
+    upserts, claims, JSON, migrations, one cycle, one intake, one approval) run on PostgreSQL too."""
+    if "db_url" not in metafunc.fixturenames:
         return
+    dialects: list[object] = ["sqlite"]
+    if metafunc.definition.get_closest_marker("also_postgres"):
+        dialects.append(pytest.param("postgresql", marks=pytest.mark.postgres))
+    metafunc.parametrize("db_url", dialects, indirect=True)
+
+
+def _require_pg() -> None:
     if not _pg_available():
         message = f"PostgreSQL is not reachable at {PG_ADMIN_URL}"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message + " (under CI=true a PostgreSQL test fails instead of skipping)")
         pytest.skip(message)
+
+
+def _pg_admin(sql: str) -> None:
     import psycopg
 
+    with psycopg.connect(
+        PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as conn:
+        conn.execute(sql)
+
+
+def _pg_url(name: str) -> str:
+    return PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0] + f"/{name}"
+
+
+# Migrations run once per worker and dialect: each test gets a copy of a migrated database (a copied
+# SQLite file; CREATE DATABASE … TEMPLATE on PostgreSQL). test_schema and test_faults still run the
+# migrations from zero on both.
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from models.db import engine_for, migrate
+
+    path = tmp_path_factory.mktemp("migrated") / "campaign.db"
+    url = f"sqlite:///{path}"
+    migrate(url)
+    with engine_for(url).connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine_for(url).dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres() -> Iterator[str]:
+    from models.db import engine_for, migrate
+
+    _require_pg()
+    name = f"campaign_template_{uuid.uuid4().hex[:12]}"
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        migrate(_pg_url(name))
+        engine_for(_pg_url(name)).dispose()  # a template must have no connections to be copied
+        yield name
+    finally:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated database of this test's own, dropped afterwards; an empty one for a test marked
+    `empty_database`."""
+    empty = request.node.get_closest_marker("empty_database") is not None
+    if request.param == "sqlite":
+        path = tmp_path / "campaign.db"
+        if not empty:
+            shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
+            path.chmod(0o600)
+        yield f"sqlite:///{path}"
+        return
+    _require_pg()
     name = f"campaign_test_{uuid.uuid4().hex[:12]}"
-    admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = admin.rsplit("/", 1)[0]
-    url = f"{base}/{name}"
+    template = "" if empty else f' TEMPLATE "{request.getfixturevalue("migrated_postgres")}"'
+    _pg_admin(f'CREATE DATABASE "{name}"{template}')
+    url = _pg_url(name)
     try:
         yield url
     finally:
         from models.db import engine_for
 
         engine_for(url).dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -84,9 +145,8 @@ def config_dir(tmp_path: Path) -> Path:
 def env(
     tmp_path: Path, db_url: str, config_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, object]]:
-    """Settings pointing at this test's database, folders and config copy; schema migrated."""
+    """Settings pointing at this test's database (migrated), folders and config copy."""
     from config.settings import get_settings
-    from models.db import migrate
 
     home = tmp_path / "var"
     monkeypatch.setenv("CAMPAIGN_HOME", str(home))
@@ -97,7 +157,6 @@ def env(
         if key.startswith("CAMPAIGN_SECRET_") or key == "CAMPAIGN_SMTP_URL":
             monkeypatch.delenv(key)
     get_settings.cache_clear()
-    migrate()
     yield {"home": home, "db_url": db_url, "config_dir": config_dir}
     get_settings.cache_clear()
 

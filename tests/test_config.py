@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from config import Level, load_config
+from config.errors import ConfigError
 from config.settings import get_settings
-from models.errors import ConfigError
 from tests.helpers import edit_yaml
 
 
@@ -102,6 +102,16 @@ def _copy_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             lambda d: d["publicity"].update(typical_category="典型"),
             "publicity.typical_category",
             "not one of",
+        ),
+        (  # a typo would have served a deployment without a schedule
+            lambda d: d["obligations"][1].update(flow="standard_filing"),
+            "obligations[1].flow",
+            "unknown flow 'standard_filing'",
+        ),
+        (  # a form flow has no schedule to remind by
+            lambda d: d["obligations"][1].update(flow="record_submission"),
+            "obligations[1].flow",
+            "unknown flow 'record_submission'",
         ),
     ],
 )

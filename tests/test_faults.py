@@ -116,6 +116,7 @@ DELIVER_EMAIL = "print(deliver_kind('email', load_config().campaign))"
 
 
 # ------------------------------------------------------------------ exactly once
+@pytest.mark.also_postgres
 def test_four_deliverers_at_once_send_each_message_once(env: dict[str, object], mailbox: Mailbox) -> None:
     ids = queue(300)
     procs = [deliverer(DELIVER_EMAIL) for _ in range(4)]
@@ -275,6 +276,7 @@ def test_a_robot_that_never_answers_is_cut_off_and_email_goes_on(
     assert served == ["slow-token-0003"] * 3
 
 
+@pytest.mark.also_postgres
 def test_pacing_per_robot_holds_across_deliverers(
     env: dict[str, object], robots: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -451,7 +453,6 @@ def _zip_bomb(path: Path, unzipped_mb: int) -> Path:
     return path
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_hostile_files_each_refused_with_a_reason_good_ones_beside_them_taken_in(
     env: dict[str, object], tmp_path: Path
 ) -> None:
@@ -546,7 +547,6 @@ def _formulas(path: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_nothing_we_write_back_is_a_formula(env: dict[str, object], tmp_path: Path) -> None:
     import pandas as pd
 
@@ -599,13 +599,12 @@ def test_nothing_we_write_back_is_a_formula(env: dict[str, object], tmp_path: Pa
 
 
 # ------------------------------------------------------------------ only the service reads what it keeps
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_file_parameters_outside_the_inbox_are_refused_and_nothing_archived(
     env: dict[str, object], tmp_path: Path, prefect_harness: None
 ) -> None:
+    from config.errors import SubmissionError
     from flows.operations import SubmissionRecord, record_submission
     from flows.pool import pool_intake
-    from models.errors import SubmissionError
     from tests.pool_data import application, write_xlsx
 
     home = Path(str(env["home"]))
@@ -681,6 +680,8 @@ def _state(pid: int) -> str:
         return "X"
 
 
+@pytest.mark.also_postgres
+@pytest.mark.empty_database
 def test_two_first_runs_at_once_both_migrate(db_url: str, tmp_path: Path) -> None:
     """The schedule and an operator starting on an empty database: one migrates, the other waits."""
     env = dict(os.environ, CAMPAIGN_DATABASE_URL=db_url, CAMPAIGN_HOME=str(tmp_path / "var"))
@@ -708,8 +709,8 @@ def test_sheet_extent_is_measured_not_guessed(tmp_path: Path) -> None:
 
     from openpyxl import Workbook
 
+    from config.errors import SubmissionError
     from config.schema import IntakeLimits
-    from models.errors import SubmissionError
     from models.workbook import check_table_limits, column_number
 
     book = Workbook()
@@ -736,7 +737,6 @@ def test_sheet_extent_is_measured_not_guessed(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_odd_documents_never_stop_the_days_reminders(env: dict[str, object], prefect_harness: None) -> None:
     """The June inbox as unzipping a Windows archive leaves it: the run still reminds all 70 units."""
     from flows.june import june_survey

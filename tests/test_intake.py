@@ -33,6 +33,7 @@ def instances(obligation: str) -> dict[str, ObligationInstance]:
     return {r.unit_key: r for r in rows}
 
 
+@pytest.mark.also_postgres
 def test_good_file_accepted_archived_and_receipted(env: dict[str, object]) -> None:
     from flows.june import june_survey
 

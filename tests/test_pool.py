@@ -241,6 +241,7 @@ def test_reading_variants_headers_dates_booleans_blank_rows_and_former_code(env:
     ]
 
 
+@pytest.mark.also_postgres
 def test_same_file_twice_and_corrected_resubmission(env: dict[str, object]) -> None:
     from flows.pool import pool_intake
 
@@ -320,6 +321,7 @@ def _pool_with_candidates(env: dict[str, object]) -> None:
     )
 
 
+@pytest.mark.also_postgres
 def test_recommendation_paused_for_approval_and_resumed_with_exclusions(env: dict[str, object]) -> None:
     from prefect.flow_runs import resume_flow_run
 

@@ -282,7 +282,8 @@ def test_scores_checked_ranked_and_named_after_approval_with_changes(review_env:
 def test_an_answer_over_quota_is_refused_and_the_proposals_stay_open(review_env: dict[str, Any]) -> None:
     from config import load_config
     from flows.review import october_review
-    from tasks.review import NamingChoice, decide_namings, waiting
+    from models.review import NamingChoice
+    from tasks.review import decide_namings, waiting
 
     rows = _scores(1, [80] * 5) + _scores(2, [83] * 5) + _scores(3, [85] * 5) + _scores(4, [70] * 5)
     write_xlsx(review_env["inbox"] / "乾安县-专家评分表.xlsx", rows, SCORE_HEADERS)

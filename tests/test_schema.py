@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -11,6 +12,7 @@ import models.tables  # noqa: F401
 from models.db import engine_for
 
 
+@pytest.mark.also_postgres
 def test_migrations_match_models(env: dict[str, object]) -> None:
     engine = engine_for(str(env["db_url"]))
     with engine.connect() as conn:
@@ -29,6 +31,7 @@ def test_migrations_match_models(env: dict[str, object]) -> None:
     } <= tables
 
 
+@pytest.mark.also_postgres
 def test_outbox_dedupe_key_is_unique(env: dict[str, object]) -> None:
     import datetime as dt
 

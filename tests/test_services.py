@@ -279,6 +279,7 @@ def test_bad_visit_rows_are_refused_each_with_its_reason(
         assert len(session.exec(select(VisitRecord)).all()) == 3
 
 
+@pytest.mark.also_postgres
 def test_bad_training_and_fund_rows(services_env: dict[str, object], tmp_path: Path) -> None:
     from models.db import session_scope
 

@@ -1,0 +1,71 @@
+"""The flow registry: the one place that declares each flow of the campaign.
+
+The CLI (`campaign run NAME`), `campaign serve` (one deployment per flow, scheduled by its kind) and
+config validation (an obligation's `flow:` must name a dated flow here) all read this table. Which
+obligations a dated flow runs is campaign data: those whose `flow:` names it (`obligations_for`).
+
+Plain data, no Prefect: config is the bottom layer. `flows/registry.py` turns a target into the flow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from config.schema import Campaign, Rolling
+
+
+class ScheduleKind(StrEnum):
+    calendar = "calendar"  # every day from its obligations' first kickoff to their last escalation
+    working_days = "working_days"  # every working day of the campaign (the rolling pool intake)
+    half_hourly = "half_hourly"  # office hours, every half hour (delivery retries)
+    form = "form"  # no schedule: an operator fills its form in the UI
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    name: str  # the Prefect flow's name, the CLI's FLOW and the YAML's `flow:` value
+    target: str  # "module:function"
+    schedule: ScheduleKind
+    approval: bool = False  # pauses for an operator's form; a CLI run passes approve=False
+    takes_today: bool = True  # has a `today` parameter (the business date)
+
+    @property
+    def dated(self) -> bool:
+        """Runs obligations named by `flow:` in the campaign file."""
+        return self.schedule in (ScheduleKind.calendar, ScheduleKind.working_days)
+
+
+FLOWS: tuple[FlowSpec, ...] = (
+    FlowSpec("june_survey", "flows.june:june_survey", ScheduleKind.calendar),
+    FlowSpec("standards_filing", "flows.june:standards_filing", ScheduleKind.calendar),
+    FlowSpec("pool_intake", "flows.pool:pool_intake", ScheduleKind.working_days, approval=True),
+    FlowSpec("quarterly_visits", "flows.services:quarterly_visits", ScheduleKind.calendar),
+    FlowSpec("half_year_training", "flows.services:half_year_training", ScheduleKind.calendar),
+    FlowSpec("funds_tracking", "flows.services:funds_tracking", ScheduleKind.calendar),
+    FlowSpec("october_review", "flows.review:october_review", ScheduleKind.calendar, approval=True),
+    FlowSpec("publicity", "flows.publicity:publicity", ScheduleKind.calendar),
+    FlowSpec("annual_assessment", "flows.assessment:annual_assessment", ScheduleKind.calendar),
+    FlowSpec(
+        "deliver_notifications",
+        "flows.operations:deliver_notifications",
+        ScheduleKind.half_hourly,
+        takes_today=False,
+    ),
+    FlowSpec("record_submission", "flows.operations:record_submission", ScheduleKind.form),
+    FlowSpec("assign_leaders", "flows.services:assign_leaders", ScheduleKind.form),
+    FlowSpec("record_services", "flows.services:record_services", ScheduleKind.form),
+    FlowSpec("exchange_meeting", "flows.publicity:exchange_meeting", ScheduleKind.form),
+)
+BY_NAME = {spec.name: spec for spec in FLOWS}
+DATED = tuple(spec.name for spec in FLOWS if spec.dated)
+RUNNABLE = tuple(spec.name for spec in FLOWS if spec.schedule is not ScheduleKind.form)  # `campaign run`
+
+
+def obligations_for(campaign: Campaign, flow_name: str) -> list[str]:
+    """The dated obligations a flow reminds and escalates: those whose `flow:` names it, in file order."""
+    return [
+        ob.key
+        for ob in campaign.obligations
+        if ob.flow == flow_name and not isinstance(ob.schedule, Rolling)
+    ]
