@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,3 +46,58 @@ def local_smtp(handler: object) -> object:
 
     get_settings.cache_clear()
     return controller
+
+
+def record(
+    benchmark: str,
+    measure: str,
+    value: float | int,
+    *,
+    unit: str = "",
+    baseline: float | None = None,
+    ratio: float | None = None,
+    target: str = "",
+    ok: bool | None = None,
+) -> None:
+    """One headline figure for the results table (benchmarks/run_all.py): appended as a JSON line to the
+    file CAMPAIGN_BENCH_RESULTS names; nothing when a benchmark is run by hand."""
+    import json
+
+    path = os.environ.get("CAMPAIGN_BENCH_RESULTS")
+    if not path:
+        return
+    row = {
+        "benchmark": benchmark,
+        "measure": measure,
+        "value": value,
+        "unit": unit,
+        "baseline": baseline,
+        "ratio": ratio,
+        "target": target,
+        "ok": ok,
+    }
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+PG_ADMIN = os.environ.get("CAMPAIGN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def postgres_database(prefix: str) -> str:
+    """A new, empty PostgreSQL database on the local server; returns its URL. Drop it with `drop_postgres`."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_postgres(url: str) -> None:
+    import psycopg
+
+    from models.db import engine_for
+
+    engine_for(url).dispose()
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')

@@ -17,12 +17,11 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._support import REPO, isolated_env, local_smtp
+from benchmarks._support import REPO, drop_postgres, isolated_env, local_smtp, postgres_database, record
 
 DELIVERER = "from config import load_config\nfrom tasks.delivery import deliver_kind\ndeliver_kind('email', load_config().campaign)"
 
@@ -38,22 +37,6 @@ class Received:
         with self.lock:
             self.ids.append(header.split(b":", 1)[1].strip().decode())
         return "250 OK"
-
-
-def postgres_database() -> str:
-    import psycopg
-
-    name = f"bench_delivery_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name
-
-
-def drop_postgres(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def queue(count: int, round_: int) -> None:
@@ -99,10 +82,10 @@ def main() -> None:
     args = parser.parse_args()
 
     isolated_env("delivery")
-    pg_name = None
+    pg_url = None
     if args.database == "postgresql":
-        pg_name = postgres_database()
-        os.environ["CAMPAIGN_DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:5432/{pg_name}"
+        pg_url = postgres_database("bench_delivery")
+        os.environ["CAMPAIGN_DATABASE_URL"] = pg_url
     handler = Received()
     controller = local_smtp(handler)
     from config import load_config
@@ -132,17 +115,25 @@ def main() -> None:
             worst = max(worst, duplicates, args.messages - len(set(got)))
             rate = len(got) / seconds
             baseline = baseline or rate
+            record(
+                "delivery_concurrency",
+                f"{count} deliverer(s) at once on {args.messages} messages ({args.database}): "
+                f"{duplicates} duplicates, {args.messages - len(set(got))} lost",
+                round(rate),
+                unit="mails/s",
+                baseline=round(baseline),
+                ratio=round(rate / baseline, 2),
+                target="0 duplicates, 0 lost",
+                ok=duplicates == 0 and len(set(got)) == args.messages,
+            )
             print(
                 f"{count:>10} {len(got):>9} {len(set(got)):>9} {duplicates:>10} {seconds:>8.1f} {rate:>8.0f}"
                 f" {rate / baseline:>6.2f}" + ("" if set(codes) == {0} else f"  exit codes {codes}")
             )
     finally:
         controller.stop()
-        if pg_name:
-            from models.db import engine_for
-
-            engine_for(os.environ["CAMPAIGN_DATABASE_URL"]).dispose()
-            drop_postgres(pg_name)
+        if pg_url:
+            drop_postgres(pg_url)
     print("duplicates and losses: " + ("none" if worst == 0 else f"{worst} — FAILED"))
     sys.exit(1 if worst else 0)
 

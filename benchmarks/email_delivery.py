@@ -23,7 +23,7 @@ from pathlib import Path
 
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._support import isolated_env, local_smtp
+from benchmarks._support import isolated_env, local_smtp, record
 
 
 class Counter:
@@ -50,6 +50,7 @@ def main() -> None:
     from config.settings import get_settings
     from models.db import migrate, session_scope
     from models.messages import render
+    from models.outbox import outbox_key
     from models.planning import Decision
     from models.tables import Channel, MessageKind
     from tasks.delivery import deliver_kind
@@ -82,7 +83,8 @@ def main() -> None:
                 "items": [],
             },
         )
-        messages.append(Decision(unit.key, None, MessageKind.reminder, "D-5", f"bench:{i}", rendered))
+        key = outbox_key(MessageKind.reminder, cfg.campaign.year, "bench", i)
+        messages.append(Decision(unit.key, None, MessageKind.reminder, "D-5", key, rendered))
     with session_scope() as session:
         enqueue(session, messages)
 
@@ -135,6 +137,16 @@ def main() -> None:
     print(f"apprise mailto, no throttle (sample of {len(sample)}): {apprise_rate:8.1f} mails/s")
     print(f"ratio product time ÷ raw smtplib (one session): {product / raw_one:.2f}  (target ≤ 3)")
     print(f"ratio product time ÷ raw smtplib (one per mail): {product / raw_each:.2f}")
+    record(
+        "email_delivery",
+        f"{n} reminders through outbox and delivery, vs raw smtplib on one connection",
+        round(n / product, 1),
+        unit="mails/s",
+        baseline=round(n / raw_one, 1),
+        ratio=round(product / raw_one, 2),
+        target="≤ 3× the time",
+        ok=product / raw_one <= 3,
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import yaml
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._support import isolated_env
+from benchmarks._support import isolated_env, record
 
 DAYS = [dt.date(2022, 6, 21), dt.date(2022, 6, 23), dt.date(2022, 7, 1)]
 
@@ -78,9 +78,29 @@ def run_scale(label: str, cities: int) -> tuple[int, float]:
     return units, elapsed
 
 
+def largest_artifact() -> tuple[str, int]:
+    """The largest artifact the runs published, as JSON bytes: each becomes an event, and Prefect
+    refuses events over 1.5 MB."""
+    import json
+
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(limit=200)
+    sizes = [
+        (
+            a.key or "",
+            len(json.dumps(a.data, ensure_ascii=False).encode()) + len((a.description or "").encode()),
+        )
+        for a in artifacts
+    ]
+    return max(sizes, key=lambda s: s[1]) if sizes else ("", 0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--national-cities", type=int, default=330, help="synthetic cities (9 counties each)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per scale; the fastest counts")
     args = parser.parse_args()
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
@@ -95,8 +115,9 @@ def main() -> None:
         for label, n in scales.items():
             # Twice each, keeping the faster: Prefect's own SQLite backend sometimes answers 503 and
             # its client backs off ~2 s — noise, not this project's cost.
-            runs = [run_scale(label.replace(" ", "-"), n) for _ in range(2)]
+            runs = [run_scale(label.replace(" ", "-"), n) for _ in range(args.repeats)]
             results[label] = (runs[0][0], min(seconds for _, seconds in runs))
+        biggest_key, biggest = largest_artifact()  # after the national runs: the largest tables
     for label, (units, seconds) in results.items():
         print(
             f"{label:11s}: {units:5d} units, {seconds:6.2f} s for {len(DAYS)} days, {seconds / units * 1000:6.2f} ms/unit"
@@ -111,6 +132,37 @@ def main() -> None:
     print(
         f"marginal ms/unit: {first:.2f} (a third → two thirds), {second:.2f} (two thirds → national); "
         f"ratio {second / first:.2f}  (linear: ≈ 1; quadratic growth would show ≈ 1.7)"
+    )
+    limit = 1_500_000
+    print(f"largest artifact: {biggest_key} {biggest:,} bytes (Prefect's event limit {limit:,})")
+    record(
+        "june_scale",
+        f"largest artifact at {n3:,} units ({biggest_key})",
+        biggest,
+        unit="bytes",
+        target=f"< {limit:,} (Prefect's event limit)",
+        ok=biggest < limit,
+    )
+    per_unit = (t3 / n3) / (t0 / n0)
+    record(
+        "june_scale",
+        f"June flows, time per unit at {n3:,} units vs Jilin's {n0}",
+        round(t3 / n3 * 1000, 2),
+        unit="ms/unit",
+        baseline=round(t0 / n0 * 1000, 2),
+        ratio=round(per_unit, 2),
+        target="≤ 1 (fixed costs amortise)",
+        ok=per_unit <= 1,
+    )
+    record(
+        "june_scale",
+        f"marginal cost per unit, {n2:,}→{n3:,} vs {n1:,}→{n2:,} units",
+        round(second, 2),
+        unit="ms/unit",
+        baseline=round(first, 2),
+        ratio=round(second / first, 2),
+        target="≈ 1 (linear; quadratic ≈ 1.7)",
+        ok=second / first <= 1.3,
     )
 
 

@@ -65,7 +65,5 @@ RUNNABLE = tuple(spec.name for spec in FLOWS if spec.schedule is not ScheduleKin
 def obligations_for(campaign: Campaign, flow_name: str) -> list[str]:
     """The dated obligations a flow reminds and escalates: those whose `flow:` names it, in file order."""
     return [
-        ob.key
-        for ob in campaign.obligations
-        if ob.flow == flow_name and not isinstance(ob.schedule, Rolling)
+        ob.key for ob in campaign.obligations if ob.flow == flow_name and not isinstance(ob.schedule, Rolling)
     ]

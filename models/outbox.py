@@ -1,4 +1,8 @@
-"""The outbox's delivery rules, as plain functions: what happens to a message after a delivery run tried it.
+"""The outbox's rules, as plain functions: how a decided message is named, and what happens to it after a
+delivery run tried it.
+
+Every message's unique key comes from `outbox_key`: its kind, the campaign year, then what makes it
+this message. The outbox adds the channel and address.
 
 A message is tried by one deliverer at a time (its claim, see tasks/delivery.py). After a run:
 
@@ -19,6 +23,18 @@ from zoneinfo import ZoneInfo
 
 from config.schema import DeliveryPolicy
 from models.workdays import WorkingCalendar
+
+
+def outbox_key(kind: str, year: int, *identity: object) -> str:
+    """`kind:year:identity…` — the one way to name a decided message (before its channel is added).
+
+    `identity` is what makes it this message and no other: obligation, period, unit and step for a
+    reminder; a file's hash for a receipt; a digest of a decision's contents. Deciding it again yields
+    the same key, and the outbox's unique index turns the second insert into nothing. Never change a
+    kind's identity once messages are stored: a changed key is a message sent twice (migration 0006
+    rewrote the keys of the formats used before this function).
+    """
+    return ":".join([str(kind), str(year), *(str(part) for part in identity)])
 
 
 @dataclass(frozen=True)

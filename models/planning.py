@@ -25,6 +25,7 @@ from models.deadlines import (
     working_days_left,
 )
 from models.messages import Rendered, render
+from models.outbox import outbox_key
 from models.tables import MessageKind
 
 
@@ -63,10 +64,14 @@ class Decision:
     obligation_id: int | None
     kind: MessageKind
     step: str
-    dedupe_base: str  # + channel makes the outbox's unique key
+    dedupe_base: str  # from `outbox_key`; + channel makes the outbox's unique key
     message: Rendered
     attachment: str | None = None  # path of a file to send with it
     instance_ids: tuple[int, ...] = ()  # the instances whose step this decides
+
+    def __post_init__(self) -> None:
+        if not self.dedupe_base.startswith(f"{self.kind}:"):  # built by hand, not by outbox_key
+            raise ValueError(f"outbox key {self.dedupe_base!r} does not start with its kind {self.kind}")
 
 
 def period_label(period: Period) -> str:
@@ -121,7 +126,7 @@ def decide(
         step = current_step(plan_steps(campaign, ob, period, cal), today)
         if step is None:
             continue
-        key = f"{campaign.year}:{ob.key}:{period.label}" + (f"@{period.due.isoformat()}" if own_dates else "")
+        period_id = period.label + (f"@{period.due.isoformat()}" if own_dates else "")
         base_ctx = {
             "campaign": campaign,
             "obligation": ob,
@@ -160,14 +165,16 @@ def decide(
                 message = render(kind.value, {**base_ctx, "unit": unit, "items": _items(owned)})
             # Per-project obligations: a project added after the unit heard of this step still
             # gets its own message (the key names the projects); a rerun sends nothing new.
-            tail = f":{_short_hash(i.subject for i in fresh)}" if per_subject else ""
+            tail = [_short_hash(i.subject for i in fresh)] if per_subject else []
             decisions.append(
                 Decision(
                     unit_key=unit.key,
                     obligation_id=fresh[0].id if len(fresh) == 1 else None,
                     kind=kind,
                     step=step.code,
-                    dedupe_base=f"{key}:{unit.key}:{kind}:{step.code}{tail}",
+                    dedupe_base=outbox_key(
+                        kind, campaign.year, ob.key, period_id, unit.key, step.code, *tail
+                    ),
                     message=message,
                     instance_ids=tuple(i.id for i in fresh),
                 )
@@ -189,7 +196,9 @@ def decide(
                     obligation_id=None,
                     kind=MessageKind.escalation,
                     step=step.code,
-                    dedupe_base=f"{key}:{sup_key}:escalation:{step.code}",
+                    dedupe_base=outbox_key(
+                        MessageKind.escalation, campaign.year, ob.key, period_id, sup_key, step.code
+                    ),
                     message=message,
                 )
             )

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
@@ -24,6 +24,7 @@ from models.assessment import INCOME_SHEET, MEASURES, city_totals, full_marks, s
 from models.clock import moment
 from models.db import session_scope
 from models.messages import render
+from models.outbox import outbox_key
 from models.planning import Decision
 from models.publicity import city_of
 from models.services import fund_rates
@@ -36,6 +37,7 @@ from models.tables import (
     ObligationStatus,
     PoolApplication,
 )
+from tasks.artifacts import publish_table
 from tasks.charts import bar_chart, paired_bar_chart
 from tasks.notify import enqueue
 from tasks.services import COUNTS, fund_ledger, query_frame, records_context, settle, store_records
@@ -218,7 +220,7 @@ def assess(cfg: CampaignConfig, today: dt.date) -> dict[str, Any]:
             "个",
         ),
     ]
-    create_table_artifact(key="assessment-summary", table=tables[0][1].to_dict("records"), description=title)
+    publish_table("assessment-summary", tables[0][1], title, year=cfg.campaign.year)
     create_markdown_artifact(
         key="assessment-charts",
         markdown=f"### {title}\n\n{note}\n\n考核表：`{workbook}`\n\n"
@@ -283,7 +285,7 @@ def send_scorecards(
                 None,
                 MessageKind.scorecard,
                 "final",
-                f"scorecard:{cfg.campaign.year}:{key}:{digest}",
+                outbox_key(MessageKind.scorecard, cfg.campaign.year, key, digest),
                 message,
                 str(path),
             )

@@ -14,22 +14,19 @@ from models.tables import FlowRunAudit
 
 
 def current_trigger() -> tuple[str | None, str]:
-    """(flow run id, trigger): schedule, operator (a deployment run started by a person) or direct."""
-    from prefect.runtime import deployment, flow_run
+    """(flow run id, trigger): schedule, operator (a deployment run started by a person) or direct.
 
-    run_id = flow_run.id
-    if not run_id:
+    Read from the run's own context, which holds the flow run as the engine created it: no API call.
+    """
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    run = context.flow_run if context else None
+    if run is None:
         return None, "direct"
-    if not deployment.id:
-        return str(run_id), "direct"
-    try:
-        from prefect.client.orchestration import get_client
-
-        with get_client(sync_client=True) as client:
-            run = client.read_flow_run(run_id)
-        return str(run_id), "schedule" if run.auto_scheduled else "operator"
-    except Exception:  # the audit must never fail the run it describes
-        return str(run_id), "operator"
+    if run.deployment_id is None:
+        return str(run.id), "direct"
+    return str(run.id), "schedule" if run.auto_scheduled else "operator"
 
 
 @contextmanager

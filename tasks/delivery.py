@@ -31,7 +31,7 @@ from config.settings import get_settings, known_secret_values
 from models.db import insert_ignoring_duplicates, session_scope
 from models.deadlines import calendar_for
 from models.messages import clip, render
-from models.outbox import EVERY_MAIL, after_failure, endpoint_of
+from models.outbox import EVERY_MAIL, after_failure, endpoint_of, outbox_key
 from models.planning import Decision
 from models.privacy import redact
 from models.tables import Channel, EndpointPace, MessageKind, OutboxMessage, OutboxStatus, Unit
@@ -421,7 +421,16 @@ def queue_dead_digest(cfg: CampaignConfig, today: dt.date) -> int:
         )
         enqueue(
             session,
-            [Decision(cfg.province.key, None, MessageKind.dead_digest, "", f"dead_digest:{today}", message)],
+            [
+                Decision(
+                    cfg.province.key,
+                    None,
+                    MessageKind.dead_digest,
+                    "",
+                    outbox_key(MessageKind.dead_digest, cfg.campaign.year, today.isoformat()),
+                    message,
+                )
+            ],
         )
     return new
 

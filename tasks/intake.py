@@ -28,6 +28,7 @@ from models.clock import local_date, moment
 from models.db import insert_ignoring_duplicates, session_scope
 from models.deadlines import Period, days_late
 from models.messages import one_line, render
+from models.outbox import outbox_key
 from models.planning import Decision, period_label
 from models.submissions import identify_unit, period_for, screen
 from models.tables import IntakeRejection, MessageKind, ObligationInstance, ObligationStatus, Submission
@@ -286,7 +287,14 @@ def store_submissions(session: Session, cfg: CampaignConfig, items: list[Accepte
             },
         )
         decisions.append(
-            Decision(a.unit.key, oid, MessageKind.receipt, "", f"receipt:{oid}:{a.dedupe_key}", message)
+            Decision(
+                a.unit.key,
+                oid,
+                MessageKind.receipt,
+                "",
+                outbox_key(MessageKind.receipt, cfg.campaign.year, oid, a.dedupe_key),
+                message,
+            )
         )
     insert_ignoring_duplicates(session, Submission, new_rows, unique=["obligation_id", "dedupe_key"])
     for oid, received_at in satisfied.items():
@@ -352,7 +360,16 @@ def refuse_file(
         )
         enqueue(
             session,
-            [Decision(recipient.key, None, MessageKind.rejection, "", f"rejection:{sha}:{shown}", message)],
+            [
+                Decision(
+                    recipient.key,
+                    None,
+                    MessageKind.rejection,
+                    "",
+                    outbox_key(MessageKind.rejection, cfg.campaign.year, sha, shown),
+                    message,
+                )
+            ],
         )
     return kept
 

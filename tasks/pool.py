@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
@@ -27,6 +27,7 @@ from models.applications import APPLICATION_SHEET, COLUMNS
 from models.clock import local_date
 from models.db import insert_ignoring_duplicates, session_scope
 from models.messages import render
+from models.outbox import outbox_key
 from models.planning import Decision
 from models.pool import RANK, Hierarchy, derive, proposals, tilt_labels
 from models.sheets import CheckContext
@@ -36,6 +37,7 @@ from models.tables import (
     Recommendation,
     RecommendationStatus,
 )
+from tasks.artifacts import publish_table
 from tasks.notify import enqueue
 from tasks.sheets import MESSAGE_ITEMS, SheetIntake, Stored, StoreRequest, take_in_sheet, upsert_changed
 
@@ -352,7 +354,7 @@ def decide_recommendations(
                     None,
                     MessageKind.recommendation,
                     "",
-                    f"recommendation:{unit_key}:{digest}",
+                    outbox_key(MessageKind.recommendation, cfg.campaign.year, unit_key, digest),
                     message,
                 )
             )
@@ -396,7 +398,7 @@ def ask_operator(
                     None,
                     MessageKind.approval_due,
                     step,
-                    f"approval_due:{today.isoformat()}:{step}",
+                    outbox_key(MessageKind.approval_due, cfg.campaign.year, "pool", today.isoformat(), step),
                     message,
                 )
             ],
@@ -459,9 +461,10 @@ def publish_pools(cfg: CampaignConfig) -> dict[str, int]:
         note = f"共 {len(pool)} 项，按优先分从高到低" + (
             f"，显示前 {len(shown)} 项" if len(shown) < len(pool) else ""
         )
-        create_table_artifact(
-            key=f"pool-{level.value}",
-            table=table,
+        publish_table(
+            f"pool-{level.value}",
+            table,
+            year=cfg.campaign.year,
             description=f"{LEVEL_LABELS[level]}培育库：{note}。优先分 = 政策倾斜权重之和 + 助力方向数 × {rules.direction_weight:g}（权重见年度配置）。",
         )
     create_markdown_artifact(

@@ -16,6 +16,7 @@ from config.schema import PublicityRules, Unit
 from models.clock import moment
 from models.db import insert_new, session_scope
 from models.messages import render
+from models.outbox import outbox_key
 from models.planning import Decision
 from models.publicity import city_of, publicity_sheet
 from models.tables import ExchangePresentation, MessageKind, PublicityRecord
@@ -112,7 +113,7 @@ def pick_presenters(
             None,
             MessageKind.exchange,
             "picked",
-            f"exchange:{year}:{u.key}",
+            outbox_key(MessageKind.exchange, year, u.key),
             render(
                 "exchange",
                 {

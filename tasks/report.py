@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.orm import aliased
 from sqlmodel import select
@@ -16,6 +16,7 @@ from config import CampaignConfig
 from models.db import session_scope
 from models.deadlines import step_label
 from models.tables import ObligationInstance, Unit
+from tasks.artifacts import publish_table
 from tasks.delivery import dead_count, dead_messages
 
 STATUS_COLUMNS = [
@@ -112,10 +113,12 @@ def publish_status(
     df = status_frame(cfg, obligation_key, today)
     tally = df["状态"].value_counts().to_dict() if not df.empty else {}
     key = obligation_key.replace("_", "-")
-    create_table_artifact(
-        key=f"{key}-status",
-        table=df.to_dict("records"),
-        description=f"{ob.title}：各单位报送进度（截至{today:%Y-%m-%d}）",
+    publish_table(
+        f"{key}-status",
+        df,
+        f"{ob.title}：各单位报送进度（截至{today:%Y-%m-%d}）",
+        year=cfg.campaign.year,
+        title=ob.title,
     )
     lines = [
         f"### {ob.title}（{ob.source}）",
@@ -149,5 +152,5 @@ def publish_dead_messages(cfg: CampaignConfig) -> int:
         if rows
         else "没有投递失败的通知。"
     )
-    create_table_artifact(key="dead-messages", table=shown, description=description)
+    publish_table("dead-messages", shown, description, year=cfg.campaign.year)
     return len(rows)

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, SQLModel
 
@@ -27,6 +27,7 @@ from config.schema import LEVEL_LABELS, ReviewRules, Unit
 from models.clock import local_date, moment
 from models.db import session_scope, upsert
 from models.messages import render
+from models.outbox import outbox_key
 from models.planning import Decision
 from models.pool import Hierarchy
 from models.review import NamingChoice, check_choices, expert_scores, incomplete, quota_of, rank, score_sheet
@@ -38,6 +39,7 @@ from models.tables import (
     NamedBase,
     PoolApplication,
 )
+from tasks.artifacts import publish_table
 from tasks.notify import enqueue
 from tasks.services import COUNTS, query_frame, settle, store_records
 from tasks.sheets import MESSAGE_ITEMS, SheetIntake
@@ -147,7 +149,7 @@ def _incomplete_message(cfg: CampaignConfig, unit: Unit, reasons: pd.DataFrame, 
         None,
         MessageKind.review_result,
         "incomplete",
-        f"review:{cfg.campaign.year}:{unit.key}:incomplete:{digest}",
+        outbox_key(MessageKind.review_result, cfg.campaign.year, unit.key, "incomplete", digest),
         message,
     )
 
@@ -291,7 +293,7 @@ def ask_operator(
         None,
         MessageKind.approval_due,
         step,
-        f"approval_due:review:{today.isoformat()}:{step}",
+        outbox_key(MessageKind.approval_due, cfg.campaign.year, "review", today.isoformat(), step),
         message,
     )
     with session_scope() as session:
@@ -399,7 +401,14 @@ def _result_messages(cfg: CampaignConfig, session: Session, unit_keys: list[str]
         mine = named[named["unit_key"] == key].to_dict("records")
         message = render("review_result", {"unit": units[key], "year": year, "bases": mine})
         out.append(
-            Decision(key, None, MessageKind.review_result, "named", f"review:{year}:{key}:named", message)
+            Decision(
+                key,
+                None,
+                MessageKind.review_result,
+                "named",
+                outbox_key(MessageKind.review_result, year, key, "named"),
+                message,
+            )
         )
     for upper, group in named[named["recommended_to"].notna()].groupby("recommended_to"):
         recommended = group.assign(from_unit=group["unit_key"].map(lambda k: units[k].name)).to_dict(
@@ -415,7 +424,7 @@ def _result_messages(cfg: CampaignConfig, session: Session, unit_keys: list[str]
                 None,
                 MessageKind.review_result,
                 "recommended",
-                f"review:{year}:{senders}:to:{upper}",
+                outbox_key(MessageKind.review_result, year, senders, "to", upper),
                 message,
             )
         )
@@ -447,9 +456,10 @@ def publish_review(cfg: CampaignConfig, today: dt.date) -> dict[str, int]:
             "推荐至": frame["recommended_to"].map(lambda k: units[k].name if isinstance(k, str) else ""),
         }
     )
-    create_table_artifact(
-        key="review-ranking",
-        table=table.to_dict("records"),
-        description=f"{cfg.campaign.year} 年基地评审排名与命名（{today}）",
+    publish_table(
+        "review-ranking",
+        table,
+        f"{cfg.campaign.year} 年基地评审排名与命名（{today}）",
+        year=cfg.campaign.year,
     )
     return {"rows": len(table)}

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, SQLModel
 
@@ -29,6 +29,7 @@ from models.clock import local_date, moment
 from models.db import insert_ignoring_duplicates, insert_new, session_scope
 from models.deadlines import after_event_period, calendar_for, periods
 from models.messages import render
+from models.outbox import outbox_key
 from models.planning import Decision, owes
 from models.pool import Hierarchy
 from models.services import (
@@ -62,6 +63,7 @@ from models.tables import (
     VisitNeed,
     VisitRecord,
 )
+from tasks.artifacts import publish_table
 from tasks.notify import enqueue
 from tasks.sheets import (
     MESSAGE_ITEMS,
@@ -622,7 +624,14 @@ def raise_flags(
                 },
             )
             decisions.append(
-                Decision(recipient.key, None, MessageKind.flag, "", f"flag:{ids}:{recipient.key}", message)
+                Decision(
+                    recipient.key,
+                    None,
+                    MessageKind.flag,
+                    "",
+                    outbox_key(MessageKind.flag, cfg.campaign.year, ids, recipient.key),
+                    message,
+                )
             )
     enqueue(session, decisions)
     return len(new_ids)
@@ -835,7 +844,7 @@ def publish_services(cfg: CampaignConfig, today: dt.date, sections: list[str]) -
                 ("funds-rates", funds, f"资金到位率、执行率与预警（{as_of}；节点列为节点当日的比率）")
             )
     for key, frame, description in tables:
-        create_table_artifact(key=key, table=frame.to_dict("records"), description=description)
+        publish_table(key, frame, description, year=cfg.campaign.year)
     if funds is not None:
         flagged = funds[funds["预警"] != ""]
         lines = [f"### 资金预警（{as_of}）", ""]

@@ -38,6 +38,7 @@ from config.settings import get_settings
 from models.clock import local_date
 from models.db import session_scope, upsert
 from models.messages import clip, render
+from models.outbox import outbox_key
 from models.planning import Decision
 from models.sheets import CheckContext, Sheet, check_sheet
 from models.submissions import identify_unit
@@ -324,7 +325,7 @@ def _take_in_sheet(
                 None,
                 MessageKind.intake_result,
                 "",
-                f"intake_result:{key}:{sha}",
+                outbox_key(MessageKind.intake_result, cfg.campaign.year, key, sha),
                 message,
                 summary["error_workbook"],
             )

@@ -699,7 +699,7 @@ def test_two_first_runs_at_once_both_migrate(db_url: str, tmp_path: Path) -> Non
     with engine_for(db_url).connect() as connection:
         import sqlalchemy as sa
 
-        assert connection.execute(sa.text("select version_num from alembic_version")).scalar_one() == "0005"
+        assert connection.execute(sa.text("select version_num from alembic_version")).scalar_one() == "0006"
 
 
 def test_sheet_extent_is_measured_not_guessed(tmp_path: Path) -> None:
