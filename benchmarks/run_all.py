@@ -33,14 +33,18 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         ["--rows", "300", "--big-rows", "2000", "--database", "sqlite", "postgresql"],
     ),
     "email_delivery": ([], ["--messages", "20", "--apprise-sample", "2"]),
-    "delivery_concurrency": ([], ["--messages", "20", "--deliverers", "1", "2"]),
-    "june_scale": ([], ["--national-cities", "3", "--repeats", "1"]),
+    "delivery_concurrency": ([], ["--messages", "20", "--deliverers", "2"]),
+    "june_scale": ([], ["--national-cities", "3", "--repeats", "1", "--jilin-and-national"]),
 }
 
 
-def run(name: str, args: list[str], results: Path, timeout: float | None) -> tuple[int, str, float]:
+def run(
+    name: str, args: list[str], results: Path, timeout: float | None, prefect_api: str | None
+) -> tuple[int, str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMPAIGN_", "PREFECT_API_URL"))}
     env["CAMPAIGN_BENCH_RESULTS"] = str(results)
+    if prefect_api:
+        env["PREFECT_API_URL"] = prefect_api
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, f"benchmarks/{name}.py", *args],
@@ -86,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), default=sorted(BENCHMARKS))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per benchmark")
+    parser.add_argument("--prefect-api", help="a running Prefect API for the flows (default: a server each)")
     args = parser.parse_args(argv)
     failed: list[str] = []
     rows: list[dict[str, object]] = []
@@ -94,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             full, tiny = BENCHMARKS[name]
             results = Path(tmp) / f"{name}.jsonl"
             print(f"== {name} {' '.join(tiny if args.tiny else full)}", flush=True)
-            code, output, seconds = run(name, tiny if args.tiny else full, results, args.timeout)
+            code, output, seconds = run(
+                name, tiny if args.tiny else full, results, args.timeout, args.prefect_api
+            )
             print(output, flush=True)
             recorded = (
                 [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []

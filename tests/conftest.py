@@ -1,11 +1,15 @@
 """Shared fixtures: a real database per test (SQLite file, or a fresh PostgreSQL database that is
-dropped afterwards), an isolated working folder, and one Prefect test harness for the session."""
+dropped afterwards), an isolated working folder, and one Prefect server for the whole run."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +20,10 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "200")
 os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE", "200")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+# The tests read flow runs, states and artifacts, never the event history, automations or task-run rows:
+# the servers they start (the harness, `campaign serve`) skip the services that would record those.
+for _service in ("EVENT_PERSISTER", "TRIGGERS", "TASK_RUN_RECORDER"):
+    os.environ.setdefault(f"PREFECT_SERVER_SERVICES_{_service}_ENABLED", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("CAMPAIGN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -32,15 +40,84 @@ def _pg_available() -> bool:
         return False
 
 
+# One Prefect server for the whole run, shared by every xdist worker: started by the controlling process
+# as soon as pytest is configured, so it comes up while the workers start and collect, and stopped when
+# the run ends. Its database is a PostgreSQL database of its own when the server is up (quicker to
+# migrate, and made for concurrent writers), else SQLite. Workers find it through PREFECT_API_URL, so
+# flows run from test threads and subprocesses reach it too. Tests tell their runs apart by id or tag.
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or os.environ.get("CAMPAIGN_TEST_PREFECT_HOME"):
+        return  # a worker, or a run started by another run's test
+    import importlib.util
+
+    home = Path(tempfile.mkdtemp(prefix="campaign-test-prefect-"))
+    database = f"sqlite+aiosqlite:///{home / 'prefect.db'}"
+    if _pg_available():
+        name = f"campaign_test_prefect_{uuid.uuid4().hex[:8]}"
+        _pg_admin(f'CREATE DATABASE "{name}"')
+        database = _pg_url(name).replace("postgresql://", "postgresql+asyncpg://")
+        config._campaign_prefect_database = name  # type: ignore[attr-defined]
+    port = _free_port()
+    spec = importlib.util.find_spec("prefect")
+    assert spec is not None and spec.origin is not None
+    env = dict(
+        os.environ,
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_DATABASE_CONNECTION_URL=database,
+        PREFECT_UI_ENABLED="0",
+        PREFECT__SERVER_EPHEMERAL="1",  # as Prefect's own test harness runs it
+        PREFECT__SERVER_FINAL="1",
+    )
+    uvicorn = ["--app-dir", str(Path(spec.origin).parents[1]), "--factory", "--lifespan", "on"]
+    where = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "error"]
+    config._campaign_prefect_server = subprocess.Popen(  # type: ignore[attr-defined]
+        [sys.executable, "-m", "uvicorn", *uvicorn, *where, "prefect.server.api.server:create_app"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+    os.environ["CAMPAIGN_TEST_PREFECT_HOME"] = str(home)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    server = getattr(config, "_campaign_prefect_server", None)
+    if server is None:
+        return
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    name = getattr(config, "_campaign_prefect_database", None)
+    if name:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    shutil.rmtree(os.environ.pop("CAMPAIGN_TEST_PREFECT_HOME"), ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
+    """The run's Prefect server, once it answers."""
+    import httpx
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
 
-    with (
-        prefect_test_harness(server_startup_timeout=120),
-        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
-    ):
+    url = os.environ["PREFECT_API_URL"]
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"the test run's Prefect server at {url} did not answer within 180 s")
+        time.sleep(0.3)
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
 
 

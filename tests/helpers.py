@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +51,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_pause(timeout: float = 60) -> Any:
+def run_tagged(fn: Callable[[], Any], result: dict[str, Any]) -> tuple[threading.Thread, str]:
+    """Start `fn` (a flow that will pause) in a thread, its runs tagged uniquely: the Prefect server is
+    shared by every test of the run, so a test finds its own paused run by the tag."""
+    from prefect import tags
+
+    tag = f"test-{uuid.uuid4().hex[:12]}"
+
+    def run() -> None:
+        with tags(tag):
+            result.update(fn())
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    return runner, tag
+
+
+def wait_for_pause(tag: str, timeout: float = 60) -> Any:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
     from prefect.client.schemas.objects import StateType
 
     deadline = time.monotonic() + timeout
@@ -58,7 +82,8 @@ def wait_for_pause(timeout: float = 60) -> Any:
         while time.monotonic() < deadline:
             runs = client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
+                    tags=FlowRunFilterTags(all_=[tag]),
                 )
             )
             if runs:

@@ -453,12 +453,16 @@ def _zip_bomb(path: Path, unzipped_mb: int) -> Path:
     return path
 
 
+@pytest.mark.usefixtures("prefect_harness")
 def test_hostile_files_each_refused_with_a_reason_good_ones_beside_them_taken_in(
     env: dict[str, object], tmp_path: Path
 ) -> None:
-    """The whole intake as a bureau and an operator meet it: files in the inbox, `campaign run`."""
+    """The whole intake as a bureau and an operator meet it: files in the inbox, `campaign run` (against
+    the configured Prefect API, here the test harness's)."""
     import resource
     import sqlite3
+
+    from prefect.settings import PREFECT_API_URL
 
     from tests.pool_data import application, write_csv, write_xlsx
 
@@ -482,7 +486,7 @@ def test_hostile_files_each_refused_with_a_reason_good_ones_beside_them_taken_in
     done = subprocess.run(
         [sys.executable, "-m", "flows.cli", "run", "pool_intake", "--today", "2022-07-05"],
         cwd=REPO,
-        env=dict(os.environ, PREFECT_LOGGING_LEVEL="WARNING"),
+        env=dict(os.environ, PREFECT_LOGGING_LEVEL="WARNING", PREFECT_API_URL=str(PREFECT_API_URL.value())),
         capture_output=True,
         timeout=300,
     )

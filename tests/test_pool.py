@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from models.db import session_scope
 from models.privacy import mask_phone, mask_ric
 from models.sheets import ERROR_COLUMN
 from models.tables import IntakeFile, IntakeRejection, PoolApplication, Recommendation
-from tests.helpers import edit_yaml, outbox, wait_for_pause
+from tests.helpers import edit_yaml, outbox, run_tagged, wait_for_pause
 from tests.pool_data import HEADERS, application, credit_code, id_number, write_csv, write_xlsx
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -329,9 +328,8 @@ def test_recommendation_paused_for_approval_and_resumed_with_exclusions(env: dic
 
     _pool_with_candidates(env)
     result: dict[str, Any] = {}
-    runner = threading.Thread(target=lambda: result.update(pool_intake(today=TODAY)))
-    runner.start()
-    paused = wait_for_pause()
+    runner, tag = run_tagged(lambda: pool_intake(today=TODAY), result)
+    paused = wait_for_pause(tag)
     # 梅河口市 goes straight to the province; 乾安县's two qualifying projects go to 松原市.
     with session_scope() as session:
         recs = session.exec(select(Recommendation)).all()

@@ -4,7 +4,6 @@ priority, the naming approval paused and resumed with changes, recommendation up
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from sqlmodel import select
 
 from config.schema import Level
-from tests.helpers import outbox, wait_for_pause
+from tests.helpers import outbox, run_tagged, wait_for_pause
 from tests.pool_data import application, credit_code, write_xlsx
 from tests.service_data import QIANAN, SONGYUAN, use_small_hierarchy
 
@@ -205,9 +204,8 @@ def test_scores_checked_ranked_and_named_after_approval_with_changes(review_env:
     write_xlsx(inbox / "乾安县-专家评分表（补报）.xlsx", fix, SCORE_HEADERS)
 
     result: dict[str, Any] = {}
-    runner = threading.Thread(target=lambda: result.update(october_review(today=TODAY)))
-    runner.start()
-    paused = wait_for_pause()
+    runner, tag = run_tagged(lambda: october_review(today=TODAY), result)
+    paused = wait_for_pause(tag)
     with session_scope() as session:
         bases = {b.application_id: b for b in session.exec(select(NamedBase)).all()}
     ids = review_env["ids"]

@@ -393,7 +393,7 @@ def test_a_year_of_services_day_by_day(env: dict[str, object], config_dir: Path)
         todays = [fl for fl in flows if fl.name in running]
         for fl in todays:
             fl(today=day)
-        if day in (APPROVED, D(2022, 7, 13), D(2022, 10, 8), D(2022, 12, 30)):
+        if day in (APPROVED, D(2022, 10, 8)):  # the approval; escalations on a make-up Saturday
             for fl in todays:
                 fl(today=day)  # the same day again: nothing new may be decided or sent
         rows = [m for m in outbox() if m.id > seen]

@@ -29,8 +29,8 @@ def drop(inbox: Path, obligation: str, name: str) -> None:
     (folder / name).write_bytes(f"{obligation}:{name}".encode())
 
 
-# 06-01: before the notice; 06-22 and 07-04: files arrive; 06-24 and 07-05: quiet days.
-DAYS = [dt.date(2022, 6, d) for d in (1, 21, 22, 23, 24, 29, 30)] + [dt.date(2022, 7, d) for d in (1, 4, 5)]
+# 06-01: before the notice; 06-22 and 07-04: files arrive; 06-24: a quiet day.
+DAYS = [dt.date(2022, 6, d) for d in (1, 21, 22, 23, 24, 29, 30)] + [dt.date(2022, 7, d) for d in (1, 4)]
 TWICE = {dt.date(2022, 6, 21), dt.date(2022, 7, 1)}  # the busiest days run again: nothing new may go out
 
 
