@@ -1,7 +1,9 @@
-"""The one way a flow waits for an operator's decision in the Prefect UI."""
+"""The one way a flow waits for an operator's decision in the Prefect UI, and the protocol around it:
+tell the province, deliver at once, wait; on a timeout, say so again and leave everything open."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from prefect.client.orchestration import get_client
@@ -11,6 +13,35 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 from prefect.states import Running
 from pydantic import BaseModel, Field, create_model
+
+from config import CampaignConfig
+from tasks.approval import ApprovalRequest, ask_operator
+from tasks.delivery import deliver_all
+
+
+class ApprovalForm(RunInput):
+    """What every approval form asks first: who decides. Subclasses add the list of proposals."""
+
+    approver: str = Field(title="审批人", min_length=1)
+
+
+def ask_and_wait(
+    cfg: CampaignConfig,
+    request: ApprovalRequest,
+    proposals: list[dict[str, Any]],
+    form: Any,
+    timeout_minutes: float,
+    today: dt.date,
+) -> Any | None:
+    """The approval protocol: tell the province that `proposals` wait (with a link to this run), deliver
+    that message now so someone opens the form while the run waits, and pause. Returns the submitted
+    form, or None after telling the province again that nobody answered in time."""
+    ask_operator(cfg, request, proposals, today, timed_out=False, run_url=flow_run.ui_url)
+    deliver_all(cfg.campaign)
+    answer = wait_for_decision(form, timeout_minutes)
+    if answer is None:
+        ask_operator(cfg, request, proposals, today, timed_out=True, run_url=None)
+    return answer
 
 
 def wait_for_decision(form: Any, timeout_minutes: float) -> Any | None:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
-from prefect.input import RunInput
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
@@ -16,14 +15,14 @@ from pydantic import BaseModel, Field
 from config import load_config
 from config.errors import SubmissionError
 from config.settings import get_settings
-from flows.approval import prefilled_form, wait_for_decision
+from flows.approval import ApprovalForm, ask_and_wait, prefilled_form
 from models.clock import local_today, moment
+from tasks.approval import ApprovalRequest
 from tasks.audit import audited
 from tasks.delivery import deliver_all
 from tasks.intake import refuse_entry, scan_inbox, submitted_file
 from tasks.pool import (
     OBLIGATION,
-    ask_operator,
     decide_recommendations,
     pool_rules,
     propose_recommendations,
@@ -44,11 +43,21 @@ class ProposalDecision(BaseModel):
     reason: str = Field(default="", title="不同意的理由")
 
 
-class RecommendationApproval(RunInput):
+class RecommendationApproval(ApprovalForm):
     """逐级推荐审批：逐项确认；取消“同意推荐”即排除该项目，并请填写理由。"""
 
-    approver: str = Field(title="审批人", min_length=1)
     decisions: list[ProposalDecision] = Field(title="拟推荐项目")
+
+
+def _approval_request(count: int) -> ApprovalRequest:
+    return ApprovalRequest(
+        topic="pool",
+        flow_name="pool_intake",
+        what="个培育库项目等待逐级推荐审批",
+        intro=f"培育库有 {count} 个项目符合上一级入库条件，拟推荐上级，等待审批",
+        state="“拟推荐”",
+        action="逐项确认“同意推荐”，不同意的取消勾选并填写理由",
+    )
 
 
 def _approval_form(waiting: list[dict[str, Any]]) -> Any:
@@ -113,13 +122,11 @@ def pool_intake(
         waiting = propose_recommendations(cfg, today, received_at)
         counts["proposals_open"] = len(waiting)
         if waiting and approve:
-            # Tell the province now, so someone opens the form while the run waits.
-            ask_operator(cfg, waiting, today, timed_out=False, run_url=flow_run.ui_url)
-            deliver_all(cfg.campaign)
-            answer = wait_for_decision(_approval_form(waiting), rules.approval_timeout_minutes)
+            form = _approval_form(waiting)
+            request = _approval_request(len(waiting))
+            answer = ask_and_wait(cfg, request, waiting, form, rules.approval_timeout_minutes, today)
             if answer is None:
                 counts["approval"] = "timed_out"
-                counts["reminded"] = ask_operator(cfg, waiting, today, timed_out=True, run_url=None)
                 log.warning("%d 个推荐项目未获审批，已提醒省级经办人；项目保持“拟推荐”状态", len(waiting))
             else:
                 decisions = [(d.id, d.approve, d.reason) for d in answer.decisions]

@@ -7,21 +7,20 @@ import datetime as dt
 from typing import Any
 
 from prefect import flow
-from prefect.input import RunInput
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from config import load_config
 from config.schema import ReviewRules
-from flows.approval import prefilled_form, wait_for_decision
+from flows.approval import ApprovalForm, ask_and_wait, prefilled_form
 from flows.deadlines import deadline_cycle
 from models.clock import local_today
 from models.review import NamingChoice, trimmed_mean_label
+from tasks.approval import ApprovalRequest
 from tasks.audit import audited
 from tasks.delivery import deliver_all
 from tasks.review import (
-    ask_operator,
     decide_namings,
     publish_review,
     review_of,
@@ -43,11 +42,22 @@ class NamingDecision(BaseModel):
     reason: str = Field(default="", title="调整理由")
 
 
-class NamingApproval(RunInput):
+class NamingApproval(ApprovalForm):
     """基地命名审批：名额内逐项确认“命名”、档次和“推荐上级”；取消拟命名的项目须填写理由。"""
 
-    approver: str = Field(title="审批人", min_length=1)
     decisions: list[NamingDecision] = Field(title="参评项目")
+
+
+def _approval_request(proposals: list[dict[str, Any]]) -> ApprovalRequest:
+    units = len({r["unit_key"] for r in proposals})
+    return ApprovalRequest(
+        topic="review",
+        flow_name="october_review",
+        what="个基地拟命名，等待审批",
+        intro=f"{units} 个单位的专家评分已齐全，按名额拟命名 {len(proposals)} 个基地",
+        state="“拟命名”",
+        action="逐项确认“命名”、档次和“推荐上级”，名额内可调整，取消命名的请填写理由",
+    )
 
 
 def _naming_form(rows: list[dict[str, Any]], review: ReviewRules) -> Any:
@@ -96,12 +106,12 @@ def october_review(today: dt.date | None = None, approve: bool = True) -> dict[s
         with audited(
             "october_review_naming", {"today": today, "proposed": counts["namings_open"]}
         ) as decided:
-            ask_operator(cfg, rows, today, timed_out=False, run_url=flow_run.ui_url)
-            deliver_all(cfg.campaign)
-            answer = wait_for_decision(_naming_form(rows, review), review.approval_timeout_minutes)
+            proposals = [r for r in rows if r["name"]]
+            form = _naming_form(rows, review)
+            request = _approval_request(proposals)
+            answer = ask_and_wait(cfg, request, proposals, form, review.approval_timeout_minutes, today)
             if answer is None:
                 decided["approval"] = "timed_out"
-                ask_operator(cfg, rows, today, timed_out=True, run_url=None)
                 log.warning("基地命名未获审批，已提醒省级经办人；拟命名保持不变")
             else:
                 choices = [

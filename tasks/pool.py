@@ -24,7 +24,6 @@ from sqlmodel import Session
 from config import CampaignConfig
 from config.schema import LEVEL_LABELS, Level, PoolRules, Unit
 from models.applications import APPLICATION_SHEET, COLUMNS
-from models.clock import local_date
 from models.db import insert_ignoring_duplicates, session_scope
 from models.messages import render
 from models.outbox import outbox_key
@@ -361,48 +360,6 @@ def decide_recommendations(
         enqueue(session, messages)
     approved = sum(1 for _, ok, _ in chosen if ok)
     return {"approved": approved, "excluded": len(chosen) - approved, "ignored": len(decisions) - len(chosen)}
-
-
-def ask_operator(
-    cfg: CampaignConfig,
-    waiting: list[dict[str, Any]],
-    today: dt.date,
-    *,
-    timed_out: bool,
-    run_url: str | None,
-) -> int:
-    """Tell the province that proposals wait for its decision: when a run pauses for it, and again when
-    that run stopped waiting. At most one of each a day."""
-    if not waiting:
-        return 0
-    province = cfg.province
-    step = "timed_out" if timed_out else "waiting"
-    message = render(
-        "approval_due",
-        {
-            "unit": province,
-            "count": len(waiting),
-            "oldest": min(local_date(p["proposed_at"], cfg.campaign) for p in waiting),
-            "proposals": waiting[:MESSAGE_ITEMS],
-            "more": max(0, len(waiting) - MESSAGE_ITEMS),
-            "timed_out": timed_out,
-            "run_url": run_url,
-        },
-    )
-    with session_scope() as session:
-        return enqueue(
-            session,
-            [
-                Decision(
-                    province.key,
-                    None,
-                    MessageKind.approval_due,
-                    step,
-                    outbox_key(MessageKind.approval_due, cfg.campaign.year, "pool", today.isoformat(), step),
-                    message,
-                )
-            ],
-        )
 
 
 @task(name="publish-pools", description="发布三级培育库清单", cache_policy=NO_CACHE)

@@ -24,7 +24,7 @@ from sqlmodel import Session, SQLModel
 
 from config import CampaignConfig
 from config.schema import LEVEL_LABELS, ReviewRules, Unit
-from models.clock import local_date, moment
+from models.clock import moment
 from models.db import session_scope, upsert
 from models.messages import render
 from models.outbox import outbox_key
@@ -260,44 +260,6 @@ def waiting(cfg: CampaignConfig) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def ask_operator(
-    cfg: CampaignConfig, rows: list[dict[str, Any]], today: dt.date, *, timed_out: bool, run_url: str | None
-) -> int:
-    """Tell the province that namings wait for its decision (at most once a day per step)."""
-    proposals = [r for r in rows if r["name"]]
-    if not proposals:
-        return 0
-    province = cfg.province
-    step = "timed_out" if timed_out else "waiting"
-    message = render(
-        "approval_due",
-        {
-            "unit": province,
-            "count": len(proposals),
-            "what": "个基地拟命名，等待审批",
-            "intro": f"{len({r['unit_key'] for r in proposals})} 个单位的专家评分已齐全，按名额拟命名 {len(proposals)} 个基地",
-            "flow_name": "october_review",
-            "state": "“拟命名”",
-            "action": "逐项确认“命名”、档次和“推荐上级”，名额内可调整，取消命名的请填写理由",
-            "oldest": min(local_date(r["proposed_at"], cfg.campaign) for r in proposals),
-            "proposals": proposals[:MESSAGE_ITEMS],
-            "more": max(0, len(proposals) - MESSAGE_ITEMS),
-            "timed_out": timed_out,
-            "run_url": run_url,
-        },
-    )
-    decision = Decision(
-        province.key,
-        None,
-        MessageKind.approval_due,
-        step,
-        outbox_key(MessageKind.approval_due, cfg.campaign.year, "review", today.isoformat(), step),
-        message,
-    )
-    with session_scope() as session:
-        return enqueue(session, [decision])
 
 
 def decide_namings(
