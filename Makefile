@@ -26,11 +26,9 @@ demo: $(BIN)/campaign
 	for d in 2022-06-21 2022-06-23 2022-06-29 2022-06-30 2022-07-01; do \
 	  $(BIN)/campaign run june_survey --today $$d && $(BIN)/campaign run standards_filing --today $$d; done
 
+## bench: every benchmark at full size (SQLite and PostgreSQL), results in benchmarks/results.md and .json
 bench: $(BIN)/campaign
-	$(BIN)/python benchmarks/june_scale.py
-	$(BIN)/python benchmarks/email_delivery.py
-	$(BIN)/python benchmarks/delivery_concurrency.py
-	$(BIN)/python benchmarks/pool_intake.py
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) var
