@@ -139,17 +139,19 @@ def _record_sheet(name: str) -> tuple[object, Callable[..., Any]]:
     from flows.publicity import publicity
     from flows.review import october_review
     from flows.services import funds_tracking, half_year_training, quarterly_visits
-    from tasks import services
     from tasks.assessment import income_intake
+    from tasks.funds import fund_intake
     from tasks.publicity import publicity_intake
     from tasks.review import score_intake
+    from tasks.trainings import training_intake
+    from tasks.visits import posting_intake, visit_intake
 
     cfg = load_config()
     make, fl = {
-        "visits": (services.visit_intake, quarterly_visits),
-        "postings": (services.posting_intake, quarterly_visits),
-        "trainings": (services.training_intake, half_year_training),
-        "funds": (services.fund_intake, funds_tracking),
+        "visits": (visit_intake, quarterly_visits),
+        "postings": (posting_intake, quarterly_visits),
+        "trainings": (training_intake, half_year_training),
+        "funds": (fund_intake, funds_tracking),
         "scores": (score_intake, lambda today: october_review(today=today, approve=False)),
         "publicity": (publicity_intake, publicity),
         "income": (income_intake, annual_assessment),

@@ -23,21 +23,13 @@ from models.db import session_scope
 from models.submissions import identify_unit
 from tasks.audit import audited
 from tasks.delivery import deliver_all
-from tasks.services import (
-    ASSIGNMENT,
-    VISITS,
-    assign_leader,
-    fund_intake,
-    posting_intake,
-    project_names,
-    publish_services,
-    services_of,
-    training_intake,
-    update_progress,
-    visit_intake,
-)
+from tasks.funds import fund_intake
+from tasks.records import services_of
+from tasks.services import publish_services, update_progress
 from tasks.sheets import brief, sheet_from_form, take_in_sheet
 from tasks.sync import sync_campaign
+from tasks.trainings import training_intake
+from tasks.visits import ASSIGNMENT, VISITS, assign_leader, posting_intake, project_names, visit_intake
 
 
 @flow(

@@ -320,3 +320,19 @@ def subsidies_out_of_step(funds: pd.DataFrame, rules: FundsRules, today: dt.date
 
     out["detail"] = out.apply(say, axis=1) if not out.empty else pd.Series(dtype=object)
     return out.reset_index().rename(columns={"index": "unit_key"})[columns]
+
+
+def needs_table(needs: pd.DataFrame, categories: list[str], unit_names: dict[str, str]) -> pd.DataFrame:
+    """The needs the visits found, as operators read them: a row per quarter and city, a column per
+    category (in the configured order), the number of visits that named it."""
+    if needs.empty:
+        return pd.DataFrame(columns=["季度", "市州", *categories])
+    return (
+        needs.assign(市州=needs["city_key"].map(unit_names))
+        .pivot_table(
+            index=["quarter", "市州"], columns="category", values="visits", aggfunc="sum", fill_value=0
+        )
+        .reindex(columns=categories, fill_value=0)
+        .reset_index()
+        .rename(columns={"quarter": "季度"})
+    )

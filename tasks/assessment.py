@@ -39,8 +39,9 @@ from models.tables import (
 )
 from tasks.artifacts import publish_table
 from tasks.charts import bar_chart, paired_bar_chart
+from tasks.funds import fund_ledger
 from tasks.notify import enqueue
-from tasks.services import COUNTS, fund_ledger, query_frame, records_context, settle, store_records
+from tasks.records import COUNTS, query_frame, records_context, settle, store_records
 from tasks.sheets import SheetIntake
 from tasks.workbooks import write_report
 

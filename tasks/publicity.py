@@ -21,7 +21,7 @@ from models.planning import Decision
 from models.publicity import city_of, publicity_sheet
 from models.tables import ExchangePresentation, MessageKind, PublicityRecord
 from tasks.notify import enqueue
-from tasks.services import COUNTS, query_frame, records_context, settle, store_records
+from tasks.records import COUNTS, query_frame, records_context, settle, store_records
 from tasks.sheets import SheetIntake, StoreRequest
 
 

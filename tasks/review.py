@@ -41,7 +41,7 @@ from models.tables import (
 )
 from tasks.artifacts import publish_table
 from tasks.notify import enqueue
-from tasks.services import COUNTS, query_frame, settle, store_records
+from tasks.records import COUNTS, query_frame, settle, store_records
 from tasks.sheets import MESSAGE_ITEMS, SheetIntake
 
 

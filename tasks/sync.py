@@ -76,7 +76,7 @@ def sync_obligations(session: Session, cfg: CampaignConfig, obligation_keys: lis
         if obligation_keys is not None and ob.key not in obligation_keys:
             continue
         if ob.subject != "unit":
-            continue  # owed per recommended project: tasks/services.py instantiates them
+            continue  # owed per recommended project: tasks/visits.py instantiates them
         for period in periods(campaign, ob):
             for unit in cfg.units:
                 if owes(ob, unit):

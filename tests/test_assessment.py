@@ -56,10 +56,12 @@ def year(env: dict[str, Any], prefect_harness: None) -> dict[str, Any]:
     from models.clock import moment
     from models.db import session_scope
     from models.tables import NamedBase, PoolApplication
+    from tasks.funds import fund_intake
     from tasks.pool import take_in_workbook
-    from tasks.services import fund_intake, training_intake, update_progress
+    from tasks.services import update_progress
     from tasks.sheets import take_in_sheet
     from tasks.sync import sync_campaign, sync_hierarchy
+    from tasks.trainings import training_intake
 
     use_small_hierarchy(Path(env["config_dir"]))
     cfg = load_config()

@@ -209,15 +209,13 @@ def services_env(env: dict[str, object], config_dir: Path) -> dict[str, object]:
 
 
 def _take_in(kind: str, path: Path, on: dt.date) -> dict[str, object]:
-    from tasks import services
+    from tasks.funds import fund_intake
     from tasks.sheets import take_in_sheet
+    from tasks.trainings import training_intake
+    from tasks.visits import visit_intake
 
     cfg = load_config()
-    make = {
-        "visits": services.visit_intake,
-        "trainings": services.training_intake,
-        "funds": services.fund_intake,
-    }
+    make = {"visits": visit_intake, "trainings": training_intake, "funds": fund_intake}
     return take_in_sheet(cfg, make[kind](cfg), path, moment(on, cfg.campaign))
 
 
