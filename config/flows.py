@@ -52,7 +52,7 @@ FLOWS: tuple[FlowSpec, ...] = (
         ScheduleKind.half_hourly,
         takes_today=False,
     ),
-    FlowSpec("record_submission", "flows.operations:record_submission", ScheduleKind.form),
+    FlowSpec("record_submission", "flows.submission:record_submission", ScheduleKind.form),
     FlowSpec("assign_leaders", "flows.services:assign_leaders", ScheduleKind.form),
     FlowSpec("record_services", "flows.services:record_services", ScheduleKind.form),
     FlowSpec("exchange_meeting", "flows.publicity:exchange_meeting", ScheduleKind.form),

@@ -104,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from flows.operations import SubmissionRecord, record_submission
+    from flows.submission import SubmissionRecord, record_submission
     from models.db import migrate
 
     migrate()

@@ -607,8 +607,8 @@ def test_file_parameters_outside_the_inbox_are_refused_and_nothing_archived(
     env: dict[str, object], tmp_path: Path, prefect_harness: None
 ) -> None:
     from config.errors import SubmissionError
-    from flows.operations import SubmissionRecord, record_submission
     from flows.pool import pool_intake
+    from flows.submission import SubmissionRecord, record_submission
     from tests.pool_data import application, write_xlsx
 
     home = Path(str(env["home"]))

@@ -108,7 +108,7 @@ def test_former_code_of_gongzhuling_is_recognised(env: dict[str, object]) -> Non
 
 
 def test_operator_records_a_submission_from_the_form(env: dict[str, object]) -> None:
-    from flows.operations import SubmissionRecord, record_submission
+    from flows.submission import SubmissionRecord, record_submission
 
     record = SubmissionRecord(
         obligation="开展返乡入乡创业实地调研（june_survey）",
@@ -130,7 +130,7 @@ def test_operator_records_a_submission_from_the_form(env: dict[str, object]) -> 
 def test_form_refuses_unknown_choices() -> None:
     from pydantic import ValidationError
 
-    from flows.operations import SubmissionRecord
+    from flows.submission import SubmissionRecord
 
     with pytest.raises(ValidationError):
         SubmissionRecord(obligation="june_survey", unit="不存在的县（000000）", submitted_by="x")
