@@ -1,9 +1,9 @@
 """The deadline machinery every dated obligation reuses: intake, progress, reminders, escalation,
 delivery, status.
 
-A flow for a new obligation is this cycle under the flow's name (config/flows.py), which the
-obligation's `flow:` names; what differs between obligations
-(dates, evidence, policy) is data in config/campaigns/<year>.yaml. Obligations evidenced by files
+A flow for a new obligation is this cycle under the flow's registered name (config/flows.py), which
+the obligation's `flow:` names; what differs between obligations (dates, evidence, policy) is data in
+config/campaigns/<year>.yaml. Obligations evidenced by files
 (june) take in their inbox folders as files; those evidenced by records (visits, trainings, funds)
 name their sheets, and a task that turns the records into progress.
 """

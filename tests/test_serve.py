@@ -36,6 +36,22 @@ def test_schedules_are_calendar_rrules_in_shanghai_time() -> None:
     assert schedule.interval is None
 
 
+def test_the_registry_names_each_flow_once_and_every_obligation_has_its_flow() -> None:
+    from config.flows import DATED, FLOWS, obligations_for
+    from flows.registry import flow_of
+
+    assert [flow_of(spec).name for spec in FLOWS] == [spec.name for spec in FLOWS]
+    cfg = load_config(2022)
+    assert {ob.key: ob.flow for ob in cfg.campaign.obligations if ob.flow not in DATED} == {}
+    assert obligations_for(cfg.campaign, "quarterly_visits") == ["leader_assignment", "leader_visits"]
+    assert obligations_for(cfg.campaign, "publicity") == [
+        "typical_bases",
+        "experience_article",
+        "exchange_meeting",
+    ]
+    assert obligations_for(cfg.campaign, "pool_intake") == []  # rolling: taken in, never reminded
+
+
 def test_calendar_preview_prints_every_step(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(["calendar", "--year", "2022"]) == 0
     out = capsys.readouterr().out
