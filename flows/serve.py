@@ -33,7 +33,7 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the server's process, before it runs: the kernel ends it when the process that started it
     dies, however it dies (kill -9 included), so no server is ever left behind."""
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -57,7 +57,7 @@ def prefect_server(port: int, *, ui: bool = True, env: dict[str, str] | None = N
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         env=server_env,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
         stdout=None if ui else subprocess.DEVNULL,
     )
     try:

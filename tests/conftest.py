@@ -56,6 +56,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # a worker, or a run started by another run's test
     import importlib.util
 
+    from flows.serve import die_with_parent
+
     home = Path(tempfile.mkdtemp(prefix="campaign-test-prefect-"))
     database = f"sqlite+aiosqlite:///{home / 'prefect.db'}"
     if _pg_available():
@@ -80,6 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
         [sys.executable, "-m", "uvicorn", *uvicorn, *where, "prefect.server.api.server:create_app"],
         env=env,
         stdout=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,  # a killed test run leaves no server behind
     )
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
     os.environ["CAMPAIGN_TEST_PREFECT_HOME"] = str(home)
