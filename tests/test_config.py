@@ -205,3 +205,35 @@ def test_a_year_chinese_calendar_does_not_know_runs_on_the_config_lists(env: dic
         logging.getLogger("models.workdays").removeHandler(handler)
     assert {m.step for m in outbox()} == {"D-5"}
     assert [r.getMessage()[:45] for r in seen] == ["chinese-calendar has no holiday data for 2027"]
+
+
+def test_nothing_imports_upward() -> None:
+    """flows → tasks → models → config: each layer imports only the layers below it (and models never
+    Prefect), so a rule can be tested without a server and config can be read by anything."""
+    import ast
+
+    repo = Path(__file__).resolve().parents[1]
+    below = {
+        "config": set(),
+        "models": {"config"},
+        "tasks": {"config", "models"},
+        "flows": {"config", "models", "tasks"},
+    }
+    upward = []
+    for layer, allowed in below.items():
+        for path in sorted((repo / layer).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
+                for name in names:
+                    top = name.split(".")[0]
+                    if (top in below and top != layer and top not in allowed) or (
+                        layer in ("config", "models") and top == "prefect"
+                    ):
+                        upward.append(f"{path.relative_to(repo)} imports {name}")
+    assert upward == []
