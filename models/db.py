@@ -128,6 +128,61 @@ def insert_ignoring_duplicates(
     return len(insert_new(session, model, rows, unique=unique))
 
 
+def one_of(column: sa.ColumnElement[Any], values: list[Any], dialect: str) -> sa.ColumnElement[bool]:
+    """`column IN (values)` for thousands of values: on PostgreSQL one array parameter (`= ANY`), which
+    costs nothing to compile, instead of a parameter per value."""
+    if dialect == "postgresql":
+        return column == sa.func.any(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
+
+
+COPY_MIN_ROWS = 1000  # PostgreSQL: from this many rows, COPY into a staging table and merge once
+
+
+def _upsert_by_copy(
+    conn: sa.Connection,
+    table: sa.Table,
+    names: list[str],
+    columns: list[list[Any]],
+    unique: list[str],
+    update: list[str],
+    unless_equal: str | None,
+) -> None:
+    """PostgreSQL, many rows: COPY them into a temporary table, then one INSERT … SELECT … ON CONFLICT.
+
+    The same key twice in one batch is allowed, as in one statement per row: the later row wins.
+    """
+    stage = sa.Table(
+        f"_stage_{table.name}",
+        sa.MetaData(),
+        *(sa.Column(n, table.c[n].type) for n in names),
+        sa.Column("_ordinal", sa.Integer),
+        prefixes=["TEMPORARY"],
+    )
+    stage.create(conn)
+    try:
+        quoted = ", ".join(conn.dialect.identifier_preparer.quote(n) for n in [*names, "_ordinal"])
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor, cursor.copy(f"COPY {stage.name} ({quoted}) FROM STDIN") as copy:
+            for ordinal, row in enumerate(zip(*columns, strict=True)):
+                copy.write_row((*row, ordinal))
+        keys = [stage.c[u] for u in unique]
+        latest = (
+            sa.select(*(stage.c[n] for n in names))
+            .distinct(*keys)
+            .order_by(*keys, stage.c["_ordinal"].desc())
+        )
+        stmt = postgresql.insert(table).from_select(names, latest)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=unique,
+            set_={c: stmt.excluded[c] for c in update},
+            where=(table.c[unless_equal] != stmt.excluded[unless_equal]) if unless_equal else None,
+        )
+        conn.execute(stmt)
+    finally:
+        stage.drop(conn)
+
+
 def upsert(
     session: Session,
     model: type[SQLModel],
@@ -179,6 +234,9 @@ def upsert(
         if column.key not in names and column.default is not None and column.default.is_scalar:
             names.append(column.key)
             columns.append(processed(column.key, [column.default.arg]) * count)
+    if dialect.name == "postgresql" and count >= COPY_MIN_ROWS:
+        _upsert_by_copy(conn, table, names, columns, unique, update, unless_equal)
+        return
     insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
     stmt = insert(table)
     stmt = stmt.on_conflict_do_update(

@@ -36,7 +36,7 @@ from config.errors import SubmissionError
 from config.schema import Unit
 from config.settings import get_settings
 from models.clock import local_date
-from models.db import session_scope, upsert
+from models.db import one_of, session_scope, upsert
 from models.messages import clip, render
 from models.outbox import outbox_key
 from models.planning import Decision
@@ -146,7 +146,7 @@ def upsert_changed(
     first = identity[0]
     query = sa.select(*(table.c[k] for k in identity), table.c.content_hash).where(
         *(table.c[k] == v for k, v in scope.items()),
-        table.c[first].in_(frame[first].unique().tolist()),
+        one_of(table.c[first], frame[first].unique().tolist(), session.get_bind().dialect.name),
     )
     stored = pd.DataFrame(session.execute(query).all(), columns=[*identity, "old_hash"])
     merged = frame.merge(stored, on=identity, how="left")
