@@ -51,7 +51,8 @@ def wait_for_decision(form: Any, timeout_minutes: float) -> Any | None:
     end Completed, and what waited stays open for the next run.
     """
     try:
-        return pause_flow_run(wait_for_input=form, timeout=int(timeout_minutes * 60), poll_interval=5)
+        # Checked every 2 s: the operator's Resume takes effect at once, for one light API call.
+        return pause_flow_run(wait_for_input=form, timeout=int(timeout_minutes * 60), poll_interval=2)
     except FlowPauseTimeout:
         with get_client(sync_client=True) as client:
             client.set_flow_run_state(flow_run.id, Running(), force=True)
