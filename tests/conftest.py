@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "200")
-os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE", "200")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 # The tests read flow runs, states and artifacts, never the event history, automations or task-run rows:
-# the servers they start (the harness, `campaign serve`) skip the services that would record those.
+# the Prefect servers of a test run (the run's own, `campaign serve` in test_serve) skip the services
+# that would record those.
 for _service in ("EVENT_PERSISTER", "TRIGGERS", "TASK_RUN_RECORDER"):
     os.environ.setdefault(f"PREFECT_SERVER_SERVICES_{_service}_ENABLED", "false")
 

@@ -130,3 +130,41 @@ def test_stored_outbox_keys_are_rewritten_to_the_one_format(
     with engine.connect() as conn:
         stored = dict(conn.execute(sa.text("SELECT kind || '|' || dedupe_key, dedupe_key FROM outbox")).all())
     assert sorted(stored.values()) == sorted(old_to_new.values())
+
+
+@pytest.mark.also_postgres
+def test_upsert_by_copy_and_merge_keeps_the_later_row_and_updates_in_place(
+    env: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large upserts COPY into a staging table and merge in one statement on PostgreSQL (here forced for
+    every size); they must mean what one statement per row means on either database."""
+    from sqlmodel import select
+
+    import models.db
+    from models.db import session_scope, upsert
+    from models.tables import Unit, VisitNeed
+
+    monkeypatch.setattr(models.db, "COPY_MIN_ROWS", 1)
+    with session_scope() as s:
+        s.add(Unit(key="220700", name="松原市", bureau="松原市人社局", level="city"))
+
+    def need(category: str, visits: int) -> dict[str, object]:
+        return {
+            "year": 2022,
+            "quarter": "2022-Q3",
+            "city_key": "220700",
+            "category": category,
+            "visits": visits,
+        }
+
+    unique = ["year", "quarter", "city_key", "category"]
+    with session_scope() as s:
+        rows = [need("品牌打造", 1), need("销售渠道", 2), need("品牌打造", 3)]  # the same key twice
+        upsert(s, VisitNeed, rows, unique=unique, update=["visits", "projects"], constants={"projects": 1})
+    with session_scope() as s:
+        upsert(
+            s, VisitNeed, [need("销售渠道", 5)], unique=unique, update=["visits"], constants={"projects": 9}
+        )
+    with session_scope() as s:
+        stored = {(n.category, n.visits, n.projects) for n in s.exec(select(VisitNeed)).all()}
+    assert stored == {("品牌打造", 3, 1), ("销售渠道", 5, 1)}  # later row wins; projects not in `update`
