@@ -44,28 +44,21 @@ SEPT_30 = {  # due Friday 09-30, before 国庆: E1 on the make-up Saturday, E2 c
     D(2022, 10, 13): "E2",
     D(2022, 10, 20): "E3",
 }
+JUNE_30 = {  # both June obligations, due Thursday 06-30
+    **KICKOFF_0621,  # D-10 would be 06-16, before the kickoff: dropped
+    D(2022, 6, 23): "D-5",
+    D(2022, 6, 29): "D-1",
+    D(2022, 6, 30): "D0",
+    D(2022, 7, 1): "E1",
+    D(2022, 7, 8): "E2",
+    D(2022, 7, 15): "E3",
+}
 NO_ESCALATION = {day: step for day, step in YEAR_END.items() if not step.startswith("E")}
 
 # (obligation, period, owing unit) -> {day: step}. Written by hand; nothing here is computed.
 TABLE: dict[tuple[str, str, str], dict[dt.date, str]] = {
-    ("june_survey", "2022", QIANAN): {
-        **KICKOFF_0621,  # D-10 would be 06-16, before the kickoff: dropped
-        D(2022, 6, 23): "D-5",
-        D(2022, 6, 29): "D-1",
-        D(2022, 6, 30): "D0",
-        D(2022, 7, 1): "E1",
-        D(2022, 7, 8): "E2",
-        D(2022, 7, 15): "E3",
-    },
-    ("standards_filing", "2022", QIANAN): {
-        **KICKOFF_0621,
-        D(2022, 6, 23): "D-5",
-        D(2022, 6, 29): "D-1",
-        D(2022, 6, 30): "D0",
-        D(2022, 7, 1): "E1",
-        D(2022, 7, 8): "E2",
-        D(2022, 7, 15): "E3",
-    },
+    ("june_survey", "2022", QIANAN): JUNE_30,
+    ("standards_filing", "2022", QIANAN): JUNE_30,
     # Quarterly from 07-01: Q1 and Q2 are not owed in 2022. Q4 starts on 国庆, so its kickoff is 10-08.
     ("leader_visits", "2022-Q3", QIANAN): {D(2022, 7, 1): "kickoff", **SEPT_30},
     ("leader_visits", "2022-Q4", QIANAN): {D(2022, 10, 8): "kickoff", **YEAR_END},
