@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -162,10 +163,18 @@ def _upsert_by_copy(
     stage.create(conn)
     try:
         quoted = ", ".join(conn.dialect.identifier_preparer.quote(n) for n in [*names, "_ordinal"])
+        # The rows as CSV by pandas' C writer (a Python call per row cost more than the merge). Object
+        # columns keep ints ints; NULL is a marker no submitted value can be.
+        null = f"NULL-{uuid.uuid4().hex}"
+        frame = pd.DataFrame(
+            {n: pd.Series(values, dtype=object) for n, values in zip(names, columns, strict=True)}
+        )
+        frame["_ordinal"] = range(len(frame))
+        text = frame.to_csv(header=False, index=False, na_rep=null)
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        with cursor, cursor.copy(f"COPY {stage.name} ({quoted}) FROM STDIN") as copy:
-            for ordinal, row in enumerate(zip(*columns, strict=True)):
-                copy.write_row((*row, ordinal))
+        options = f"FORMAT csv, NULL '{null}'"
+        with cursor, cursor.copy(f"COPY {stage.name} ({quoted}) FROM STDIN WITH ({options})") as copy:
+            copy.write(text)
         keys = [stage.c[u] for u in unique]
         latest = (
             sa.select(*(stage.c[n] for n in names))
