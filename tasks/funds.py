@@ -42,6 +42,8 @@ from tasks.sheets import (
 )
 
 FUNDS = "funds_tracking"
+# A ledger row's money: allocated, arrived and spent, each with its date.
+AMOUNTS = ["allocated", "allocated_on", "arrived", "arrived_on", "executed", "executed_on"]
 FLAG_LABELS = {"diversion": "省级专项资金挪用", "subsidy_out_of_step": "市级基地补助未与省级同步发放"}
 
 
@@ -51,18 +53,7 @@ def _store_funds(session: Session, req: StoreRequest) -> Stored:
     stored = store_records(
         FundRecord,
         ["unit_key", "document_no", "purpose"],
-        [
-            "source",
-            "fund_year",
-            "allocated",
-            "allocated_on",
-            "arrived",
-            "arrived_on",
-            "executed",
-            "executed_on",
-            "note",
-            "diversion",
-        ],
+        ["source", "fund_year", *AMOUNTS, "note", "diversion"],
     )(session, StoreRequest(req.cfg, rows, req.ctx, req.file_id, req.sender, req.received_at))
     flagged = rows[rows["diversion"]]
     stored.notes = [
@@ -92,20 +83,7 @@ def fund_intake(cfg: CampaignConfig) -> SheetIntake:
 
 def fund_ledger(session: Session, year: int) -> pd.DataFrame:
     table = FundRecord.__table__  # type: ignore[attr-defined]
-    columns = [
-        "unit_key",
-        "source",
-        "fund_year",
-        "document_no",
-        "purpose",
-        "allocated",
-        "allocated_on",
-        "arrived",
-        "arrived_on",
-        "executed",
-        "executed_on",
-        "diversion",
-    ]
+    columns = ["unit_key", "source", "fund_year", "document_no", "purpose", *AMOUNTS, "diversion"]
     return query_frame(
         session, sa.select(*(table.c[c] for c in columns)).where(table.c.year == year), columns
     )
