@@ -97,6 +97,10 @@ def test_escalation_goes_to_each_supervisor_once_listing_its_late_units() -> Non
 def test_masking_and_redaction() -> None:
     assert mask_ric("22010219900101123X") == "220102********123X"
     assert mask_phone("138 1234 5678") == "138****5678"
+    # Landlines keep their area code (长春 0431, 北京 010) and the last 4 digits
+    assert mask_phone("0431-85123456") == "0431-****3456"
+    assert mask_phone("010 6512 3456") == "010-****3456"
+    assert mask_personal_data("值班电话 0431-85123456。") == "值班电话 0431-****3456。"
     text = mask_personal_data("负责人 22010219900101123x，电话13812345678，信用代码 91220101MA17XXXX3X")
     assert "19900101" not in text and "1234" not in text.split("电话")[1][:7]
     assert "91220101MA17XXXX3X" in text  # organisation codes are not personal data
