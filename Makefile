@@ -1,5 +1,6 @@
 # Two commands do all set-up: `make run` (the main job) and `make test` (the tests).
 PYTHON ?= python3
+PORT ?= 4200
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -12,19 +13,19 @@ $(BIN)/campaign: pyproject.toml constraints.txt
 	touch $@
 
 ## run: set up, create the database, start a local Prefect server and serve every flow on its schedule
+##      (UI on http://127.0.0.1:$(PORT), reports on $(PORT)+1; `make run PORT=4300` for another port)
 run: $(BIN)/campaign
 	$(BIN)/campaign init
-	$(BIN)/campaign serve
+	$(BIN)/campaign serve --port $(PORT)
 
 ## test: the whole test suite on SQLite and PostgreSQL
 test: $(BIN)/campaign
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
-## demo: walk the June flows through 2022-06-21 … 2022-07-01 into var/mailbox (offline)
+## demo: walk the June flows through 2022-06-21 … 2022-07-01 into var/mailbox (offline, one server)
 demo: $(BIN)/campaign
-	for d in 2022-06-21 2022-06-23 2022-06-29 2022-06-30 2022-07-01; do \
-	  $(BIN)/campaign run june_survey --today $$d && $(BIN)/campaign run standards_filing --today $$d; done
+	$(BIN)/campaign demo
 
 ## bench: every benchmark at full size (SQLite and PostgreSQL), results in benchmarks/results.md and .json
 bench: $(BIN)/campaign

@@ -3,7 +3,8 @@
     CampaignError
     ├── ConfigError       a campaign or regions file is wrong: names the file and the field path
     ├── SubmissionError   a submitted file cannot be accepted: names the file and why
-    └── DeliveryError     a channel refused or failed a message: the reason, with secrets redacted
+    ├── DeliveryError     a channel refused or failed a message: the reason, with secrets redacted
+    └── RunRefused        a dated run asked to act on a day outside its campaign: nothing was done
 
 Each carries its context as fields, so callers (artifacts, notifications, the CLI's --json) can show
 the parts separately instead of parsing text.
@@ -64,3 +65,17 @@ class DeliveryError(CampaignError):
 
     def __str__(self) -> str:
         return f"{self.channel}: {self.reason}"
+
+
+@dataclass
+class RunRefused(CampaignError):
+    """A run refused before it wrote or sent anything; `reason` is the operator's Chinese message."""
+
+    flow: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.flow}：{self.reason}"

@@ -25,6 +25,7 @@ class ScheduleKind(StrEnum):
 @dataclass(frozen=True)
 class FlowSpec:
     name: str  # the Prefect flow's name, the CLI's FLOW and the YAML's `flow:` value
+    title: str  # what operators call it: deployment and run names, the overview
     target: str  # "module:function"
     schedule: ScheduleKind
     approval: bool = False  # pauses for an operator's form; a CLI run passes approve=False
@@ -37,25 +38,40 @@ class FlowSpec:
 
 
 FLOWS: tuple[FlowSpec, ...] = (
-    FlowSpec("june_survey", "flows.june:june_survey", ScheduleKind.calendar),
-    FlowSpec("standards_filing", "flows.june:standards_filing", ScheduleKind.calendar),
-    FlowSpec("pool_intake", "flows.pool:pool_intake", ScheduleKind.working_days, approval=True),
-    FlowSpec("quarterly_visits", "flows.services:quarterly_visits", ScheduleKind.calendar),
-    FlowSpec("half_year_training", "flows.services:half_year_training", ScheduleKind.calendar),
-    FlowSpec("funds_tracking", "flows.services:funds_tracking", ScheduleKind.calendar),
-    FlowSpec("october_review", "flows.review:october_review", ScheduleKind.calendar, approval=True),
-    FlowSpec("publicity", "flows.publicity:publicity", ScheduleKind.calendar),
-    FlowSpec("annual_assessment", "flows.assessment:annual_assessment", ScheduleKind.calendar),
+    FlowSpec("june_survey", "三(一)实地调研", "flows.june:june_survey", ScheduleKind.calendar),
+    FlowSpec("standards_filing", "三(二)标准备案", "flows.june:standards_filing", ScheduleKind.calendar),
+    FlowSpec(
+        "pool_intake", "三(三)培育库入库", "flows.pool:pool_intake", ScheduleKind.working_days, approval=True
+    ),
+    FlowSpec("quarterly_visits", "三(四)季度走访", "flows.services:quarterly_visits", ScheduleKind.calendar),
+    FlowSpec(
+        "half_year_training", "三(四)农技工培训", "flows.services:half_year_training", ScheduleKind.calendar
+    ),
+    FlowSpec("funds_tracking", "三(五)资金管理", "flows.services:funds_tracking", ScheduleKind.calendar),
+    FlowSpec(
+        "october_review",
+        "三(六)评审认定",
+        "flows.review:october_review",
+        ScheduleKind.calendar,
+        approval=True,
+    ),
+    FlowSpec("publicity", "四(四)选树典型与经验材料", "flows.publicity:publicity", ScheduleKind.calendar),
+    FlowSpec(
+        "annual_assessment", "四(三)年度考核", "flows.assessment:annual_assessment", ScheduleKind.calendar
+    ),
     FlowSpec(
         "deliver_notifications",
+        "通知投递与重发",
         "flows.operations:deliver_notifications",
         ScheduleKind.half_hourly,
         takes_today=False,
     ),
-    FlowSpec("record_submission", "flows.submission:record_submission", ScheduleKind.form),
-    FlowSpec("assign_leaders", "flows.services:assign_leaders", ScheduleKind.form),
-    FlowSpec("record_services", "flows.services:record_services", ScheduleKind.form),
-    FlowSpec("exchange_meeting", "flows.publicity:exchange_meeting", ScheduleKind.form),
+    FlowSpec("record_submission", "登记线下报送", "flows.submission:record_submission", ScheduleKind.form),
+    FlowSpec("assign_leaders", "三(四)确定包保领导", "flows.services:assign_leaders", ScheduleKind.form),
+    FlowSpec("record_services", "三(四)登记三送服务", "flows.services:record_services", ScheduleKind.form),
+    FlowSpec(
+        "exchange_meeting", "四(四)三送经验交流会", "flows.publicity:exchange_meeting", ScheduleKind.form
+    ),
 )
 BY_NAME = {spec.name: spec for spec in FLOWS}
 DATED = tuple(spec.name for spec in FLOWS if spec.dated)

@@ -148,6 +148,9 @@ class WorkingDays(Frozen):
 
     holidays: tuple[dt.date, ...] = ()
     makeup_workdays: tuple[dt.date, ...] = ()
+    source: str = ""  # where the lists came from: chinese-calendar (lists empty), holidays, holidays-partial
+    # False until the State Council publishes the year's arrangement: `campaign check` warns loudly
+    makeup_workdays_known: bool = True
 
 
 class Once(Frozen):
@@ -423,11 +426,15 @@ class PublicityRules(Frozen):
 
 class Campaign(Frozen):
     year: int = Field(ge=2020, le=2100)
+    draft: bool = False  # written by `campaign new-year`: values marked 待审核 still to be checked
     title: str
     notice: str
     timezone: str = "Asia/Shanghai"
     send_time: dt.time = dt.time(9, 0)
     starts: dt.date
+    # A dated run may act from the first kickoff to the last escalation plus this many calendar days
+    # (late after-event duties: a December approval's 包保 escalates in January); outside, it refuses.
+    run_window_grace_days: int = Field(default=30, ge=0, le=120)
     application_window: ApplicationWindow
     working_days: WorkingDays = WorkingDays()
     reminders: ReminderPolicy = ReminderPolicy()

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     config_dir: Path = CONFIG_DIR
     year: int | None = None  # default: the newest file in config/campaigns/
 
+    # Where operators download the reports folder from (set by `campaign serve`, which serves it
+    # read-only behind the UI's password): artifacts link to files under it.
+    reports_url: str | None = None
+
     inbox_dir: Path | None = None
     archive_dir: Path | None = None
     mailbox_dir: Path | None = None

@@ -1,9 +1,11 @@
 """`campaign`: set-up and operations from the command line.
 
 campaign check                       check the config files (regions + this year's campaign)
+campaign new-year 2027 [--from Y]    write next year's campaign file from the latest one, for review
 campaign init                        create or upgrade the database and load the hierarchy
 campaign calendar [--year 2022]      every planned kickoff, reminder and escalation date
-campaign run FLOW [--today D]        run one flow now (as of a date), without a server
+campaign run FLOW [--today D] [--dry-run] [--year Y]
+                                     run one flow now (as of a date), without a server
 campaign record OBLIGATION UNIT --by NAME [--on D] [--file F] [--note N]
 campaign status OBLIGATION [--today D]
 campaign template [--sheet S] [PATH] write a blank workbook: pool (default), visits, postings, trainings,
@@ -41,11 +43,73 @@ def _date(text: str) -> dt.date:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from config import load_config
+    from models.deadlines import campaign_window
+    from models.rollover import REVIEW_MARK, year_holidays
 
     cfg = load_config(args.year)
-    print(f"OK: {len(cfg.units)} 个单位，{cfg.campaign.year} 年度 {len(cfg.campaign.obligations)} 项任务")
-    if cfg.campaign.quotas.illustrative:
-        print(f"注意：{cfg.campaign.quotas.note}")
+    campaign = cfg.campaign
+    print(f"OK: {len(cfg.units)} 个单位，{campaign.year} 年度 {len(campaign.obligations)} 项任务")
+    window = campaign_window(campaign)
+    print(f"活动期：{window.opens} 至 {window.closes}（最后一次督办 {window.last_step}）")
+    if campaign.quotas.illustrative:
+        print(f"注意：{campaign.quotas.note}")
+    if campaign.draft:
+        print(
+            f"警告：{campaign.year} 年度配置是草稿（campaign new-year 生成）：请按当年通知核对所有标有"
+            f"“{REVIEW_MARK}”的值，然后删除 draft: true。",
+            file=sys.stderr,
+        )
+    for year in sorted({window.opens.year, window.closes.year}):
+        found = year_holidays(year)
+        if found.source == "chinese-calendar":
+            print(f"{year} 年节假日与调休：chinese-calendar（国务院办公厅已发布）")
+        elif year == campaign.year and not campaign.working_days.makeup_workdays_known:
+            print(
+                "!"
+                * 72
+                + f"\n警告：{year} 年的调休上班日未知（国务院办公厅尚未发布放假安排，维护中的日历库也未收录）。\n"
+                f"提醒和督办日期暂按周末与配置文件中的法定节假日计算，可能落在调休安排变动的日子。\n"
+                f"发布后请在 config/campaigns/{campaign.year}.yaml 的 working_days 中填写 holidays 与 makeup_workdays，"
+                "并设 makeup_workdays_known: true。\n" + "!" * 72,
+                file=sys.stderr,
+            )
+        elif year == campaign.year:
+            print(f"{year} 年节假日与调休：配置文件（{campaign.working_days.source or '手工填写'}）")
+        else:
+            print(f"注意：{year} 年的节假日与调休尚无数据，该年日期按周末计算", file=sys.stderr)
+    return 0
+
+
+def cmd_new_year(args: argparse.Namespace) -> int:
+    from config.loader import available_years
+    from config.settings import get_settings
+    from models.deadlines import calendar_for
+    from models.rollover import roll_campaign, year_holidays
+    from models.workdays import WorkingCalendar
+
+    folder = get_settings().config_dir / "campaigns"
+    years = [y for y in available_years() if y < args.year]
+    source_year = args.source or (years[-1] if years else None)
+    if source_year is None:
+        print(f"没有早于 {args.year} 年的活动配置可作为底稿", file=sys.stderr)
+        return 2
+    target = folder / f"{args.year}.yaml"
+    if target.exists() and not args.force:
+        print(f"{target} 已存在；如需重新生成请加 --force", file=sys.stderr)
+        return 2
+    from config import load_config
+
+    old = load_config(source_year).campaign
+    found = year_holidays(args.year)
+    new_cal = WorkingCalendar(found.holidays, found.makeup_workdays)
+    text = (folder / f"{source_year}.yaml").read_text(encoding="utf-8")
+    target.write_text(
+        roll_campaign(text, source_year, args.year, calendar_for(old), new_cal), encoding="utf-8"
+    )
+    load_config(args.year)  # the new file must load; a problem names the file and field
+    print(
+        f"已生成 {target}（底稿：{source_year}.yaml）。请核对标有“待审核”的值，然后运行 campaign check --year {args.year}"
+    )
     return 0
 
 
@@ -74,6 +138,14 @@ def cmd_calendar(args: argparse.Namespace) -> int:
         print(json.dumps([{**r, "date": r["date"].isoformat()} for r in rows], ensure_ascii=False, indent=1))
         return 0
     print(f"{cfg.campaign.title}（{cfg.campaign.notice}）日程预览")
+    days = cfg.campaign.working_days
+    if days.holidays or days.makeup_workdays:
+        known = "调休上班日已知" if days.makeup_workdays_known else "调休上班日未知，日期待调整"
+        print(f"节假日：配置文件（{days.source or '手工填写'}，{known}）")
+        for day in days.holidays:
+            print(f"   {day:%Y-%m-%d} 休息日（配置文件）")
+        for day in days.makeup_workdays:
+            print(f"   {day:%Y-%m-%d} 调休上班（配置文件）")
     current = None
     for r in rows:
         head = (r["obligation"], r["period"])
@@ -94,6 +166,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     migrate()
     spec = BY_NAME[args.flow]
     kwargs: dict[str, Any] = {"today": args.today} if spec.takes_today else {}
+    if spec.dated:
+        kwargs |= {"dry_run": args.dry_run, "campaign_year": args.year}
     if spec.approval:
         kwargs["approve"] = False  # nobody can answer an approval form here: it waits for a served run
     if args.flow == "deliver_notifications":
@@ -250,7 +324,7 @@ def cmd_assign(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from flows.serve import serve
 
-    serve(port=args.port)
+    serve(port=args.port, reports_port=args.reports_port)
     return 0
 
 
@@ -266,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check", help="check the config files")
     p.add_argument("--year", type=int)
     p.set_defaults(fn=cmd_check)
+    p = sub.add_parser("new-year", help="write next year's campaign file from the latest one, for review")
+    p.add_argument("year", type=int)
+    p.add_argument("--from", dest="source", type=int, help="the year to copy (default: the latest before it)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(fn=cmd_new_year)
     p = sub.add_parser("init", help="create/upgrade the database and load the hierarchy")
     p.add_argument("--year", type=int)
     p.set_defaults(fn=cmd_init)
@@ -276,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="run one flow now")
     p.add_argument("flow", choices=RUNNABLE)
     p.add_argument("--today", type=_date, help="as-of date, YYYY-MM-DD (default: today in Asia/Shanghai)")
+    p.add_argument("--dry-run", action="store_true", help="show the day's notices; take in and send nothing")
+    p.add_argument(
+        "--year", type=int, help="the campaign year (default: the one whose window holds the date)"
+    )
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("record", help="record a submission received outside the inbox")
     p.add_argument("obligation")
@@ -312,11 +395,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retry-dead", action="store_true", help="send every message given up once more")
     p.set_defaults(
         fn=lambda a: cmd_run(
-            argparse.Namespace(flow="deliver_notifications", today=None, retry_dead=a.retry_dead)
+            argparse.Namespace(
+                flow="deliver_notifications", today=None, retry_dead=a.retry_dead, dry_run=False, year=None
+            )
         )
     )
     p = sub.add_parser("serve", help="serve every deployment with a local Prefect server")
-    p.add_argument("--port", type=int, default=4200)
+    p.add_argument("--port", type=int, default=4200, help="the Prefect UI and API")
+    p.add_argument("--reports-port", type=int, help="the reports download (default: port + 1)")
     p.set_defaults(fn=cmd_serve)
     args = parser.parse_args(argv)
     # Archives, reports and the SQLite file hold personal data: only the service's account reads them.

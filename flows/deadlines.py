@@ -16,13 +16,14 @@ from typing import Any
 
 from prefect.logging import get_run_logger
 
-from config import CampaignConfig, load_config
+from config import CampaignConfig
 from config.flows import obligations_for
-from models.clock import local_today, moment
-from tasks.audit import audited
+from flows.dated import business_run, campaign_for
+from models.clock import moment
 from tasks.delivery import deliver_all
 from tasks.intake import take_in_inbox
-from tasks.notify import record_reminders
+from tasks.notify import preview_notices, record_reminders
+from tasks.overview import publish_overview
 from tasks.report import publish_status
 from tasks.sheets import SheetIntake, brief, take_in_folder
 from tasks.sync import sync_campaign
@@ -32,6 +33,8 @@ def deadline_cycle(
     flow_name: str,
     today: dt.date | None,
     *,
+    dry_run: bool = False,
+    campaign_year: int | None = None,
     sheets: Sequence[Callable[[CampaignConfig], SheetIntake]] = (),
     progress: Callable[[CampaignConfig, dt.date], dict[str, Any]] | None = None,
     publish: Callable[[CampaignConfig, dt.date], dict[str, Any]] | None = None,
@@ -43,22 +46,36 @@ def deadline_cycle(
     Submissions are files in each obligation's inbox folder, or the records of `sheets`, which
     `progress` (a task) turns into obligations' progress. `file_obligations` are those evidenced by
     files: by default all of them without sheets, none with sheets.
+
+    A `dry_run` takes nothing in and sends nothing: it shows the notices the day would queue.
     """
     log = get_run_logger()
-    cfg = load_config()  # a broken config stops here, before anything is written
-    today = today or local_today(cfg.campaign)
+    # a broken config, or a day outside the campaign, stops here, before anything is written
+    cfg, today = campaign_for(flow_name, today, campaign_year)
     obligation_keys = obligations_for(cfg.campaign, flow_name)
-    with audited(flow_name, {"today": today, "obligations": obligation_keys}) as counts:
+    parameters = {"obligations": obligation_keys, "dry_run": dry_run}
+    with business_run(flow_name, cfg, today, parameters) as counts:
         counts["synced"] = sync_campaign(cfg, obligation_keys)
+        if dry_run:
+            counts["preview"] = preview_notices(cfg, obligation_keys, today)
+            log.info(
+                "%s %s 预演：本日将发出 %d 条通知，均未发送",
+                flow_name,
+                today,
+                counts["preview"]["would_send"],
+            )
+            return counts
         if file_obligations is None:
             file_obligations = [] if sheets else obligation_keys
         counts["intake"] = {}
+        refused: list[tuple[str, str]] = []  # (file, reason): shown in the run's log and its summaries
         if file_obligations:
             intake_files = take_in_inbox(cfg, list(file_obligations), today)
             # a files-only cycle reports the files' counts as its intake; a mixed one under "files"
             counts["intake"] = {"files": intake_files.counts()} if sheets else intake_files.counts()
             for item in intake_files.rejected:
                 log.warning("退回 %s：%s", item["file"], item["reason"])
+                refused.append((item["file"], item["reason"]))
         if sheets:
             received_at = moment(today, cfg.campaign)
             for make in sheets:
@@ -68,14 +85,16 @@ def deadline_cycle(
                 for s in summaries:
                     if s.get("refused"):
                         log.warning("退回 %s：%s", s["file"], s["refused"])
+                        refused.append((s["file"], s["refused"]))
         if progress is not None:
             counts["progress"] = progress(cfg, today)
         counts["notifications"] = record_reminders(cfg, obligation_keys, today)
         counts["delivery"] = deliver_all(cfg.campaign)
         counts["status"] = {
-            key: publish_status(cfg, key, today, counts["notifications"]) for key in obligation_keys
+            key: publish_status(cfg, key, today, counts["notifications"], refused) for key in obligation_keys
         }
         if publish is not None:
             counts["published"] = publish(cfg, today)
+        counts["overview"] = publish_overview(cfg, today)
         log.info("%s %s：%s", flow_name, today, {k: v for k, v in counts.items() if k != "intake"})
     return counts

@@ -7,24 +7,29 @@ from typing import Any
 
 from prefect import flow
 
+from flows.dated import dated_run_name
 from flows.deadlines import deadline_cycle
 
 
 @flow(
     name="june_survey",
-    flow_run_name="june-survey-{today}",
+    flow_run_name=dated_run_name("june_survey"),
     description="三(一) 组织开展调研：收取各市县调研材料（问题清单、任务清单、实施方案），按期提醒、逾期督办。",
 )
-def june_survey(today: dt.date | None = None) -> dict[str, Any]:
+def june_survey(
+    today: dt.date | None = None, dry_run: bool = False, campaign_year: int | None = None
+) -> dict[str, Any]:
     """The field survey's kickoff, intake, reminders and escalation for `today` (default: today)."""
-    return deadline_cycle("june_survey", today)
+    return deadline_cycle("june_survey", today, dry_run=dry_run, campaign_year=campaign_year)
 
 
 @flow(
     name="standards_filing",
-    flow_run_name="standards-filing-{today}",
+    flow_run_name=dated_run_name("standards_filing"),
     description="三(二)、四(二) 制定建设标准并备案：收取市县两级基地建设标准、认定条件和培育库入库标准，按期提醒、逾期督办。",
 )
-def standards_filing(today: dt.date | None = None) -> dict[str, Any]:
+def standards_filing(
+    today: dt.date | None = None, dry_run: bool = False, campaign_year: int | None = None
+) -> dict[str, Any]:
     """The standards filing's kickoff, intake, reminders and escalation for `today` (default: today)."""
-    return deadline_cycle("standards_filing", today)
+    return deadline_cycle("standards_filing", today, dry_run=dry_run, campaign_year=campaign_year)

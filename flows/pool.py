@@ -12,15 +12,15 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from config import load_config
 from config.errors import SubmissionError
 from config.settings import get_settings
 from flows.approval import ApprovalForm, ask_and_wait, prefilled_form
-from models.clock import local_today, moment
+from flows.dated import business_run, campaign_for, dated_run_name
+from models.clock import moment, now
 from tasks.approval import ApprovalRequest
-from tasks.audit import audited
 from tasks.delivery import deliver_all
 from tasks.intake import refuse_entry, scan_inbox, submitted_file
+from tasks.overview import publish_overview
 from tasks.pool import (
     OBLIGATION,
     decide_recommendations,
@@ -76,25 +76,41 @@ def _approval_form(waiting: list[dict[str, Any]]) -> Any:
 
 @flow(
     name="pool_intake",
-    flow_run_name="pool-intake-{today}",
+    flow_run_name=dated_run_name("pool_intake"),
     description="三(三) 培育库滚动入库、逐级推荐：收取各地培育库申报表，逐行校验、应收尽收，"
     "对符合上一级入库条件的项目提请审批后逐级推荐（应推尽推），并将处理结果通知报送单位。",
 )
 def pool_intake(
-    today: dt.date | None = None, files: list[str] | None = None, approve: bool = True
+    today: dt.date | None = None,
+    dry_run: bool = False,
+    campaign_year: int | None = None,
+    files: list[str] | None = None,
+    approve: bool = True,
 ) -> dict[str, Any]:
     """Take in the waiting workbooks (or `files`), propose recommendations and, if `approve`, pause for a decision.
 
     Files in the inbox folder are removed once taken in (the archive keeps them); `files` given
-    explicitly are left where they are.
+    explicitly are left where they are. A `dry_run` only lists the workbooks waiting in the inbox.
     """
     log = get_run_logger()
-    cfg = load_config()
+    cfg, today = campaign_for("pool_intake", today, campaign_year)
     rules = pool_rules(cfg)
-    today = today or local_today(cfg.campaign)
     received_at = moment(today, cfg.campaign)
-    with audited("pool_intake", {"today": today, "files": files, "approve": approve}) as counts:
+    parameters = {"files": files, "approve": approve, "dry_run": dry_run}
+    with business_run("pool_intake", cfg, today, parameters) as counts:
         sync_campaign(cfg, [OBLIGATION])
+        if dry_run:
+            inbox = get_settings().inbox / OBLIGATION
+            waiting = (
+                sorted(p.name for p in inbox.iterdir() if not p.name.startswith("."))
+                if inbox.is_dir()
+                else []
+            )
+            counts["waiting_files"] = len(waiting)
+            log.info(
+                "预演：收件箱中有 %d 个待处理的培育库申报表，未处理：%s", len(waiting), "、".join(waiting)
+            )
+            return counts
         refused: list[dict[str, Any]] = []
         if files is None:
             paths, remove = [], True
@@ -134,10 +150,11 @@ def pool_intake(
                     cfg,
                     decisions,
                     decided_by=answer.approver,
-                    decided_at=dt.datetime.now(dt.UTC),
+                    decided_at=now(),
                     flow_run_id=str(flow_run.id) if flow_run.id else None,
                 )
         counts["delivery"] = deliver_all(cfg.campaign)
         counts["pools"] = publish_pools(cfg)
+        counts["overview"] = publish_overview(cfg, today)
         log.info("pool_intake %s：%s", today, {k: v for k, v in counts.items() if k != "files"})
     return counts

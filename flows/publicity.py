@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from config import load_config
 from config.errors import SubmissionError
+from flows.dated import dated_run_name
 from flows.deadlines import deadline_cycle
 from models.clock import local_today
 from models.submissions import identify_unit
@@ -22,14 +23,18 @@ from tasks.sync import sync_campaign
 
 @flow(
     name="publicity",
-    flow_run_name="publicity-{today}",
+    flow_run_name=dated_run_name("publicity"),
     description="四(四) 宣传引导：各市州年度内选树 2 个创业基地优秀典型、总结 1 篇经验材料；收取宣传报道记录表，"
     "按市州统计完成情况，年末前提醒、逾期督办。",
 )
-def publicity(today: dt.date | None = None) -> dict[str, Any]:
+def publicity(
+    today: dt.date | None = None, dry_run: bool = False, campaign_year: int | None = None
+) -> dict[str, Any]:
     return deadline_cycle(
         "publicity",
         today,
+        dry_run=dry_run,
+        campaign_year=campaign_year,
         sheets=[publicity_intake],
         progress=publicity_progress,
     )

@@ -1,14 +1,21 @@
 """The registry's flows as Prefect objects: resolve a `FlowSpec` (config/flows.py) to its flow, and the
-deployments `campaign serve` offers, one per registered flow, scheduled by its kind."""
+deployments `campaign serve` offers.
+
+Each campaign year served is its own set of dated deployments (`2022年·三(一)实地调研`), scheduled by
+its kind and bound to its year; the form flows and the delivery, which belong to no one year, are
+served once.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 from typing import Any
 
 from config import CampaignConfig
 from config.flows import BY_NAME, FLOWS, FlowSpec, ScheduleKind
-from flows.schedules import daily_schedule, delivery_schedule, working_day_schedule
+from flows.dated import PARAMETER_HELP
+from flows.schedules import daily_schedule, delivery_schedule, flow_windows, working_day_schedule
 
 ONE_AT_A_TIME = 1  # a deployment's runs never overlap (correctness does not depend on it: claims do)
 
@@ -20,24 +27,85 @@ def flow_of(spec: FlowSpec | str) -> Any:
     return getattr(importlib.import_module(module), function)
 
 
+def deployment_name(spec: FlowSpec, cfg: CampaignConfig) -> str:
+    return f"{cfg.campaign.year}年·{spec.title}" if spec.dated else spec.title
+
+
+def _schedule_text(spec: FlowSpec, cfg: CampaignConfig) -> str:
+    """The schedule as an operator reads it (the UI shows the raw RRULE)."""
+    t = f"{cfg.campaign.send_time:%H:%M}"
+    if spec.schedule is ScheduleKind.calendar:
+        window = flow_windows(cfg).get(spec.name)
+        return f"自动运行：{window.first} 至 {window.last} 每天 {t}（北京时间）" if window else "无自动运行"
+    if spec.schedule is ScheduleKind.working_days:
+        return f"自动运行：{cfg.campaign.starts} 至 {cfg.campaign.year}-12-31 每个工作日 {t}（北京时间）"
+    if spec.schedule is ScheduleKind.half_hourly:
+        return "自动运行：每天 8:00–18:30 每半小时（北京时间）"
+    return "不自动运行：在 Run 中填写表单后提交"
+
+
+def _with_titles(deployment: Any) -> Any:
+    """Chinese titles and help on the dated flows' common parameters, and a plain date field (not a
+    `date | None` toggle): the run form is what operators fill in."""
+    properties = deployment._parameter_openapi_schema.properties
+    for name, (title, help_text) in PARAMETER_HELP.items():
+        field = properties.get(name)
+        if field is None:
+            continue
+        if name == "today":
+            field.pop("anyOf", None)
+            field.update(type="string", format="date")
+        elif name == "campaign_year":
+            field.pop("anyOf", None)
+            field.update(type="integer")
+        field.update(title=title, description=help_text)
+    return deployment
+
+
 def deployment_of(spec: FlowSpec, cfg: CampaignConfig) -> Any:
     fl = flow_of(spec)
     year = cfg.campaign.year
+    description = f"**{deployment_name(spec, cfg)}**　{_schedule_text(spec, cfg)}\n\n{fl.description}"
     if spec.schedule is ScheduleKind.form:  # run from the UI's form
-        return fl.to_deployment(name=f"{year}", description=fl.description)
+        return _with_titles(fl.to_deployment(name=deployment_name(spec, cfg), description=description))
     schedule = {
         ScheduleKind.calendar: lambda: daily_schedule(cfg, spec.name),
         ScheduleKind.working_days: lambda: working_day_schedule(cfg),
         ScheduleKind.half_hourly: lambda: delivery_schedule(cfg),
     }[spec.schedule]()
-    return fl.to_deployment(
-        name=f"{year}",
-        schedules=[schedule] if schedule else [],
-        description=fl.description,
-        tags=[f"campaign-{year}"] if spec.takes_today else [],
-        concurrency_limit=ONE_AT_A_TIME,
+    return _with_titles(
+        fl.to_deployment(
+            name=deployment_name(spec, cfg),
+            schedules=[schedule] if schedule else [],
+            description=description,
+            parameters={"campaign_year": year} if spec.dated else {},
+            tags=[f"campaign-{year}"] if spec.dated else [],
+            concurrency_limit=ONE_AT_A_TIME,
+        )
     )
 
 
-def deployments(cfg: CampaignConfig) -> list[Any]:
-    return [deployment_of(spec, cfg) for spec in FLOWS]
+def deployments(cfgs: list[CampaignConfig]) -> list[Any]:
+    """Every served year's dated deployments (newest first); the others once, for the newest year."""
+    newest = max(cfgs, key=lambda c: c.campaign.year)
+    out = []
+    for cfg in sorted(cfgs, key=lambda c: -c.campaign.year):
+        out += [deployment_of(spec, cfg) for spec in FLOWS if spec.dated]
+    out += [deployment_of(spec, newest) for spec in FLOWS if not spec.dated]
+    return out
+
+
+def served_years(today: dt.date) -> list[int]:
+    """The campaigns `campaign serve` serves on `today`: this year's, and last year's until its window
+    closes (its 12-31 deadlines escalate in January). With neither configured, the newest one, so that
+    operators can still rehearse and replay it (its dated runs refuse days outside its window)."""
+    from config import load_config
+    from config.loader import available_years
+    from models.deadlines import campaign_window
+
+    years = available_years()
+    served = [y for y in years if y == today.year]
+    served += [
+        y for y in years if y == today.year - 1 and today <= campaign_window(load_config(y).campaign).closes
+    ]
+    return sorted(served) or years[-1:]

@@ -11,14 +11,13 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from config import load_config
 from config.schema import ReviewRules
 from flows.approval import ApprovalForm, ask_and_wait, prefilled_form
+from flows.dated import business_run, campaign_for, dated_run_name
 from flows.deadlines import deadline_cycle
-from models.clock import local_today
+from models.clock import now
 from models.review import NamingChoice, trimmed_mean_label
 from tasks.approval import ApprovalRequest
-from tasks.audit import audited
 from tasks.delivery import deliver_all
 from tasks.review import (
     decide_namings,
@@ -81,20 +80,26 @@ def _naming_form(rows: list[dict[str, Any]], review: ReviewRules) -> Any:
 
 @flow(
     name="october_review",
-    flow_run_name="october-review-{today}",
+    flow_run_name=dated_run_name("october_review"),
     description="三(六) 10 月底前完成市县两级基地评审认定：收取分阶段评审方案并提醒、督办；收取专家评分表，"
     "核对评分是否齐全（专家人数、评分项、分值范围、回避、材料期间），去掉最高最低分取平均、加优先分后排名，"
     "按名额拟命名，经省级经办人审批后命名、定档并逐级推荐，结果通知各单位。",
 )
-def october_review(today: dt.date | None = None, approve: bool = True) -> dict[str, Any]:
+def october_review(
+    today: dt.date | None = None,
+    dry_run: bool = False,
+    campaign_year: int | None = None,
+    approve: bool = True,
+) -> dict[str, Any]:
     """One day of the review; with `approve`, pause for the operator when namings are proposed."""
     log = get_run_logger()
-    cfg = load_config()
+    cfg, today = campaign_for("october_review", today, campaign_year)
     review = review_of(cfg)
-    today = today or local_today(cfg.campaign)
     counts = deadline_cycle(
         "october_review",
         today,
+        dry_run=dry_run,
+        campaign_year=cfg.campaign.year,
         sheets=[score_intake],
         file_obligations=[review.plan_obligation],
         progress=review_progress,
@@ -102,9 +107,9 @@ def october_review(today: dt.date | None = None, approve: bool = True) -> dict[s
     )
     rows = waiting(cfg)
     counts["namings_open"] = sum(r["name"] for r in rows)
-    if rows and approve:
-        with audited(
-            "october_review_naming", {"today": today, "proposed": counts["namings_open"]}
+    if rows and approve and not dry_run:
+        with business_run(
+            "october_review_naming", cfg, today, {"proposed": counts["namings_open"]}
         ) as decided:
             proposals = [r for r in rows if r["name"]]
             form = _naming_form(rows, review)
@@ -122,7 +127,7 @@ def october_review(today: dt.date | None = None, approve: bool = True) -> dict[s
                     rows,
                     choices,
                     decided_by=answer.approver,
-                    decided_at=dt.datetime.now(dt.UTC),
+                    decided_at=now(),
                     flow_run_id=str(flow_run.id) if flow_run.id else None,
                 )
                 for unit, problem in decided["approval"]["refused"].items():

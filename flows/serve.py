@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import ctypes.util
+import functools
+import http.server
 import logging
 import os
 import secrets
@@ -12,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -19,7 +23,7 @@ import httpx
 
 from config import load_config
 from config.settings import get_settings
-from flows.registry import deployments
+from flows.registry import deployments, served_years
 from models.clock import local_today
 from models.db import migrate
 
@@ -144,21 +148,73 @@ def api_auth() -> str:
     return path.read_text().strip()
 
 
-def serve(port: int = 4200) -> None:
+class _ReportsHandler(http.server.SimpleHTTPRequestHandler):
+    """GET and HEAD only, for a request that carries the UI's basic-auth password."""
+
+    expected = ""  # "Basic <base64 user:password>", set per server
+
+    def _allowed(self) -> bool:
+        given = self.headers.get("Authorization", "")
+        if secrets.compare_digest(given.encode(), self.expected.encode()):
+            return True
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="campaign reports", charset="UTF-8"')
+        self.end_headers()
+        return False
+
+    def do_GET(self) -> None:
+        if self._allowed():
+            super().do_GET()
+
+    def do_HEAD(self) -> None:
+        if self._allowed():
+            super().do_HEAD()
+
+    def log_message(self, format: str, *args: object) -> None:  # no request lines on the console
+        log.debug(format, *args)
+
+
+def serve_reports(port: int, auth: str) -> http.server.ThreadingHTTPServer:
+    """The reports folder (workbooks, charts), read-only behind `auth`, in a background thread; artifacts
+    link here (CAMPAIGN_REPORTS_URL)."""
+    folder = get_settings().reports.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    token = base64.b64encode(auth.encode()).decode()
+    handler = type(
+        "ReportsHandler",
+        (_ReportsHandler,),
+        {
+            "expected": f"Basic {token}",
+            "__init__": functools.partialmethod(_ReportsHandler.__init__, directory=str(folder)),
+        },
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, name="reports", daemon=True).start()
+    return server
+
+
+def serve(port: int = 4200, reports_port: int | None = None) -> None:
     from prefect import serve as prefect_serve
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-    cfg = load_config()
+    newest = load_config()
     migrate()
-    today = local_today(cfg.campaign)
-    if today.year > cfg.campaign.year:
+    today = local_today(newest.campaign)
+    years = served_years(today)
+    cfgs = [load_config(y) for y in years]
+    if today.year not in years:
         log.warning(
-            "the newest campaign config is %s: its schedules are in the past, so only manual runs will happen. "
-            "Add config/campaigns/%s.yaml for this year's campaign.",
-            cfg.campaign.year,
+            "no campaign config for %s: serving %s for rehearsal and replay only (its runs refuse dates outside "
+            "its window). Run `campaign new-year %s` and review the file for this year's campaign.",
+            today.year,
+            years,
             today.year,
         )
     auth = api_auth()
+    reports_port = reports_port or port + 1
+    reports = serve_reports(reports_port, auth)
+    os.environ["CAMPAIGN_REPORTS_URL"] = f"http://127.0.0.1:{reports_port}"
+    get_settings.cache_clear()
     guarded = {"PREFECT_SERVER_API_AUTH_STRING": auth, "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "true"}
     with (
         local_prefect_server(port, env=guarded) as url,
@@ -174,6 +230,11 @@ def serve(port: int = 4200) -> None:
         )
         print(
             f"Prefect UI: {url.removesuffix('/api')}  — 打开界面，在 Deployments 中选择流程并点击 Run\n"
-            f"登录口令（用户名:密码）见 {where}"
+            f"登录口令（用户名:密码）见 {where}\n"
+            f"报表下载：{os.environ['CAMPAIGN_REPORTS_URL']}/（同一口令）\n"
+            f"服务年度：{'、'.join(f'{y}年' for y in years)}"
         )
-        prefect_serve(*deployments(cfg), pause_on_shutdown=False)  # type: ignore[arg-type]
+        try:
+            prefect_serve(*deployments(cfgs), pause_on_shutdown=False)  # type: ignore[arg-type]
+        finally:
+            reports.shutdown()

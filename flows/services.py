@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from config import CampaignConfig, load_config
 from config.errors import SubmissionError
 from config.settings import get_settings
+from flows.dated import dated_run_name
 from flows.deadlines import deadline_cycle
 from models.clock import local_today, moment
 from models.db import session_scope
@@ -34,15 +35,19 @@ from tasks.visits import ASSIGNMENT, VISITS, assign_leader, posting_intake, proj
 
 @flow(
     name="quarterly_visits",
-    flow_run_name="quarterly-visits-{today}",
+    flow_run_name=dated_run_name("quarterly_visits"),
     description="三(四) 推荐项目包保与每季度走访：为推荐上级的项目明确本级主要领导包保，收取走访记录与招聘发布记录，"
     "季度末前按工作日提醒、逾期向上级督办，按季度、市州和需求类别汇总走访收集的需求。",
 )
-def quarterly_visits(today: dt.date | None = None) -> dict[str, Any]:
+def quarterly_visits(
+    today: dt.date | None = None, dry_run: bool = False, campaign_year: int | None = None
+) -> dict[str, Any]:
     """包保 within N working days of a recommendation; a visit per project per quarter; job postings."""
     return deadline_cycle(
         "quarterly_visits",
         today,
+        dry_run=dry_run,
+        campaign_year=campaign_year,
         sheets=[visit_intake, posting_intake],
         progress=lambda cfg, day: update_progress(cfg, day, ["projects"]),
         publish=lambda cfg, day: publish_services(cfg, day, ["projects"]),
@@ -55,15 +60,19 @@ def _training_keys(cfg: CampaignConfig) -> list[str]:
 
 @flow(
     name="half_year_training",
-    flow_run_name="half-year-training-{today}",
+    flow_run_name=dated_run_name("half_year_training"),
     description="三(四) 市县创业人员培训（每半年一期）与同类项目农技人员培训（市级每年不少于2次、县级不少于1次）："
     "收取培训记录，按各单位应办次数统计进度，半年末和年末前提醒、逾期督办。",
 )
-def half_year_training(today: dt.date | None = None) -> dict[str, Any]:
+def half_year_training(
+    today: dt.date | None = None, dry_run: bool = False, campaign_year: int | None = None
+) -> dict[str, Any]:
     """Training records in; each unit's count per half-year and year against its target."""
     return deadline_cycle(
         "half_year_training",
         today,
+        dry_run=dry_run,
+        campaign_year=campaign_year,
         sheets=[training_intake],
         progress=lambda cfg, day: update_progress(cfg, day, ["trainings"]),
         publish=lambda cfg, day: publish_services(cfg, day, []),
@@ -72,15 +81,19 @@ def half_year_training(today: dt.date | None = None) -> dict[str, Any]:
 
 @flow(
     name="funds_tracking",
-    flow_run_name="funds-tracking-{today}",
+    flow_run_name=dated_run_name("funds_tracking"),
     description="三(五) 资金到位率、执行率 100%：收取各地资金台账，按节点核算到位率和执行率并提醒、督办；"
     "省级专项资金用于可用范围以外即作为挪用立即报告省厅；市级基地补助未与省级同步发放的予以预警。",
 )
-def funds_tracking(today: dt.date | None = None) -> dict[str, Any]:
+def funds_tracking(
+    today: dt.date | None = None, dry_run: bool = False, campaign_year: int | None = None
+) -> dict[str, Any]:
     """Fund ledgers in; rates against each checkpoint's targets; diversion and out-of-step flags."""
     return deadline_cycle(
         "funds_tracking",
         today,
+        dry_run=dry_run,
+        campaign_year=campaign_year,
         sheets=[fund_intake],
         progress=lambda cfg, day: update_progress(cfg, day, ["funds"]),
         publish=lambda cfg, day: publish_services(cfg, day, ["funds"]),

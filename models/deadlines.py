@@ -105,6 +105,32 @@ def plan_steps(campaign: Campaign, ob: Obligation, period: Period, cal: WorkingC
     return steps
 
 
+@dataclass(frozen=True)
+class CampaignWindow:
+    """The days a dated run of the campaign may act on: from its first kickoff (or its start) to its last
+    escalation plus a grace. Outside it a run would only send stale or premature notices."""
+
+    opens: dt.date
+    last_step: dt.date
+    closes: dt.date
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, dt.date) and self.opens <= day <= self.closes
+
+
+def campaign_window(campaign: Campaign, cal: WorkingCalendar | None = None) -> CampaignWindow:
+    cal = cal or calendar_for(campaign)
+    days = [
+        step.date
+        for ob in campaign.obligations
+        for period in periods(campaign, ob)
+        for step in plan_steps(campaign, ob, period, cal)
+    ]
+    opens = min([campaign.starts, *days])
+    last = max([campaign.starts, *days])
+    return CampaignWindow(opens, last, last + dt.timedelta(days=campaign.run_window_grace_days))
+
+
 def step_label(code: str, *, detailed: bool = False) -> str:
     """How a step is named to people: in the status table (short) and the calendar preview (detailed)."""
     if code == "kickoff":

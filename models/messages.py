@@ -96,3 +96,27 @@ def fit_to_channel(text: str, channel_kind: str) -> str:
         return text
     room = limit - len(TRUNCATION_MARK.encode("utf-8"))
     return data[:room].decode("utf-8", errors="ignore") + TRUNCATION_MARK
+
+
+# How each message kind and each count of a run is named in Chinese summaries and tables.
+COUNT_LABELS = {
+    "queued": "新入队",
+    "kickoff": "启动通知",
+    "reminder": "提醒",
+    "overdue": "逾期告知",
+    "escalation": "督办",
+    "receipt": "受理回执",
+    "rejection": "退回通知",
+    "intake_result": "处理结果",
+    "approval_due": "待审批提醒",
+    "recommendation": "推荐结果",
+    "flag": "预警",
+    "review_result": "评审结果",
+    "exchange": "交流会通知",
+    "scorecard": "评分卡",
+}
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """ "启动通知 70，新入队 70": a run's counts for a Chinese summary (unknown keys shown as they are)."""
+    return "，".join(f"{COUNT_LABELS.get(k, k)} {v}" for k, v in sorted(counts.items()) if v) or "无"

@@ -31,7 +31,10 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    """A row's default timestamp: the run's business moment (models/clock.py) or the wall clock."""
+    from models.clock import now  # clock imports config.schema; tables stay importable on their own
+
+    return now()
 
 
 def _ts(nullable: bool = True, **kw: Any) -> Any:

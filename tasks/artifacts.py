@@ -10,13 +10,30 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 from prefect.artifacts import create_table_artifact
 
 from config.settings import get_settings
 from tasks.workbooks import write_report
+
+
+def report_link(path: Path) -> str:
+    """A file in the reports folder as a Markdown link an operator can click in the UI (served by
+    `campaign serve`), or its path when no one serves the folder."""
+    settings = get_settings()
+    try:
+        relative = path.resolve().relative_to(settings.reports.resolve())
+    except ValueError:
+        return str(path)
+    if not settings.reports_url:
+        return str(path)
+    url = f"{settings.reports_url.rstrip('/')}/{quote(relative.as_posix())}"
+    return f"[{path.name}]({url})"
+
 
 MAX_ROWS = 300  # what an operator scrolls through in the UI; the rest is in the workbook
 MAX_BYTES = 500_000  # well under Prefect's 1.5 MB event limit, with room for the description
@@ -49,6 +66,6 @@ def publish_table(
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = get_settings().reports / str(year) / f"{key}-{stamp}.xlsx"
         write_report(path, title or key, [(key, frame)])
-        description += f"（共 {len(rows)} 行，此处显示前 {shown} 行；完整表格：{path}）"
+        description += f"（共 {len(rows)} 行，此处显示前 {shown} 行；完整表格：{report_link(path)}）"
     create_table_artifact(key=key, table=rows[:shown], description=description)
     return {"rows": len(rows), "shown": shown, "file": str(path) if path else None}

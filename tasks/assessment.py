@@ -37,7 +37,7 @@ from models.tables import (
     ObligationStatus,
     PoolApplication,
 )
-from tasks.artifacts import publish_table
+from tasks.artifacts import publish_table, report_link
 from tasks.charts import bar_chart, paired_bar_chart
 from tasks.funds import fund_ledger
 from tasks.notify import enqueue
@@ -224,7 +224,7 @@ def assess(cfg: CampaignConfig, today: dt.date) -> dict[str, Any]:
     publish_table("assessment-summary", tables[0][1], title, year=cfg.campaign.year)
     create_markdown_artifact(
         key="assessment-charts",
-        markdown=f"### {title}\n\n{note}\n\n考核表：`{workbook}`\n\n"
+        markdown=f"### {title}\n\n{note}\n\n考核表（下载）：{report_link(workbook)}\n\n"
         + "\n\n".join(_embedded(c) for c in charts),
         description=f"{title}：图表",
     )

@@ -1,14 +1,19 @@
-"""An audit record of every flow run: who or what triggered it, with which parameters, and what it did."""
+"""An audit record of every flow run: who or what triggered it, with which parameters, and what it did.
+
+Its times are on the campaign's one clock (models/clock.py): a run for a business date starts at that
+date's moment and finishes as long after it as the work really took."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 
+from models.clock import now
 from models.db import session_scope
 from models.tables import FlowRunAudit
 
@@ -33,6 +38,7 @@ def current_trigger() -> tuple[str | None, str]:
 def audited(flow_name: str, parameters: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Yields a dict the flow fills with outcome counts; the row is closed with the outcome."""
     run_id, trigger = current_trigger()
+    started_at, clock = now(), time.monotonic()  # the business moment, when the run has one
     params = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in parameters.items()}
     with session_scope() as session:
         row = FlowRunAudit(
@@ -40,7 +46,7 @@ def audited(flow_name: str, parameters: dict[str, Any]) -> Iterator[dict[str, An
             flow_run_id=run_id,
             trigger=trigger,
             parameters=params,
-            started_at=dt.datetime.now(dt.UTC),
+            started_at=started_at,
         )
         session.add(row)
         session.flush()
@@ -55,5 +61,9 @@ def audited(flow_name: str, parameters: dict[str, Any]) -> Iterator[dict[str, An
             session.execute(
                 sa.update(FlowRunAudit)
                 .where(FlowRunAudit.id == audit_id)  # type: ignore[arg-type]
-                .values(finished_at=dt.datetime.now(dt.UTC), outcome=outcome, counts=counts)
+                .values(
+                    finished_at=started_at + dt.timedelta(seconds=time.monotonic() - clock),
+                    outcome=outcome,
+                    counts=counts,
+                )
             )

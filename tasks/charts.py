@@ -64,3 +64,40 @@ def paired_bar_chart(
     ax.set_ylabel(unit)
     ax.legend()
     return _save(fig, path)
+
+
+def heat_map(
+    path: Path,
+    title: str,
+    rows: list[str],
+    columns: list[str],
+    codes: list[list[int]],
+    legend: list[tuple[str, str]],
+    heads: set[int] = frozenset(),  # type: ignore[assignment]
+) -> Path:
+    """A grid of categories: `codes[i][j]` indexes `legend` ((label, colour)), one row per `rows` item.
+    Reads at a glance: each colour is one status, with its label in the legend. Rows in `heads` (a
+    city above its counties) are labelled in bold with a line above them."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    fig, ax = _figure(title, max(7.0, 0.55 * len(columns) + 3))
+    fig.set_size_inches(max(7.0, 0.55 * len(columns) + 3), max(4.0, 0.2 * len(rows) + 2.5))
+    colours = ListedColormap([colour for _, colour in legend])
+    ax.imshow(codes, cmap=colours, vmin=-0.5, vmax=len(legend) - 0.5, aspect="auto", interpolation="nearest")
+    ax.xaxis.tick_top()
+    ax.set_xticks(range(len(columns)), columns, rotation=35, ha="left", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    for i, label in enumerate(ax.get_yticklabels()):
+        if i in heads:
+            label.set_fontweight("bold")
+            if i:
+                ax.axhline(i - 0.5, color="#333333", linewidth=1.2)
+    ax.set_xticks([x - 0.5 for x in range(1, len(columns))], minor=True)
+    ax.set_yticks([y - 0.5 for y in range(1, len(rows))], minor=True)
+    ax.grid(which="minor", color="white", linewidth=0.6)
+    ax.tick_params(which="minor", length=0)
+    ax.spines[:].set_visible(False)
+    handles = [Patch(color=colour, label=label) for label, colour in legend]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    return _save(fig, path)

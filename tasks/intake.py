@@ -33,6 +33,7 @@ from models.planning import Decision, period_label
 from models.submissions import identify_unit, period_for, screen
 from models.tables import IntakeRejection, MessageKind, ObligationInstance, ObligationStatus, Submission
 from tasks.notify import enqueue
+from tasks.workbooks import private_folder
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,6 @@ class IntakeSummary:
             "duplicates": len(self.duplicates),
             "rejected": len(self.rejected),
         }
-
-
-def private_folder(folder: Path) -> Path:
-    """A folder only the service's account can enter (archived originals hold full ID numbers)."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    folder.chmod(0o700)
-    return folder
 
 
 def archive(path: Path, sha: str, *folders: str) -> Path:

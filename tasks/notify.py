@@ -16,9 +16,13 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, select
 
 from config import CampaignConfig
+from models.clock import now
 from models.db import insert_ignoring_duplicates, session_scope
+from models.deadlines import step_label
+from models.messages import COUNT_LABELS
 from models.planning import Decision, OpenInstance, decide
 from models.tables import Channel, ObligationInstance, ObligationStatus, OutboxMessage
+from tasks.artifacts import publish_table
 
 MAILBOX = ("mailbox", "mailbox")
 
@@ -61,7 +65,7 @@ def enqueue(session: Session, decisions: list[Decision]) -> int:
             "body": d.message.body,
             "status": "pending",
             "attempts": 0,
-            "created_at": dt.datetime.now(dt.UTC),
+            "created_at": now(),
             "attachment": d.attachment,
         }
         for d in decisions
@@ -92,6 +96,44 @@ def open_instances(session: Session, year: int, obligation_key: str) -> list[Ope
     return [OpenInstance(*r) for r in rows]
 
 
+def todays_decisions(session: Session, cfg: CampaignConfig, key: str, today: dt.date) -> list[Decision]:
+    ob = cfg.campaign.obligation(key)
+    units = {u.key: u for u in cfg.units}
+    return decide(cfg.campaign, ob, open_instances(session, cfg.campaign.year, key), units, today)
+
+
+@task(name="preview-notices", description="预演：列出本日将发出的通知，不发送", cache_policy=NO_CACHE)
+def preview_notices(cfg: CampaignConfig, obligation_keys: list[str], today: dt.date) -> dict[str, int]:
+    """A dry run's day: the messages a real run today would queue (decide() leaves out what was decided
+    before), as a table artifact. Writes nothing."""
+    units = {u.key: u.name for u in cfg.units}
+    rows: list[dict[str, str]] = []
+    with session_scope() as session:
+        for key in obligation_keys:
+            # decide() skips instances whose current step was decided already: what is left is new
+            for d in todays_decisions(session, cfg, key, today):
+                rows.append(
+                    {
+                        "事项": cfg.campaign.obligation(key).title,
+                        "收件单位": units.get(d.unit_key, d.unit_key),
+                        "类型": COUNT_LABELS.get(d.kind.value, d.kind.value),
+                        "步骤": step_label(d.step),
+                        "标题": d.message.subject,
+                        "正文": d.message.body,
+                    }
+                )
+    counts: dict[str, int] = defaultdict(int)
+    for row in rows:
+        counts[row["类型"]] += 1
+    description = (
+        f"预演（{today:%Y-%m-%d}）：本日将发出 {len(rows)} 条通知（"
+        + ("，".join(f"{k} {v}" for k, v in counts.items()) or "无")
+        + "）。这是预演：未收件，未发送，也未记录任何提醒。"
+    )
+    publish_table("dry-run-notices", rows, description, year=cfg.campaign.year, title="预演通知清单")
+    return {"would_send": len(rows)}
+
+
 @task(
     name="record-reminders",
     description="生成启动通知、提醒与督办",
@@ -101,14 +143,10 @@ def open_instances(session: Session, year: int, obligation_key: str) -> list[Ope
 )
 def record_reminders(cfg: CampaignConfig, obligation_keys: list[str], today: dt.date) -> dict[str, int]:
     """Decide today's kickoff/reminder/escalation messages and store them with each instance's last step."""
-    units = {u.key: u for u in cfg.units}
     counts: dict[str, int] = defaultdict(int)
     with session_scope() as session:
         for key in obligation_keys:
-            ob = cfg.campaign.obligation(key)
-            decisions = decide(
-                cfg.campaign, ob, open_instances(session, cfg.campaign.year, key), units, today
-            )
+            decisions = todays_decisions(session, cfg, key, today)
             counts["queued"] += enqueue(session, decisions)
             by_step: dict[str, list[int]] = defaultdict(list)
             for d in decisions:

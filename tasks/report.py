@@ -15,6 +15,7 @@ from sqlmodel import select
 from config import CampaignConfig
 from models.db import session_scope
 from models.deadlines import step_label
+from models.messages import counts_text
 from models.tables import ObligationInstance, Unit
 from tasks.artifacts import publish_table
 from tasks.delivery import dead_count, dead_messages
@@ -107,7 +108,11 @@ def status_frame(cfg: CampaignConfig, obligation_key: str, today: dt.date) -> pd
 
 @task(name="publish-status", description="发布进度表", cache_policy=NO_CACHE)
 def publish_status(
-    cfg: CampaignConfig, obligation_key: str, today: dt.date, counts: dict[str, int]
+    cfg: CampaignConfig,
+    obligation_key: str,
+    today: dt.date,
+    counts: dict[str, int],
+    refused: list[tuple[str, str]] | None = None,
 ) -> dict[str, int]:
     ob = cfg.campaign.obligation(obligation_key)
     df = status_frame(cfg, obligation_key, today)
@@ -124,8 +129,11 @@ def publish_status(
         f"### {ob.title}（{ob.source}）",
         f"截至 {today:%Y-%m-%d}：应报 {len(df)}，" + "，".join(f"{k} {v}" for k, v in sorted(tally.items())),
         "",
-        "本次运行：" + ("，".join(f"{k} {v}" for k, v in sorted(counts.items())) or "无变化"),
+        "本次运行生成通知：" + counts_text(counts),
     ]
+    if refused:
+        lines += ["", f"**本次运行退回 {len(refused)} 个文件**（已通知报送单位）：", ""]
+        lines += [f"- {file}：{reason}" for file, reason in refused]
     dead = dead_count()
     if dead:
         lines += [

@@ -15,7 +15,6 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from models.messages import clip
 from models.sheets import ERROR_COLUMN, FALSE_WORDS, TRUE_WORDS, Sheet
 from models.workbook import ROW
-from tasks.intake import private_folder
 
 BOLD = Font(bold=True)
 REQUIRED = PatternFill("solid", fgColor="FFF2CC")
@@ -26,6 +25,13 @@ TEMPLATE_ROWS = 2000  # rows the drop-down lists cover
 # A cell that starts like this is a formula (or, in a CSV, may become one) when a person opens the
 # file: what we write back is always text (OWASP, CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def private_folder(folder: Path) -> Path:
+    """A folder only the service's account can enter (archived originals hold full ID numbers)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.chmod(0o700)
+    return folder
 
 
 def _save(book: Workbook, path: Path) -> Path:

@@ -1,0 +1,95 @@
+"""The frame of every dated run (a flow given a business date): which campaign it acts for, whether
+that date lies in the campaign's window, and the business clock and audit row around its work.
+
+Runs from a schedule, the UI's Quick run and the CLI all pass here, so a run for a day outside its
+campaign refuses before it writes or sends anything, however it was started.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from config import CampaignConfig, load_config
+from config.errors import CampaignError, RunRefused
+from config.flows import BY_NAME
+from config.loader import available_years
+from config.settings import get_settings
+from models.clock import business_day, local_today
+from models.deadlines import campaign_window
+from tasks.audit import audited
+
+PARAMETER_HELP = {  # the dated flows' common parameters, as the UI's run form shows them
+    "today": (
+        "业务日期（默认今天，北京时间）",
+        "本次运行按哪一天办理：留空即今天。补办或演练某一天时填写该日期，须在活动期内。",
+    ),
+    "dry_run": (
+        "预演",
+        "勾选后只生成本日将发出的通知清单（见本次运行的 Artifacts），不收件、不发送、不改变任何状态。",
+    ),
+    "campaign_year": ("活动年度", "按哪一年度的活动配置办理；每个年度有自己的一组部署，一般无需修改。"),
+}
+
+
+def campaign_for(flow_name: str, today: dt.date | None, year: int | None) -> tuple[CampaignConfig, dt.date]:
+    """The campaign a dated run acts for, and its business date (default: today in the campaign's
+    timezone). Without a year: the configured one, else the newest campaign whose window holds the
+    date. Raises RunRefused when the date is outside that campaign's window."""
+    year = year or get_settings().year
+    if year is None:
+        for candidate in reversed(available_years()):
+            cfg = load_config(candidate)
+            day = today or local_today(cfg.campaign)
+            if day in campaign_window(cfg.campaign):
+                return cfg, day
+        year = (available_years() or [None])[-1]
+    cfg = load_config(year)
+    day = today or local_today(cfg.campaign)
+    window = campaign_window(cfg.campaign)
+    if day not in window:
+        raise RunRefused(flow_name, refusal_text(cfg, day))
+    return cfg, day
+
+
+def refusal_text(cfg: CampaignConfig, day: dt.date) -> str:
+    window = campaign_window(cfg.campaign)
+    year = cfg.campaign.year
+    where = "尚未开始" if day < window.opens else "已结束"
+    return (
+        f"业务日期 {day:%Y-%m-%d} 不在{year}年度活动期内（{window.opens:%Y-%m-%d} 至 {window.closes:%Y-%m-%d}，"
+        f"{year}年度活动{where}），本次运行未收件、未发送任何通知。"
+        "补办或演练请在“业务日期”中填写活动期内的日期；新年度请先运行 campaign new-year 生成并审核配置。"
+    )
+
+
+@contextmanager
+def business_run(
+    flow_name: str, cfg: CampaignConfig, today: dt.date, parameters: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
+    """Everything the run records is as of `today` (models/clock.py), inside its audit row."""
+    with business_day(today, cfg.campaign), audited(flow_name, {"today": today, **parameters}) as counts:
+        yield counts
+
+
+def dated_run_name(flow_name: str) -> Any:
+    """A flow_run_name callable: the flow's Chinese title (config/flows.py) and the business date it acts
+    on (today's when the form left it empty), the same in the UI's run list, the CLI and the logs."""
+    title = BY_NAME[flow_name].title
+
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        params = flow_run.parameters or {}
+        day = params.get("today")
+        if not day:
+            try:
+                day = local_today(load_config(params.get("campaign_year")).campaign)
+            except CampaignError:  # the run itself reports a broken config
+                day = dt.date.today()
+        dry = "·预演" if params.get("dry_run") else ""
+        return f"{title}·{str(day)[:10]}{dry}"
+
+    return name
