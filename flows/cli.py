@@ -15,7 +15,8 @@ campaign intake FILE [--sheet S] [--json] [--today D]
 campaign assign PROJECT_ID LEADER --by NAME [--title T] [--unit U]
                                      name a recommended project's 包保 leader
 campaign deliver [--retry-dead]      deliver queued notifications now (--retry-dead: send the dead ones again)
-campaign serve                       local Prefect server + every deployment on its schedule
+campaign demo                        the June flows through five 2022 days into var/mailbox (one server)
+campaign serve [--port P]            local Prefect server + every deployment on its schedule
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 from config.errors import CampaignError
 from config.flows import RUNNABLE
 
-RUNS_FLOWS = ("run", "record", "intake", "assign", "deliver")  # these need a Prefect API to run flows
+RUNS_FLOWS = ("run", "record", "intake", "assign", "deliver", "demo")  # these need a Prefect API to run flows
 SHEETS = ("pool", "visits", "postings", "trainings", "funds", "scores", "publicity", "income")
 
 
@@ -174,6 +175,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         kwargs["retry_dead"] = getattr(args, "retry_dead", False)
     result = flow_of(spec)(**kwargs)
     print(json.dumps(result, ensure_ascii=False, default=str, indent=1))
+    return 0
+
+
+DEMO_DAYS = ("2022-06-21", "2022-06-23", "2022-06-29", "2022-06-30", "2022-07-01")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The June flows walked through the 2022 event days into the local mailbox: one process, one server."""
+    from config.flows import BY_NAME
+    from config.settings import get_settings
+    from flows.june import june_survey, standards_filing
+    from models.db import migrate
+    from models.messages import counts_text
+
+    migrate()
+    for text in DEMO_DAYS:
+        day = dt.date.fromisoformat(text)
+        for fl in (june_survey, standards_filing):
+            counts = fl(today=day, campaign_year=2022)
+            print(f"{text} {BY_NAME[fl.name].title}：{counts_text(counts['notifications'])}")
+    print(f"通知已写入 {get_settings().mailbox.resolve()}（每个单位一个文件夹）")
     return 0
 
 
@@ -360,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         "--year", type=int, help="the campaign year (default: the one whose window holds the date)"
     )
     p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("demo", help="walk the June flows through five 2022 days into the local mailbox")
+    p.set_defaults(fn=cmd_demo)
     p = sub.add_parser("record", help="record a submission received outside the inbox")
     p.add_argument("obligation")
     p.add_argument("unit", help="unit key, e.g. 220102")

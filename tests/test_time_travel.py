@@ -161,7 +161,9 @@ def test_overview_and_dry_run_after_the_june_days(env: dict[str, object]) -> Non
                 )
             )
         data = json.loads(found.data) if isinstance(found.data, str) and found.type == "table" else found.data
-        return f"{found.description}\n{json.dumps(data, ensure_ascii=False) if found.type == 'table' else data}"
+        return (
+            f"{found.description}\n{json.dumps(data, ensure_ascii=False) if found.type == 'table' else data}"
+        )
 
     overview = artifact("campaign-overview", state.state_details.flow_run_id)
     assert "2022年度全省进度一览（截至 2022-07-04）" in overview
