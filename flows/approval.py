@@ -4,7 +4,7 @@ tell the province, deliver at once, wait; on a timeout, say so again and leave e
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect.client.orchestration import get_client
 from prefect.exceptions import FlowPauseTimeout
@@ -18,9 +18,11 @@ from config import CampaignConfig
 from tasks.approval import ApprovalRequest, ask_operator
 from tasks.delivery import deliver_all
 
+M = TypeVar("M", bound=BaseModel)
+
 
 class ApprovalForm(RunInput):
-    """What every approval form asks first: who decides. Subclasses add the list of proposals."""
+    """What every approval form asks first: who decides. `decision_form` adds each proposal's decisions."""
 
     approver: str = Field(title="审批人", min_length=1)
 
@@ -59,16 +61,32 @@ def wait_for_decision(form: Any, timeout_minutes: float) -> Any | None:
         return None
 
 
-def prefilled_form(
-    base: type[RunInput], field: str, items: list[BaseModel], title: str, description: str
+def decision_form(
+    base: type[RunInput], items: list[BaseModel], decided: tuple[str, ...], description: str
 ) -> Any:
-    """`base` with its list `field` defaulting to `items` (the proposals), shown under `description`.
+    """The form for deciding on `items` (the proposals): they are shown read-only in `description` (a
+    table); the form takes only each one's decisions (`decided`: an agree switch, a reason …) as fields
+    named `<field>_<id>` and titled with the proposal's number and name, after the approver.
 
-    Built here rather than by `with_initial_data(field=items)`, which would drop the items' Chinese
-    titles and make the approver optional.
+    One field per decision rather than a list of proposals: a list would let the operator edit the
+    proposals themselves, delete rows or add new ones in the UI.
     """
-    item = type(items[0]) if items else BaseModel
-    form = create_model(
-        base.__name__, __base__=base, **{field: (list[item], Field(default=items, title=title))}
-    )  # type: ignore[call-overload,valid-type]
+    fields: dict[str, Any] = {}
+    for item in items:
+        label = f"{item.id}号 {getattr(item, 'project', '')}".strip()  # type: ignore[attr-defined]
+        for name in decided:
+            info = type(item).model_fields[name]
+            fields[f"{name}_{item.id}"] = (  # type: ignore[attr-defined]
+                info.annotation,
+                Field(default=getattr(item, name), title=f"{label}：{info.title}"),
+            )
+    form = create_model(base.__name__, __base__=base, **fields)  # type: ignore[call-overload]
     return form.with_initial_data(description=description)
+
+
+def decisions_of(answer: Any, items: list[M], decided: tuple[str, ...]) -> list[M]:
+    """The proposals with the operator's decisions from a submitted `decision_form`."""
+    return [
+        item.model_copy(update={name: getattr(answer, f"{name}_{item.id}") for name in decided})  # type: ignore[attr-defined]
+        for item in items
+    ]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from config.errors import SubmissionError
 from config.settings import get_settings
-from flows.approval import ApprovalForm, ask_and_wait, prefilled_form
+from flows.approval import ApprovalForm, ask_and_wait, decision_form, decisions_of
 from flows.dated import business_run, campaign_for, dated_run_name
 from models.clock import moment, now
 from tasks.approval import ApprovalRequest
@@ -46,7 +46,8 @@ class ProposalDecision(BaseModel):
 class RecommendationApproval(ApprovalForm):
     """逐级推荐审批：逐项确认；取消“同意推荐”即排除该项目，并请填写理由。"""
 
-    decisions: list[ProposalDecision] = Field(title="拟推荐项目")
+
+DECIDED = ("approve", "reason")  # what the operator decides per proposal; the rest is shown read-only
 
 
 def _approval_request(count: int) -> ApprovalRequest:
@@ -60,18 +61,21 @@ def _approval_request(count: int) -> ApprovalRequest:
     )
 
 
+def _proposals(waiting: list[dict[str, Any]]) -> list[ProposalDecision]:
+    fields = ("id", "route", "project", "entity", "priority")
+    return [ProposalDecision(**{k: p[k] for k in fields}) for p in waiting]
+
+
 def _approval_form(waiting: list[dict[str, Any]]) -> Any:
     rows = "\n".join(
         f"| {p['id']} | {p['route']} | {p['project']} | {p['entity']} | {p['priority']} |" for p in waiting
     )
     description = (
         f"**{len(waiting)} 个培育库项目符合上一级入库条件，拟逐级推荐（应推尽推）。**\n\n"
-        "请填写审批人；对不同意推荐的项目，取消其“同意推荐”并填写理由，然后提交。\n\n"
+        "请填写审批人；对不同意推荐的项目，关闭其“同意推荐”并填写理由，然后提交。\n\n"
         f"| 编号 | 推荐路径 | 项目名称 | 申报主体 | 优先分 |\n|---|---|---|---|---|\n{rows}"
     )
-    fields = ("id", "route", "project", "entity", "priority")
-    decisions = [ProposalDecision(**{k: p[k] for k in fields}) for p in waiting]
-    return prefilled_form(RecommendationApproval, "decisions", decisions, "拟推荐项目", description)
+    return decision_form(RecommendationApproval, _proposals(waiting), DECIDED, description)
 
 
 @flow(
@@ -145,7 +149,8 @@ def pool_intake(
                 counts["approval"] = "timed_out"
                 log.warning("%d 个推荐项目未获审批，已提醒省级经办人；项目保持“拟推荐”状态", len(waiting))
             else:
-                decisions = [(d.id, d.approve, d.reason) for d in answer.decisions]
+                decided = decisions_of(answer, _proposals(waiting), DECIDED)
+                decisions = [(d.id, d.approve, d.reason) for d in decided]
                 counts["approval"] = decide_recommendations(
                     cfg,
                     decisions,

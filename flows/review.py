@@ -12,7 +12,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from config.schema import ReviewRules
-from flows.approval import ApprovalForm, ask_and_wait, prefilled_form
+from flows.approval import ApprovalForm, ask_and_wait, decision_form, decisions_of
 from flows.dated import business_run, campaign_for, dated_run_name
 from flows.deadlines import deadline_cycle
 from models.clock import now
@@ -44,7 +44,8 @@ class NamingDecision(BaseModel):
 class NamingApproval(ApprovalForm):
     """基地命名审批：名额内逐项确认“命名”、档次和“推荐上级”；取消拟命名的项目须填写理由。"""
 
-    decisions: list[NamingDecision] = Field(title="参评项目")
+
+DECIDED = ("name", "tier", "recommend", "reason")  # per project; the ranking is shown read-only
 
 
 def _approval_request(proposals: list[dict[str, Any]]) -> ApprovalRequest:
@@ -57,6 +58,11 @@ def _approval_request(proposals: list[dict[str, Any]]) -> ApprovalRequest:
         state="“拟命名”",
         action="逐项确认“命名”、档次和“推荐上级”，名额内可调整，取消命名的请填写理由",
     )
+
+
+def _candidates(rows: list[dict[str, Any]]) -> list[NamingDecision]:
+    fields = ("id", "route", "rank", "project", "total", "name", "tier", "recommend")
+    return [NamingDecision(**{k: r[k] for k in fields}) for r in rows]
 
 
 def _naming_form(rows: list[dict[str, Any]], review: ReviewRules) -> Any:
@@ -73,9 +79,7 @@ def _naming_form(rows: list[dict[str, Any]], review: ReviewRules) -> Any:
         "| 编号 | 评审单位 | 排名 | 项目名称 | 专家评分 | 优先分 | 总分 | 拟定 |\n"
         f"|---|---|---|---|---|---|---|---|\n{table}"
     )
-    fields = ("id", "route", "rank", "project", "total", "name", "tier", "recommend")
-    decisions = [NamingDecision(**{k: r[k] for k in fields}) for r in rows]
-    return prefilled_form(NamingApproval, "decisions", decisions, "参评项目", description)
+    return decision_form(NamingApproval, _candidates(rows), DECIDED, description)
 
 
 @flow(
@@ -120,7 +124,8 @@ def october_review(
                 log.warning("基地命名未获审批，已提醒省级经办人；拟命名保持不变")
             else:
                 choices = [
-                    NamingChoice(d.id, d.name, d.tier, d.recommend, d.reason) for d in answer.decisions
+                    NamingChoice(d.id, d.name, d.tier, d.recommend, d.reason)
+                    for d in decisions_of(answer, _candidates(rows), DECIDED)
                 ]
                 decided["approval"] = decide_namings(
                     cfg,

@@ -212,16 +212,13 @@ def publish_overview(cfg: CampaignConfig, today: dt.date) -> dict[str, Any]:
     ]
     if refused:
         lines += ["", _markdown_table(pd.DataFrame(refused))]
-    png = chart.read_bytes()
-    lines += ["", "### 热力图", ""]
-    if len(png) <= MAX_EMBEDDED_PNG:
-        lines.append(f"![全省进度一览热力图](data:image/png;base64,{base64.b64encode(png).decode()})")
-    lines += [
-        f"下载：热力图 {report_link(chart)}，完整表格 {report_link(workbook)}",
-        "",
-        "### 各单位进度",
-        "",
-    ]
+    if chart is not None:
+        png = chart.read_bytes()
+        lines += ["", "### 热力图", ""]
+        if len(png) <= MAX_EMBEDDED_PNG:
+            lines.append(f"![全省进度一览热力图](data:image/png;base64,{base64.b64encode(png).decode()})")
+        lines.append(f"下载：热力图 {report_link(chart)}")
+    lines += ["", f"### 各单位进度（完整表格：{report_link(workbook)}）", ""]
     lines.append(_markdown_table(shown.head(MAX_TABLE_ROWS)))
     if len(shown) > MAX_TABLE_ROWS:
         lines.append(f"\n（共 {len(shown)} 个单位，此处显示前 {MAX_TABLE_ROWS} 个；完整表格见上方下载链接）")

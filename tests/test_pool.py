@@ -340,19 +340,21 @@ def test_recommendation_paused_for_approval_and_resumed_with_exclusions(env: dic
         ("肉牛养殖项目4", "220000"),
     ]
     excluded = next(r for r in recs if apps[r.application_id].project_name == "肉牛养殖项目2")
-    decisions = [
-        {
-            "id": r.id,
-            "route": "",
-            "project": apps[r.application_id].project_name,
-            "entity": "",
-            "priority": 0,
-            "approve": r.id != excluded.id,
-            "reason": "材料待核实" if r.id == excluded.id else "",
-        }
-        for r in recs
-    ]
-    resume_flow_run(paused.id, run_input={"approver": "省就业服务局 李四", "decisions": decisions})
+    # The form takes only the decisions (one switch and one reason per proposal), never the proposals
+    from prefect.input.actions import read_flow_run_input
+
+    keyset = paused.state.state_details.run_input_keyset
+    schema = read_flow_run_input(keyset["schema"], flow_run_id=paused.id)
+    schema = json.loads(schema) if isinstance(schema, str) else schema
+    fields = schema["properties"]
+    assert "array" not in json.dumps(schema)  # no list: no delete or "Add item" in the UI
+    assert set(fields) == {"approver", *(f"{f}_{r.id}" for r in recs for f in ("approve", "reason"))}
+    assert fields[f"approve_{excluded.id}"]["title"] == f"{excluded.id}号 肉牛养殖项目2：同意推荐"
+    answer: dict[str, object] = {"approver": "省就业服务局 李四"}
+    for r in recs:
+        answer[f"approve_{r.id}"] = r.id != excluded.id
+        answer[f"reason_{r.id}"] = "材料待核实" if r.id == excluded.id else ""
+    resume_flow_run(paused.id, run_input=answer)
     runner.join(timeout=120)
     assert result["approval"] == {"approved": 2, "excluded": 1, "ignored": 0}
 
@@ -361,8 +363,12 @@ def test_recommendation_paused_for_approval_and_resumed_with_exclusions(env: dic
     assert decided[excluded.id].status == "excluded" and decided[excluded.id].reason == "材料待核实"
     approved = [r for r in decided.values() if r.status == "approved"]
     assert len(approved) == 2
+    # Stamped on the run's business date (2022-07-05, 09:00 in Changchun), not the wall clock, so the
+    # 包保 these approvals start is owed in 2022.
     assert all(
-        r.decided_by == "省就业服务局 李四" and r.decided_at and r.flow_run_id == str(paused.id)
+        r.decided_by == "省就业服务局 李四"
+        and r.decided_at == dt.datetime(2022, 7, 5, 1, 0, tzinfo=dt.UTC)
+        and r.flow_run_id == str(paused.id)
         for r in approved
     )
     told = {(m.unit_key, m.kind) for m in outbox() if m.kind == "recommendation"}

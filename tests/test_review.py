@@ -214,21 +214,18 @@ def test_scores_checked_ranked_and_named_after_approval_with_changes(review_env:
     assert [b.total for b in order] == [92.0, 90.0, 90.0, 77.0]
     assert [b.status for b in order] == ["proposed", "proposed", "ranked", "ranked"]
     # The operator names 2 instead of 1 (with a reason), keeps 3 in the first tier and recommends it.
-    decisions = [
-        {
-            "id": b.id,
-            "route": "乾安县",
-            "rank": b.rank,
-            "project": str(b.application_id),
-            "total": b.total,
-            "name": b.application_id in (ids["肉牛养殖项目3"], ids["肉牛养殖项目2"]),
-            "tier": {ids["肉牛养殖项目3"]: "一档", ids["肉牛养殖项目2"]: "二档"}.get(b.application_id, ""),
-            "recommend": b.application_id == ids["肉牛养殖项目3"],
-            "reason": "现场核查经营场所与申报不符" if b.application_id == ids["肉牛养殖项目1"] else "",
-        }
-        for b in order
-    ]
-    resume_flow_run(paused.id, run_input={"approver": "省就业服务局 李四", "decisions": decisions})
+    # The form takes only the decisions per project (命名, 档次, 推荐上级, 理由); the ranking is read-only.
+    answer: dict[str, object] = {"approver": "省就业服务局 李四"}
+    for b in order:
+        answer[f"name_{b.id}"] = b.application_id in (ids["肉牛养殖项目3"], ids["肉牛养殖项目2"])
+        answer[f"tier_{b.id}"] = {ids["肉牛养殖项目3"]: "一档", ids["肉牛养殖项目2"]: "二档"}.get(
+            b.application_id, ""
+        )
+        answer[f"recommend_{b.id}"] = b.application_id == ids["肉牛养殖项目3"]
+        answer[f"reason_{b.id}"] = (
+            "现场核查经营场所与申报不符" if b.application_id == ids["肉牛养殖项目1"] else ""
+        )
+    resume_flow_run(paused.id, run_input=answer)
     runner.join(timeout=120)
     assert result["naming"]["approval"] == {"named": 2, "not_named": 2, "refused": {}}
 

@@ -86,11 +86,20 @@ def _answer(client: httpx.Client, method: str, url: str, **kwargs: object) -> ob
 
 
 def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
-    port = free_port()
+    port, reports_port = free_port(), free_port()
     # The runner looks for runs to start every second instead of every ten: the test waits less.
     env = fresh_cli_env(tmp_path, PREFECT_RUNNER_POLL_FREQUENCY="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "serve", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--reports-port",
+            str(reports_port),
+        ],
         env=env,
         cwd=tmp_path,
         start_new_session=True,
@@ -140,6 +149,33 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
         assert "发言单位" in meeting_form and "会议日期" in meeting_form
         june = by_flow["june_survey"]
         assert june["schedules"][0]["schedule"]["timezone"] == "Asia/Shanghai"  # type: ignore[index]
+        # Named for what they are, with the form an operator fills in: a plain date, in Chinese
+        assert june["name"] == "2022年·三(一)实地调研"
+        assert by_flow["record_submission"]["name"] == "登记线下报送"
+        assert june["parameters"] == {"campaign_year": 2022}
+        fields = june["parameter_openapi_schema"]["properties"]  # type: ignore[index]
+        assert fields["today"]["title"] == "业务日期（默认今天，北京时间）"
+        assert (fields["today"]["type"], fields["today"]["format"], "anyOf" in fields["today"]) == (
+            "string",
+            "date",
+            False,
+        )
+        assert fields["dry_run"]["title"] == "预演" and fields["campaign_year"]["title"] == "活动年度"
+        assert "自动运行：2022-06-21 至 2022-07-15 每天 09:00（北京时间）" in june["description"]  # type: ignore[operator]
+
+        # Quick run (no date): today is years after the 2022 campaign, so the run refuses and sends nothing.
+        quick: dict = _answer(client, "POST", f"{api}/deployments/{june['id']}/create_flow_run", json={})  # type: ignore[assignment]
+        refused = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (
+            refused is None or refused["type"] not in ("COMPLETED", "FAILED", "CRASHED")
+        ):
+            time.sleep(1)
+            refused = _answer(client, "GET", f"{api}/flow_runs/{quick['id']}")["state"]  # type: ignore[index]
+        assert refused["type"] == "FAILED" and "不在2022年度活动期内" in refused["message"], refused  # type: ignore[index]
+        assert not (tmp_path / "var" / "mailbox").exists() or not list(
+            (tmp_path / "var" / "mailbox").glob("*/*.txt")
+        )
         form = by_flow["record_submission"]["parameter_openapi_schema"]
         assert "南关区（220102）" in str(form)
 
@@ -156,6 +192,8 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
             time.sleep(1)
             state = _answer(client, "GET", f"{api}/flow_runs/{run['id']}")["state"]["type"]  # type: ignore[index]
         assert state == "COMPLETED"
+        named = _answer(client, "GET", f"{api}/flow_runs/{run['id']}")["name"]  # type: ignore[index]
+        assert named == "三(一)实地调研·2022-06-21"
         mailbox = tmp_path / "var" / "mailbox"
         assert len(list(mailbox.glob("*/*.txt"))) == 70  # one kickoff per city and county
         with sqlite3.connect(tmp_path / "var" / "campaign.db") as db:
@@ -182,10 +220,7 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
         assert state == "PAUSED"
         with sqlite3.connect(tmp_path / "var" / "campaign.db") as db:
             [(rec_id,)] = db.execute("select id from recommendation").fetchall()
-        answer = {
-            "approver": "王五",
-            "decisions": [{"id": rec_id, "route": "", "project": "", "entity": "", "priority": 0}],
-        }
+        answer = {"approver": "王五", f"approve_{rec_id}": True, f"reason_{rec_id}": ""}
         resumed = client.post(f"{api}/flow_runs/{run['id']}/resume", json={"run_input": answer})
         assert resumed.status_code == 201, resumed.text
         deadline = time.monotonic() + 120
@@ -199,6 +234,18 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
             ]
         artifacts = client.post(f"{api}/artifacts/filter", json={}).json()
         assert {"pool-county", "pool-city", "pool-province", "pool-summary"} <= {a["key"] for a in artifacts}
+
+        # Reports are downloadable from the browser behind the same password, read-only; the overview
+        # artifact links to them.
+        overview = next(a for a in artifacts if a["key"] == "campaign-overview")
+        reports = f"http://127.0.0.1:{reports_port}"
+        link = f"{reports}/2022/overview/heat-map.png"
+        assert f"[heat-map.png]({link})" in overview["data"]
+        assert httpx.get(link, timeout=5).status_code == 401
+        user, password = auth_file.read_text().strip().split(":", 1)
+        png = httpx.get(link, auth=(user, password), timeout=5)
+        assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+        assert httpx.put(link, auth=(user, password), content=b"x", timeout=5).status_code == 501
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
