@@ -11,11 +11,13 @@ computed from the city's totals, so a rate is never averaged over counties:
 | poverty_jobs       | jobs of people lifted out of poverty        | ÷ the best city's                        |
 | income_growth      | employees' average income, last year, this  | growth rate ÷ the best city's (≥ 0)      |
 | funds              | allocated, arrived, executed (all sources)  | mean of arrival and execution rate, ≤ 1  |
-| services           | service obligations due, met                | met ÷ due (1 when nothing was due)       |
-| publicity          | publicity obligations due, met              | met ÷ due (1 when nothing was due)       |
+| services           | service obligations due, met                | met ÷ due                                |
+| publicity          | publicity obligations due, met              | met ÷ due                                |
 
 An indicator's score is its weight × achievement; the total is their sum; cities rank by total
-(equal totals share a rank).
+(equal totals share a rank). Services and publicity with nothing due yet are "not yet due": in a draft
+(before `final_on`) they score nothing and say so, so a draft never flatters; in the final assessment a
+city that owed nothing all year has nothing to lose and keeps the indicator's full marks.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ import pandas as pd
 from config.schema import AssessmentRules, Measure
 from models.services import PROJECT_COLUMNS, resolve_projects
 from models.sheets import Column, Sheet
+
+NOT_DUE = np.nan  # an achievement with nothing due yet
+NOT_DUE_LABEL = "未到期（不计分）"
 
 
 @dataclass(frozen=True)
@@ -104,13 +109,13 @@ MEASURES: dict[Measure, MeasureSpec] = {
     ),
     Measure.services: MeasureSpec(
         {"service_due": "应完成服务事项", "service_met": "已完成服务事项"},
-        lambda f: _ratio(f["service_met"], f["service_due"], 1.0),
+        lambda f: _ratio(f["service_met"], f["service_due"], NOT_DUE),
         lambda f: f["service_met"].astype(int).astype(str) + " / " + f["service_due"].astype(int).astype(str),
         "包保、走访、培训应完成事项",
     ),
     Measure.publicity: MeasureSpec(
         {"publicity_due": "应完成宣传事项", "publicity_met": "已完成宣传事项"},
-        lambda f: _ratio(f["publicity_met"], f["publicity_due"], 1.0),
+        lambda f: _ratio(f["publicity_met"], f["publicity_due"], NOT_DUE),
         lambda f: (
             f["publicity_met"].astype(int).astype(str) + " / " + f["publicity_due"].astype(int).astype(str)
         ),
@@ -139,14 +144,18 @@ def city_totals(figures: pd.DataFrame, plan: dict[str, int]) -> pd.DataFrame:
     return out
 
 
-def score(totals: pd.DataFrame, rules: AssessmentRules) -> pd.DataFrame:
-    """Per city: each indicator's achievement and score, the total and the rank."""
+def score(totals: pd.DataFrame, rules: AssessmentRules, *, final: bool = True) -> pd.DataFrame:
+    """Per city: each indicator's achievement and score, the total and the rank. Nothing due yet scores
+    nothing in a draft (`final=False`) and full marks in the final assessment."""
     out = pd.DataFrame(index=totals.index)
     for indicator in rules.indicators:
         spec = MEASURES[indicator.measure]
         achieved = spec.achievement(totals).astype(float)
+        not_due = achieved.isna()
+        achieved = achieved.fillna(1.0 if final else 0.0)
         out[f"{indicator.measure}_achieved"] = achieved
-        out[f"{indicator.measure}_shown"] = spec.shown(totals)
+        shown = spec.shown(totals)
+        out[f"{indicator.measure}_shown"] = shown if final else shown.mask(not_due, NOT_DUE_LABEL)
         out[f"{indicator.measure}_score"] = (achieved * indicator.weight).round(2)
     score_columns = [f"{i.measure}_score" for i in rules.indicators]
     out["total"] = out[score_columns].sum(axis=1).round(2)

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from config import CampaignConfig
 from config.schema import AssessmentRules, Level
 from config.settings import get_settings
-from models.assessment import INCOME_SHEET, MEASURES, city_totals, full_marks, score
+from models.assessment import INCOME_SHEET, MEASURES, NOT_DUE_LABEL, city_totals, full_marks, score
 from models.clock import moment
 from models.db import session_scope
 from models.messages import render
@@ -197,12 +197,16 @@ def assess(cfg: CampaignConfig, today: dt.date) -> dict[str, Any]:
     with session_scope() as session:
         figures = gather_figures(session, cfg, as_of)
     totals = city_totals(figures, dict(cfg.campaign.quotas.by_city))
-    scored = score(totals, rules)
+    scored = score(totals, rules, final=final)
     names = _labels(cfg)
     folder = get_settings().reports / str(year) / "assessment"
     stage = "" if final else "（过程稿）"
     title = f"{year}年度返乡入乡创业基地建设目标责任考核{stage}"
     note = f"数据截至 {as_of.isoformat()}；各市州数据含所属县（市、区）分解指标完成情况。满分 {full_marks(rules):g} 分。"
+    if not final:
+        note += (
+            f"过程稿：尚无到期事项的指标记为“{NOT_DUE_LABEL}”，不计分；总分只反映已到期的事项，不是最终成绩。"
+        )
     if rules.illustrative:
         note += rules.note
     tables = report_tables(cfg, totals, scored)
@@ -221,7 +225,10 @@ def assess(cfg: CampaignConfig, today: dt.date) -> dict[str, Any]:
             "个",
         ),
     ]
-    publish_table("assessment-summary", tables[0][1], title, year=cfg.campaign.year)
+    summary = tables[0][1]
+    first = ["排名", "市州", "总分"]  # the UI shows the first columns without scrolling
+    summary = summary[first + [c for c in summary.columns if c not in first]]
+    publish_table("assessment-summary", summary, f"{title}。{note}", year=cfg.campaign.year)
     create_markdown_artifact(
         key="assessment-charts",
         markdown=f"### {title}\n\n{note}\n\n考核表（下载）：{report_link(workbook)}\n\n"

@@ -20,6 +20,20 @@ from models.tables import ObligationInstance, Unit
 from tasks.artifacts import publish_table
 from tasks.delivery import dead_count, dead_messages
 
+# The UI shows a table artifact's first columns without scrolling: what an operator acts on comes first.
+ARTIFACT_COLUMNS = [
+    "单位",
+    "状态",
+    "最近提醒",
+    "逾期天数",
+    "截止日期",
+    "报送时间",
+    "进度",
+    "事项",
+    "期次",
+    "上级单位",
+    "代码",
+]
 STATUS_COLUMNS = [
     "单位",
     "代码",
@@ -120,7 +134,7 @@ def publish_status(
     key = obligation_key.replace("_", "-")
     publish_table(
         f"{key}-status",
-        df,
+        df[ARTIFACT_COLUMNS],
         f"{ob.title}：各单位报送进度（截至{today:%Y-%m-%d}）",
         year=cfg.campaign.year,
         title=ob.title,

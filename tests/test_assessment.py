@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from openpyxl import load_workbook
 from sqlmodel import select
@@ -360,3 +361,24 @@ def test_assessment_figures_match_a_hand_computation_and_the_workbook(year: dict
             select(ObligationInstance).where(ObligationInstance.obligation_key == "annual_assessment")
         ).one()
     assert (done.unit_key, done.status) == (PROVINCE, "submitted")
+
+
+def test_a_draft_with_nothing_due_scores_nothing_and_says_so() -> None:
+    """No data at all (a draft early in the year): services and publicity are "not yet due" and score 0,
+    so no city gets the 10 + 5 points of duties it has not had to do yet. In the final assessment a city
+    that owed nothing keeps those 15 points. Weights from the 2022 file: 服务基地 10, 宣传报道 5."""
+    from config import load_config
+    from models.assessment import city_totals, score
+
+    rules = load_config().campaign.assessment
+    assert rules is not None
+    figures = pd.DataFrame(
+        {"unit_key": [SONGYUAN, CHANGCHUN], "city_key": [SONGYUAN, CHANGCHUN], "is_city": [True, True]}
+    )
+    totals = city_totals(figures, {SONGYUAN: 3, CHANGCHUN: 2})
+    draft = score(totals, rules, final=False)
+    assert draft["total"].tolist() == [0.0, 0.0]
+    assert draft["services_shown"].tolist() == ["未到期（不计分）"] * 2
+    assert draft["publicity_shown"].tolist() == ["未到期（不计分）"] * 2
+    final = score(totals, rules, final=True)
+    assert final["total"].tolist() == [15.0, 15.0]

@@ -140,19 +140,20 @@ def test_form_refuses_unknown_choices() -> None:
 
 def test_status_artifact_matches_the_tables(env: dict[str, object]) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
     from flows.june import june_survey
 
     drop(Path(str(env["home"])), "june_survey", "南关区-调研材料.pdf")
     june_survey(today=dt.date(2022, 6, 28))
     drop(Path(str(env["home"])), "june_survey", "宽城区-调研材料.pdf")
-    june_survey(today=dt.date(2022, 7, 4))
+    state = june_survey(today=dt.date(2022, 7, 4), return_state=True)
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["june-survey-status"])),
-            sort="CREATED_DESC",
-            limit=1,
+        artifacts = client.read_artifacts(  # this run's: other tests run june_survey on the same server
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["june-survey-status"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            ),
         )
     table = artifacts[0].data
     rows = {r["代码"]: r for r in (json.loads(table) if isinstance(table, str) else table)}
