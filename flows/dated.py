@@ -28,7 +28,7 @@ PARAMETER_HELP = {  # the dated flows' common parameters, as the UI's run form s
     ),
     "dry_run": (
         "预演",
-        "勾选后只生成本日将发出的通知清单（见本次运行的 Artifacts），不收件、不发送、不改变任何状态。",
+        "勾选后只生成本日将发出的通知清单（见本次运行的 Artifacts），不收件、不发送、不记录任何提醒。",
     ),
     "campaign_year": ("活动年度", "按哪一年度的活动配置办理；每个年度有自己的一组部署，一般无需修改。"),
 }

@@ -247,6 +247,7 @@ def env(
 # to the front of each half, so both start on long tests and end on short ones.
 LONGEST_FIRST = (
     "test_serve_gives_operators",
+    "test_an_operator_runs_the_june_survey",
     "test_a_year_of_services_day_by_day",
     "test_june_calendar_day_by_day",
     "test_four_deliverers_at_once",

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from sqlmodel import select
 
@@ -105,3 +106,25 @@ def fresh_cli_env(root: Path, **extra: str) -> dict[str, str]:
     env.pop("PREFECT_API_URL", None)
     env.pop("CAMPAIGN_DATABASE_URL", None)
     return env
+
+
+def authenticated(api: str, auth_file: Path) -> httpx.Client:
+    """A client that signs in as the UI does: basic auth, and a CSRF token for its writes."""
+    user, password = auth_file.read_text().strip().split(":", 1)
+    client = httpx.Client(auth=(user, password), timeout=10)
+    token = client.get(f"{api}/csrf-token", params={"client": "test-serve"}).json()["token"]
+    client.headers.update({"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": "test-serve"})
+    return client
+
+
+def answer(client: httpx.Client, method: str, url: str, **kwargs: object) -> object:
+    """A request as the UI makes it; a busy server's 503 (its SQLite is locked a moment) is asked again,
+    as Prefect's own client does. Anything else that is not 2xx fails the test with the server's words."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = client.request(method, url, **kwargs)  # type: ignore[arg-type]
+        if response.status_code not in (429, 502, 503) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert response.is_success, f"{method} {url}: {response.status_code} {response.text[:500]}"
+    return response.json()

@@ -19,7 +19,7 @@ import pytest
 from config import load_config
 from flows.cli import main as cli
 from flows.schedules import daily_schedule, flow_windows
-from tests.helpers import free_port, fresh_cli_env
+from tests.helpers import answer, authenticated, free_port, fresh_cli_env
 from tests.pool_data import application, write_xlsx
 
 
@@ -63,28 +63,6 @@ def test_calendar_preview_prints_every_step(capsys: pytest.CaptureFixture[str]) 
     assert "2022-10-08 六  第1次逾期督办" in out  # Q3 visits: a make-up Saturday after 国庆
 
 
-def _authenticated(api: str, auth_file: Path) -> httpx.Client:
-    """A client that signs in as the UI does: basic auth, and a CSRF token for its writes."""
-    user, password = auth_file.read_text().strip().split(":", 1)
-    client = httpx.Client(auth=(user, password), timeout=10)
-    token = client.get(f"{api}/csrf-token", params={"client": "test-serve"}).json()["token"]
-    client.headers.update({"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": "test-serve"})
-    return client
-
-
-def _answer(client: httpx.Client, method: str, url: str, **kwargs: object) -> object:
-    """A request as the UI makes it; a busy server's 503 (its SQLite is locked a moment) is asked again,
-    as Prefect's own client does. Anything else that is not 2xx fails the test with the server's words."""
-    deadline = time.monotonic() + 30
-    while True:
-        response = client.request(method, url, **kwargs)  # type: ignore[arg-type]
-        if response.status_code not in (429, 502, 503) or time.monotonic() > deadline:
-            break
-        time.sleep(1)
-    assert response.is_success, f"{method} {url}: {response.status_code} {response.text[:500]}"
-    return response.json()
-
-
 def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
     port, reports_port = free_port(), free_port()
     # The runner looks for runs to start every second instead of every ten: the test waits less.
@@ -119,13 +97,13 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
                 assert httpx.get(f"{api}/admin/version", timeout=5).status_code == 401
                 unsigned = httpx.post(f"{api}/deployments/filter", json={}, timeout=5)
                 assert unsigned.status_code in (401, 403), unsigned.text
-                client = _authenticated(api, auth_file)
+                client = authenticated(api, auth_file)
                 deployments = client.post(f"{api}/deployments/filter", json={}, timeout=5).json()
             time.sleep(1)
         assert oct(auth_file.stat().st_mode & 0o777) == "0o600"
         user, _ = auth_file.read_text().strip().split(":", 1)
         assert user == "operator"
-        flows = {f["id"]: f["name"] for f in _answer(client, "POST", f"{api}/flows/filter", json={})}  # type: ignore[attr-defined]
+        flows = {f["id"]: f["name"] for f in answer(client, "POST", f"{api}/flows/filter", json={})}  # type: ignore[attr-defined]
         by_flow = {flows[d["flow_id"]]: d for d in deployments}  # type: ignore[index]
         assert set(by_flow) == {
             "june_survey",
@@ -164,14 +142,14 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
         assert "自动运行：2022-06-21 至 2022-07-15 每天 09:00（北京时间）" in june["description"]  # type: ignore[operator]
 
         # Quick run (no date): today is years after the 2022 campaign, so the run refuses and sends nothing.
-        quick: dict = _answer(client, "POST", f"{api}/deployments/{june['id']}/create_flow_run", json={})  # type: ignore[assignment]
+        quick: dict = answer(client, "POST", f"{api}/deployments/{june['id']}/create_flow_run", json={})  # type: ignore[assignment]
         refused = None
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and (
             refused is None or refused["type"] not in ("COMPLETED", "FAILED", "CRASHED")
         ):
             time.sleep(1)
-            refused = _answer(client, "GET", f"{api}/flow_runs/{quick['id']}")["state"]  # type: ignore[index]
+            refused = answer(client, "GET", f"{api}/flow_runs/{quick['id']}")["state"]  # type: ignore[index]
         assert refused["type"] == "FAILED" and "不在2022年度活动期内" in refused["message"], refused  # type: ignore[index]
         assert not (tmp_path / "var" / "mailbox").exists() or not list(
             (tmp_path / "var" / "mailbox").glob("*/*.txt")
@@ -180,7 +158,7 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
         assert "南关区（220102）" in str(form)
 
         # An operator presses Run on june_survey with a date in the form.
-        run: dict = _answer(  # type: ignore[assignment]
+        run: dict = answer(  # type: ignore[assignment]
             client,
             "POST",
             f"{api}/deployments/{june['id']}/create_flow_run",
@@ -190,9 +168,9 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and state not in ("COMPLETED", "FAILED", "CRASHED"):
             time.sleep(1)
-            state = _answer(client, "GET", f"{api}/flow_runs/{run['id']}")["state"]["type"]  # type: ignore[index]
+            state = answer(client, "GET", f"{api}/flow_runs/{run['id']}")["state"]["type"]  # type: ignore[index]
         assert state == "COMPLETED"
-        named = _answer(client, "GET", f"{api}/flow_runs/{run['id']}")["name"]  # type: ignore[index]
+        named = answer(client, "GET", f"{api}/flow_runs/{run['id']}")["name"]  # type: ignore[index]
         assert named == "三(一)实地调研·2022-06-21"
         mailbox = tmp_path / "var" / "mailbox"
         assert len(list(mailbox.glob("*/*.txt"))) == 70  # one kickoff per city and county
@@ -207,7 +185,7 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
         assert "BYDAY=MO,TU,WE,TH,FR" in rule and "20221003T090000" in rule and "20221008T090000" in rule
         write_xlsx(tmp_path / "var" / "inbox" / "pool_intake" / "乾安县-培育库申报表.xlsx", [application(1)])
         pool = by_flow["pool_intake"]
-        run = _answer(  # type: ignore[assignment]
+        run = answer(  # type: ignore[assignment]
             client,
             "POST",
             f"{api}/deployments/{pool['id']}/create_flow_run",
@@ -216,17 +194,17 @@ def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and state != "PAUSED":
             time.sleep(1)
-            state = _answer(client, "GET", f"{api}/flow_runs/{run['id']}")["state"]["type"]  # type: ignore[index]
+            state = answer(client, "GET", f"{api}/flow_runs/{run['id']}")["state"]["type"]  # type: ignore[index]
         assert state == "PAUSED"
         with sqlite3.connect(tmp_path / "var" / "campaign.db") as db:
             [(rec_id,)] = db.execute("select id from recommendation").fetchall()
-        answer = {"approver": "王五", f"approve_{rec_id}": True, f"reason_{rec_id}": ""}
-        resumed = client.post(f"{api}/flow_runs/{run['id']}/resume", json={"run_input": answer})
+        decision = {"approver": "王五", f"approve_{rec_id}": True, f"reason_{rec_id}": ""}
+        resumed = client.post(f"{api}/flow_runs/{run['id']}/resume", json={"run_input": decision})
         assert resumed.status_code == 201, resumed.text
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and state not in ("COMPLETED", "FAILED", "CRASHED"):
             time.sleep(1)
-            state = _answer(client, "GET", f"{api}/flow_runs/{run['id']}")["state"]["type"]  # type: ignore[index]
+            state = answer(client, "GET", f"{api}/flow_runs/{run['id']}")["state"]["type"]  # type: ignore[index]
         assert state == "COMPLETED"
         with sqlite3.connect(tmp_path / "var" / "campaign.db") as db:
             assert db.execute("select status, decided_by from recommendation").fetchall() == [
