@@ -159,7 +159,8 @@ def pool_intake(
                     flow_run_id=str(flow_run.id) if flow_run.id else None,
                 )
         counts["delivery"] = deliver_all(cfg.campaign)
-        counts["pools"] = publish_pools(cfg)
+        returned = [(r["file"], r["refused"]) for r in results if r.get("refused")]
+        counts["pools"] = publish_pools(cfg, returned)
         counts["overview"] = publish_overview(cfg, today)
         log.info("pool_intake %s：%s", today, {k: v for k, v in counts.items() if k != "files"})
     return counts

@@ -363,8 +363,9 @@ def decide_recommendations(
 
 
 @task(name="publish-pools", description="发布三级培育库清单", cache_policy=NO_CACHE)
-def publish_pools(cfg: CampaignConfig) -> dict[str, int]:
-    """One table artifact per pool level (highest priority first) and a markdown count per unit."""
+def publish_pools(cfg: CampaignConfig, refused: list[tuple[str, str]] | None = None) -> dict[str, int]:
+    """One table artifact per pool level (highest priority first) and a markdown count per unit, with
+    the workbooks this run returned (`refused`: file, reason)."""
     rules = pool_rules(cfg)
     units = {u.key: u for u in cfg.units}
     with session_scope() as session:
@@ -424,6 +425,9 @@ def publish_pools(cfg: CampaignConfig) -> dict[str, int]:
             year=cfg.campaign.year,
             description=f"{LEVEL_LABELS[level]}培育库：{note}。优先分 = 政策倾斜权重之和 + 助力方向数 × {rules.direction_weight:g}（权重见年度配置）。",
         )
+    if refused:
+        lines += ["", f"**本次运行退回 {len(refused)} 个文件**（已通知报送单位）：", ""]
+        lines += [f"- {file}：{reason}" for file, reason in refused]
     create_markdown_artifact(
         key="pool-summary", markdown="\n".join(lines), description="三级培育库各单位项目数"
     )

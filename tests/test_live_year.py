@@ -112,3 +112,28 @@ def test_a_run_outside_its_campaign_refuses_and_sends_nothing(
     # the window's last day is still served
     assert main(["run", "june_survey", "--today", "2023-02-16", "--dry-run"]) == 0
     assert outbox() == []
+
+
+def test_serve_takes_this_year_and_last_year_until_its_window_closes(env: dict[str, object]) -> None:
+    """With 2022, 2026 and 2027 files: 2026's window closes 30 days after its last escalation (its
+    year-end duties escalate in January 2027), so in January 2027 both years are served, in March only
+    2027; with no file for the year, the newest is served for rehearsal."""
+    from config import load_config
+    from flows.cli import main
+    from flows.registry import deployments, served_years
+    from models.deadlines import campaign_window
+
+    assert served_years(D(2026, 11, 29)) == [2022]  # only 2022 exists: served for rehearsal and replay
+    assert main(["new-year", "2026"]) == 0 and main(["new-year", "2027"]) == 0
+    closes = campaign_window(load_config(2026).campaign).closes
+    assert closes.year == 2027 and closes.month == 2
+    assert served_years(D(2026, 11, 29)) == [2026]
+    assert served_years(D(2027, 1, 10)) == [2026, 2027]
+    assert served_years(closes + dt.timedelta(days=1)) == [2027]
+
+    served = deployments([load_config(2026), load_config(2027)])
+    names = [d.name for d in served]
+    assert "2026年·三(一)实地调研" in names and "2027年·三(一)实地调研" in names
+    assert names.count("登记线下报送") == 1 and names.count("通知投递与重发") == 1
+    june_2027 = next(d for d in served if d.name == "2027年·三(一)实地调研")
+    assert june_2027.parameters == {"campaign_year": 2027}

@@ -289,9 +289,23 @@ def test_unreadable_or_unknown_files_are_kept_and_the_sender_told(env: dict[str,
     broken = write_csv(folder / "乾安县-多一列.csv", [application(4), application(5)], encoding="utf-8-sig")
     with broken.open("a", encoding="utf-8") as fh:  # a row with an unquoted comma, after good rows
         fh.write(",".join(str(v) for v in application(6).values()) + ",多出的一列\n")
-    result = pool_intake(today=TODAY, approve=False)
+    state = pool_intake(today=TODAY, approve=False, return_state=True)
+    result = state.result()
     refused = {r["file"]: r["refused"] for r in result["files"]}
     assert "无法从文件名识别报送单位" in refused["某某单位-培育库.xlsx"]
+    # The operator sees every returned file in the run's summary, not only the bureau in its mailbox.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        [summary] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["pool-summary"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            )
+        )
+    assert "**本次运行退回 4 个文件**" in str(summary.data)
+    assert "- 某某单位-培育库.xlsx：" in str(summary.data)
     assert "找不到表头" in refused["乾安县-没有表头.csv"]
     assert "缺少必填列：负责人身份证号、负责人类别" in refused["乾安县-缺列.xlsx"]
     assert "第 4 行有 28 列，表头只有 27 列" in refused["乾安县-多一列.csv"]
@@ -380,6 +394,18 @@ def test_recommendation_paused_for_approval_and_resumed_with_exclusions(env: dic
     }
     to_county = next(m for m in outbox() if m.kind == "recommendation" and m.unit_key == "220723")
     assert "材料待核实" in to_county.body and "包保" in to_county.body
+
+    # The approvals start 2022's 包保: 5 working days after Tue 2022-07-05 is Tue 2022-07-12.
+    from flows.services import quarterly_visits
+    from models.tables import ObligationInstance
+
+    quarterly_visits(today=TODAY)
+    with session_scope() as session:
+        owed = session.exec(
+            select(ObligationInstance).where(ObligationInstance.obligation_key == "leader_assignment")
+        ).all()
+    assert {(i.year, i.period, i.due_on) for i in owed} == {(2022, "2022", dt.date(2022, 7, 12))}
+    assert len(owed) == 2
 
     # Next round: the city pool's project 1 meets the province bar → proposed one level further.
     from config import load_config
