@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +132,29 @@ def answer(client: httpx.Client, method: str, url: str, **kwargs: object) -> obj
         time.sleep(1)
     assert response.is_success, f"{method} {url}: {response.status_code} {response.text[:500]}"
     return response.json()
+
+
+@contextlib.contextmanager
+def campaign_served(root: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
+    """`campaign serve` as a new user starts it (fresh_cli_env), on free ports, for the life of the block:
+    (the process, the UI/API port, the reports port). Its output is readable from `proc.stdout`."""
+    port, reports_port = free_port(), free_port()
+    # The runner looks for runs to start every second instead of every ten: the tests wait less.
+    env = fresh_cli_env(root, PREFECT_RUNNER_POLL_FREQUENCY="1")
+    command = ["serve", "--port", str(port), "--reports-port", str(reports_port)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *command],
+        env=env,
+        cwd=root,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield proc, port, reports_port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)

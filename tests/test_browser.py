@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import answer, authenticated, free_port, fresh_cli_env
+from tests.helpers import answer, authenticated, campaign_served
 from tests.pool_data import application, write_xlsx
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -89,120 +87,101 @@ def test_an_operator_runs_the_june_survey_and_approves_a_recommendation(tmp_path
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    port, reports_port = free_port(), free_port()
-    env = fresh_cli_env(tmp_path, PREFECT_RUNNER_POLL_FREQUENCY="1")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flows.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--reports-port",
-            str(reports_port),
-        ],
-        env=env,
-        cwd=tmp_path,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
+    with campaign_served(tmp_path) as (proc, port, _):
+        _operate_in_browser(tmp_path, proc, port, sync_playwright)
+
+
+def _operate_in_browser(
+    tmp_path: Path, proc: subprocess.Popen[bytes], port: int, sync_playwright: Any
+) -> None:
     base, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/api"
     auth_file = tmp_path / "var" / "prefect-auth"
-    try:
-        deployments: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 150
-        while time.monotonic() < deadline and len(deployments) < 14:
-            assert proc.poll() is None, "campaign serve exited"
-            try:
-                client = authenticated(api, auth_file)
-                deployments = client.post(f"{api}/deployments/filter", json={}, timeout=5).json()
-            except (httpx.HTTPError, OSError, ValueError, KeyError):
-                pass
-            time.sleep(1)
-        by_name = {d["name"]: d for d in deployments}
-
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(
-                viewport={"width": 1400, "height": 1000}, locale="zh-CN", timezone_id="Asia/Shanghai"
-            )
-            page.set_default_timeout(30_000)
-            # The UI asks for the served password (user:password) once.
-            page.goto(f"{base}/deployments")
-            page.get_by_placeholder("admin:pass").fill(auth_file.read_text().strip())
-            page.get_by_role("button", name="Login").click()
-            page.get_by_text("2022年·三(一)实地调研").wait_for()
-            assert page.get_by_text("2022年·三(三)培育库入库").is_visible()
-            page.screenshot(path=SCREENSHOTS / "01-deployments.png")
-
-            # Run june_survey for 2022-06-21 from the form; the run is named for its flow and date.
-            run_id = _run_from_form(
-                page,
-                client,
-                api,
-                base,
-                by_name["2022年·三(一)实地调研"]["id"],
-                "2022-06-21",
-                "02-run-form.png",
-            )
-            run = _wait_for_state(client, api, run_id, ("COMPLETED", "FAILED", "CRASHED"))
-            assert run["state"]["type"] == "COMPLETED" and run["name"] == "三(一)实地调研·2022-06-21"
-            assert len(list((tmp_path / "var" / "mailbox").glob("*/*.txt"))) == 70  # a kickoff each
-
-            # The overview, in Chinese, with its heat map.
-            overview_filter = {
-                "artifacts": {"key": {"any_": ["campaign-overview"]}, "flow_run_id": {"any_": [run_id]}}
-            }
-            [artifact] = answer(client, "POST", f"{api}/artifacts/filter", json=overview_filter)  # type: ignore[misc]
-            page.goto(f"{base}/artifacts/artifact/{artifact['id']}")
-            page.get_by_text("2022年度全省进度一览（截至 2022-06-21）").first.wait_for()
-            assert page.get_by_text(
-                "各单位 × 各项任务：逾期未报 0，进行中 70，逾期完成 0，已完成 0"
-            ).first.is_visible()
-            assert page.locator("img[alt=全省进度一览热力图]").first.is_visible()
-            page.screenshot(path=SCREENSHOTS / "03-overview.png", full_page=True)
-
-            # A county's pool workbook arrives; pool_intake proposes its project and waits for the operator.
-            inbox = tmp_path / "var" / "inbox" / "pool_intake"
-            write_xlsx(inbox / "乾安县-培育库申报表.xlsx", [application(1)])
-            run_id = _run_from_form(
-                page,
-                client,
-                api,
-                base,
-                by_name["2022年·三(三)培育库入库"]["id"],
-                "2022-07-05",
-                "04-pool-form.png",
-            )
-            _wait_for_state(client, api, run_id, ("PAUSED",))
-            page.goto(f"{base}/runs/flow-run/{run_id}")
-            page.get_by_role("button", name="Resume").click()
-            page.get_by_text("拟逐级推荐（应推尽推）").first.wait_for()
-            page.screenshot(path=SCREENSHOTS / "05-approval.png", full_page=True)
-            dialog = page.get_by_role("dialog")
-            assert dialog.get_by_text("1号 肉牛养殖项目1：同意推荐").is_visible()
-            dialog.locator("textarea").first.fill("省就业服务局 王五")  # 审批人, the form's first field
-            page.screenshot(path=SCREENSHOTS / "05-approval.png", full_page=True)
-            assert page.get_by_role("button", name="Add item").count() == 0  # proposals are read-only
-            dialog.get_by_role("button", name="Submit").click()
-            run = _wait_for_state(client, api, run_id, ("COMPLETED", "FAILED", "CRASHED"))
-            assert run["state"]["type"] == "COMPLETED"
-            browser.close()
-        with sqlite3.connect(tmp_path / "var" / "campaign.db") as db:
-            [(status, decided_by, decided_at)] = db.execute(
-                "select status, decided_by, decided_at from recommendation"
-            ).fetchall()
-        # the approval is stamped with the run's business date: 2022-07-05 09:00 in Changchun, in UTC
-        assert (status, decided_by, decided_at[:19]) == (
-            "approved",
-            "省就业服务局 王五",
-            "2022-07-05 01:00:00",
-        )
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+    deployments: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline and len(deployments) < 14:
+        assert proc.poll() is None, "campaign serve exited"
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            client = authenticated(api, auth_file)
+            deployments = client.post(f"{api}/deployments/filter", json={}, timeout=5).json()
+        except (httpx.HTTPError, OSError, ValueError, KeyError):
+            pass
+        time.sleep(1)
+    by_name = {d["name"]: d for d in deployments}
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(
+            viewport={"width": 1400, "height": 1000}, locale="zh-CN", timezone_id="Asia/Shanghai"
+        )
+        page.set_default_timeout(30_000)
+        # The UI asks for the served password (user:password) once.
+        page.goto(f"{base}/deployments")
+        page.get_by_placeholder("admin:pass").fill(auth_file.read_text().strip())
+        page.get_by_role("button", name="Login").click()
+        page.get_by_text("2022年·三(一)实地调研").wait_for()
+        assert page.get_by_text("2022年·三(三)培育库入库").is_visible()
+        page.screenshot(path=SCREENSHOTS / "01-deployments.png")
+
+        # Run june_survey for 2022-06-21 from the form; the run is named for its flow and date.
+        run_id = _run_from_form(
+            page,
+            client,
+            api,
+            base,
+            by_name["2022年·三(一)实地调研"]["id"],
+            "2022-06-21",
+            "02-run-form.png",
+        )
+        run = _wait_for_state(client, api, run_id, ("COMPLETED", "FAILED", "CRASHED"))
+        assert run["state"]["type"] == "COMPLETED" and run["name"] == "三(一)实地调研·2022-06-21"
+        assert len(list((tmp_path / "var" / "mailbox").glob("*/*.txt"))) == 70  # a kickoff each
+
+        # The overview, in Chinese, with its heat map.
+        overview_filter = {
+            "artifacts": {"key": {"any_": ["campaign-overview"]}, "flow_run_id": {"any_": [run_id]}}
+        }
+        [artifact] = answer(client, "POST", f"{api}/artifacts/filter", json=overview_filter)  # type: ignore[misc]
+        page.goto(f"{base}/artifacts/artifact/{artifact['id']}")
+        page.get_by_text("2022年度全省进度一览（截至 2022-06-21）").first.wait_for()
+        assert page.get_by_text(
+            "各单位 × 各项任务：逾期未报 0，进行中 70，逾期完成 0，已完成 0"
+        ).first.is_visible()
+        assert page.locator("img[alt=全省进度一览热力图]").first.is_visible()
+        page.screenshot(path=SCREENSHOTS / "03-overview.png", full_page=True)
+
+        # A county's pool workbook arrives; pool_intake proposes its project and waits for the operator.
+        inbox = tmp_path / "var" / "inbox" / "pool_intake"
+        write_xlsx(inbox / "乾安县-培育库申报表.xlsx", [application(1)])
+        run_id = _run_from_form(
+            page,
+            client,
+            api,
+            base,
+            by_name["2022年·三(三)培育库入库"]["id"],
+            "2022-07-05",
+            "04-pool-form.png",
+        )
+        _wait_for_state(client, api, run_id, ("PAUSED",))
+        page.goto(f"{base}/runs/flow-run/{run_id}")
+        page.get_by_role("button", name="Resume").click()
+        page.get_by_text("拟逐级推荐（应推尽推）").first.wait_for()
+        page.screenshot(path=SCREENSHOTS / "05-approval.png", full_page=True)
+        dialog = page.get_by_role("dialog")
+        assert dialog.get_by_text("1号 肉牛养殖项目1：同意推荐").is_visible()
+        dialog.locator("textarea").first.fill("省就业服务局 王五")  # 审批人, the form's first field
+        page.screenshot(path=SCREENSHOTS / "05-approval.png", full_page=True)
+        assert page.get_by_role("button", name="Add item").count() == 0  # proposals are read-only
+        dialog.get_by_role("button", name="Submit").click()
+        run = _wait_for_state(client, api, run_id, ("COMPLETED", "FAILED", "CRASHED"))
+        assert run["state"]["type"] == "COMPLETED"
+        browser.close()
+    with sqlite3.connect(tmp_path / "var" / "campaign.db") as db:
+        [(status, decided_by, decided_at)] = db.execute(
+            "select status, decided_by, decided_at from recommendation"
+        ).fetchall()
+    # the approval is stamped with the run's business date: 2022-07-05 09:00 in Changchun, in UTC
+    assert (status, decided_by, decided_at[:19]) == (
+        "approved",
+        "省就业服务局 王五",
+        "2022-07-05 01:00:00",
+    )
