@@ -217,6 +217,9 @@ class Obligation(Frozen):
     flow: str | None = None
     reminders: ReminderPolicy | None = None  # None: the campaign's policy
     escalate: bool = True
+    # Levels whose count is only a principle (三(四) 县级"原则上不少于1次"): reminded before the due date
+    # and listed as late in the status tables, but neither told they are overdue nor escalated.
+    principle_only: tuple[Level, ...] = ()
     kickoff_notice: bool = True  # False: the event that starts it already told the unit (e.g. 包保)
 
     def count_for(self, level: Level) -> int:

@@ -7,7 +7,7 @@ plan drives the flows, the calendar preview and the tests.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from config.schema import AfterEvent, Campaign, Checkpoints, Obligation, Once, Periodic, Rolling
@@ -32,6 +32,13 @@ class Period:
     label: str  # "2022", "2022-Q3", "2022-H2", "2022-09-30" (a checkpoint)
     kickoff: dt.date
     due: dt.date
+    # What counts toward it from: a calendar period counts from its natural start (1 January for a
+    # year, 三(四) "每年") even when the campaign starts it later; None: from the kickoff.
+    counts_from: dt.date | None = field(default=None, compare=False)
+
+    @property
+    def opens(self) -> dt.date:
+        return self.counts_from or self.kickoff
 
 
 def calendar_for(campaign: Campaign) -> WorkingCalendar:
@@ -69,7 +76,7 @@ def periods(campaign: Campaign, ob: Obligation) -> list[Period]:
     else:
         ends = [dt.date(year, 3, 31), dt.date(year, 6, 30), dt.date(year, 9, 30), dt.date(year, 12, 31)]
         bounds = [(f"{year}-Q{q + 1}", dt.date(year, 3 * q + 1, 1), ends[q]) for q in range(4)]
-    return [Period(label, max(start, starts), end) for label, start, end in bounds if end >= starts]
+    return [Period(label, max(start, starts), end, start) for label, start, end in bounds if end >= starts]
 
 
 def after_event_period(ob: Obligation, event_day: dt.date, cal: WorkingCalendar) -> Period:

@@ -144,6 +144,8 @@ def decide(
         for unit_key, owned in sorted(by_unit.items()):
             unit = units[unit_key]
             owned.sort(key=lambda i: (i.subject_label, i.id))
+            if step.kind is StepKind.escalation and unit.level in ob.principle_only:
+                continue  # a principle, not a minimum: late units are listed in the status, not chased
             if step.kind is StepKind.escalation and unit.reports_to:
                 detail = "、".join(i.item for i in owned if i.item)
                 late_by_supervisor[unit.reports_to].append(LateUnit(unit.key, unit.name, detail))

@@ -192,11 +192,12 @@ def first_owed_periods(
 
 
 def period_of(days: pd.Series, owed: list[Period]) -> pd.Series:
-    """The label of the period each date falls in ("" outside them all)."""
+    """The label of the period each date falls in ("" outside them all), from what counts toward it:
+    a training in April counts for the year even though the notice came in June."""
     out = pd.Series("", index=days.index, dtype=object)
     stamps = pd.to_datetime(days)
     for p in owed:
-        out[(stamps >= pd.Timestamp(p.kickoff)) & (stamps <= pd.Timestamp(p.due))] = p.label
+        out[(stamps >= pd.Timestamp(p.opens)) & (stamps <= pd.Timestamp(p.due))] = p.label
     return out
 
 

@@ -63,7 +63,10 @@ TABLE: dict[tuple[str, str, str], dict[dt.date, str]] = {
     ("leader_visits", "2022-Q3", QIANAN): {D(2022, 7, 1): "kickoff", **SEPT_30},
     ("leader_visits", "2022-Q4", QIANAN): {D(2022, 10, 8): "kickoff", **YEAR_END},
     ("entrepreneur_training", "2022-H2", QIANAN): {D(2022, 7, 1): "kickoff", **YEAR_END},
-    ("agri_tech_training", "2022", QIANAN): {**KICKOFF_0621, **YEAR_END},  # yearly, from the notice's date
+    # Yearly, kicked off on the notice's date. A city's 2 are a minimum and escalate; a county's 1 is
+    # "原则上" (a principle): reminded, never chased as overdue nor escalated.
+    ("agri_tech_training", "2022", SONGYUAN): {**KICKOFF_0621, **YEAR_END},
+    ("agri_tech_training", "2022", QIANAN): {**KICKOFF_0621, **NO_ESCALATION},
     ("funds_tracking", "2022-09-30", QIANAN): {**KICKOFF_0621, **SEPT_30},
     ("funds_tracking", "2022-12-31", QIANAN): {D(2022, 10, 8): "kickoff", **YEAR_END},
     ("review_plan", "2022", QIANAN): {D(2022, 9, 1): "kickoff", **SEPT_30},

@@ -150,12 +150,14 @@ def test_trainings_count_per_unit_period_and_kind() -> None:
     cfg = load_config()
     trainings = pd.DataFrame(
         {
-            "unit_key": ["220700", "220700", "220700", "220723"],
-            "kind": ["农技人员培训", "农技人员培训", "创业者培训", "创业者培训"],
-            "held_on": [D(2022, 8, 1), D(2022, 11, 1), D(2022, 6, 25), D(2022, 9, 1)],
+            "unit_key": ["220700", "220700", "220700", "220723", "220723"],
+            "kind": ["农技人员培训", "农技人员培训", "创业者培训", "创业者培训", "农技人员培训"],
+            "held_on": [D(2022, 4, 12), D(2022, 8, 1), D(2022, 6, 25), D(2022, 9, 1), D(2021, 11, 3)],
         }
     )
     progress = training_progress(trainings, cfg.campaign, cfg.campaign.services)  # type: ignore[arg-type]
+    # 三(四) "每年…市级不少于2次": the calendar year counts, so 松原市's April training (before the notice
+    # of 06-21) and its August one make 2 of 2; 乾安县's of 2021 counts for nothing in 2022.
     assert sorted(map(tuple, progress.to_numpy().tolist())) == [
         ("agri_tech_training", "220700", "2022", 2),
         ("entrepreneur_training", "220723", "2022-H2", 1),  # 06-25 falls before H2: not counted for it
