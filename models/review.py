@@ -7,8 +7,9 @@ its level by exactly the configured number of experts; only then is it aggregate
 - an expert's total is the weighted sum of their criterion scores;
 - a project's expert score drops the highest and lowest totals (as configured) and takes the mean;
 - its total adds the pool's priority (三个助力 and the policy tilts) times `priority_points`;
-- the ranking orders by total, then priority (the tie-break the notice gives: with equal merit, the
-  tilted project first), then expert score, then the earlier application;
+  commendation is not a weight: 三(三) "同等条件下，要优先支持…受到表彰的" makes it a tie-break;
+- the ranking orders by total, then the tie-breaking tilts (`tie_breakers`: the commended first among
+  equal totals), then the earlier application;
 - the first `quota` are proposed for naming, tiered by their rank's share of the named.
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from config.schema import ApplicationWindow, FundingTier, Level, ReviewRules, Unit
+from models.pool import TILT_COLUMNS
 from models.services import PROJECT_COLUMNS, resolve_projects
 from models.sheets import CheckContext, Column, ErrorFn, Sheet
 
@@ -149,15 +151,17 @@ def tier_of(position: int, named: int, tiers: tuple[FundingTier, ...]) -> Fundin
 def rank(projects: pd.DataFrame, review: ReviewRules, level: Level, quota: int) -> pd.DataFrame:
     """Rank one unit's reviewed projects and propose the first `quota` for naming.
 
-    `projects`: application_id, expert_score, priority. Returns them with total, rank, proposed,
-    tier and amount_yuan, best first.
+    `projects`: application_id, expert_score, priority and a boolean column per tie-breaking tilt
+    (`commended`). Returns them with total, rank, proposed, tier and amount_yuan, best first: by total,
+    then the tie-breakers (review.tie_breakers), then the application number.
     """
     out = projects.assign(
         total=(projects["expert_score"] + projects["priority"] * review.priority_points).round(2)
     )
+    breakers = [TILT_COLUMNS[t] for t in review.tie_breakers]
     out = out.sort_values(
-        ["total", "priority", "expert_score", "application_id"],
-        ascending=[False, False, False, True],
+        ["total", *breakers, "application_id"],
+        ascending=[False, *[False] * len(breakers), True],
         kind="stable",
     ).reset_index(drop=True)
     out["rank"] = range(1, len(out) + 1)

@@ -390,7 +390,7 @@ def publish_pools(cfg: CampaignConfig, refused: list[tuple[str, str]] | None = N
     ]
     for level in (Level.province, Level.city, Level.county):
         pool = everyone[everyone["pool_level"] == level.value].sort_values(
-            ["priority", "id"], ascending=[False, True]
+            ["priority", "commended", "id"], ascending=[False, False, True]
         )
         counts[level.value] = len(pool)
         for unit_key, group in pool.groupby("pool", sort=True):

@@ -29,7 +29,7 @@ from models.db import session_scope, upsert
 from models.messages import render
 from models.outbox import outbox_key
 from models.planning import Decision
-from models.pool import Hierarchy
+from models.pool import TILT_COLUMNS, Hierarchy
 from models.review import NamingChoice, check_choices, expert_scores, incomplete, quota_of, rank, score_sheet
 from models.sheets import CheckContext
 from models.tables import (
@@ -111,7 +111,7 @@ def _bases(session: Session, year: int) -> pd.DataFrame:
 
 
 def _applications(session: Session, ids: list[int]) -> pd.DataFrame:
-    columns = ["id", "project_name", "entity_name", "priority"]
+    columns = ["id", "project_name", "entity_name", "priority", *TILT_COLUMNS.values()]
     return _columns(session, PoolApplication, columns, PoolApplication.id.in_(ids)).set_index("id")  # type: ignore[union-attr]
 
 
@@ -191,6 +191,10 @@ def review_progress(cfg: CampaignConfig, today: dt.date) -> dict[str, int]:
                     "application_id": aggregated.index.astype(int),
                     "expert_score": aggregated.to_numpy(),
                     "priority": apps.loc[aggregated.index, "priority"].to_numpy(),
+                    **{
+                        TILT_COLUMNS[t]: apps.loc[aggregated.index, TILT_COLUMNS[t]].astype(bool).to_numpy()
+                        for t in review.tie_breakers
+                    },
                 }
             )
             ranking = rank(projects, review, unit.level, quota_of(review, unit.key, unit.level))

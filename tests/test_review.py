@@ -1,5 +1,5 @@
 """三(六) The October review: scores checked per row and as a whole, ranking, quota cut, tie-break by
-priority, the naming approval paused and resumed with changes, recommendation upward."""
+commendation, the naming approval paused and resumed with changes, recommendation upward."""
 
 from __future__ import annotations
 
@@ -61,7 +61,11 @@ def test_expert_scores_weight_criteria_and_drop_highest_and_lowest(
     assert got[1] == round(sum(kept) / 3, 2)
 
 
-def test_rank_orders_by_total_then_priority_and_cuts_at_the_quota(config_dir: Path, monkeypatch: Any) -> None:
+def test_rank_orders_by_total_then_commendation_and_cuts_at_the_quota(
+    config_dir: Path, monkeypatch: Any
+) -> None:
+    """三(三) "同等条件下，要优先支持…受到表彰的": commendation adds no points; among equal totals the
+    commended project goes first, then the earlier application."""
     from models.review import rank
 
     monkeypatch.setenv("CAMPAIGN_CONFIG_DIR", str(config_dir))
@@ -71,11 +75,14 @@ def test_rank_orders_by_total_then_priority_and_cuts_at_the_quota(config_dir: Pa
             "application_id": [1, 2, 3, 4],
             "expert_score": [80.0, 83.0, 85.0, 70.0],
             "priority": [10.0, 7.0, 7.0, 7.0],
+            "commended": [False, True, False, False],
         }
     )
     ranked = rank(projects, review, Level.county, quota=2)
-    assert ranked["application_id"].tolist() == [3, 1, 2, 4]  # 1 and 2 tie at 90: the higher priority first
-    assert ranked["total"].tolist() == [92.0, 90.0, 90.0, 77.0]
+    assert ranked["application_id"].tolist() == [3, 2, 1, 4]  # 1 and 2 tie at 90: 2 is commended
+    assert ranked["total"].tolist() == [92.0, 90.0, 90.0, 77.0]  # and gets no point for it
+    nobody = rank(projects.assign(commended=False), review, Level.county, quota=2)
+    assert nobody["application_id"].tolist() == [3, 1, 2, 4]  # no commendation: the earlier application
     assert ranked["proposed"].tolist() == [True, True, False, False]
     assert ranked["tier"].tolist() == ["一档", "二档", "", ""]  # county: 一档 up to half of the named
     assert ranked["amount_yuan"].tolist() == [100000.0, 50000.0, 0.0, 0.0]
@@ -168,7 +175,7 @@ def test_scores_checked_ranked_and_named_after_approval_with_changes(review_env:
     # one row whose materials fall outside 2021-06-01 … 2022-05-31, one project not in the pool.
     first = (
         _scores(1, [80, 80, 80, 95, 20])  # trimmed mean 80; priority 10 -> 90
-        + _scores(2, [83, 83, 83, 83, 83])  # 83 + 7 = 90: tied with 1, lower priority
+        + _scores(2, [83, 83, 83, 83, 83])  # 83 + 7 = 90: tied with 1, neither commended, 1 applied first
         + _scores(3, [85, 85, 85, 99, 10])  # 85 + 7 = 92: first
         + _scores(4, [70, 70, 70, 70, 70])[:16]  # 戊 missing: incomplete
     )
