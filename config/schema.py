@@ -275,6 +275,9 @@ class PoolRules(Frozen):
     admission: dict[Level, AdmissionBar]  # the level's default bar
     unit_admission: dict[str, AdmissionBar] = {}  # a unit's own filed bar (may be lower than its level's)
     poverty_employment_min_jobs: int = Field(default=5, ge=1)
+    # Years of operation are measured on the application date (三(六) "申请日"), the same for every
+    # file of the year; None: on the day each file arrives.
+    years_operating_on: dt.date | None = None
     key_counties: tuple[str, ...] = ()
     key_counties_note: str = ""
     weights: dict[Tilt, float]

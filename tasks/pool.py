@@ -29,6 +29,7 @@ from models.messages import render
 from models.outbox import outbox_key
 from models.planning import Decision
 from models.pool import RANK, Hierarchy, derive, proposals, tilt_labels
+from models.privacy import mask_phone
 from models.sheets import CheckContext
 from models.tables import (
     MessageKind,
@@ -67,9 +68,14 @@ def _context(session: Session, cfg: CampaignConfig, sender: Unit, on: dt.date) -
 def _store(session: Session, req: StoreRequest) -> Stored:
     """Judge admission, tilts and priority, then insert new applications and update changed ones."""
     cfg = req.cfg
-    apps = derive(req.rows, pool_rules(cfg), Hierarchy.of(cfg.units), req.ctx.application_date)
+    rules = pool_rules(cfg)
+    apps = derive(
+        req.rows, rules, Hierarchy.of(cfg.units), rules.years_operating_on or req.ctx.application_date
+    )
     apps["leader_id_masked"] = apps["leader_id"].str.slice_replace(6, -4, "*" * 8)
-    apps["phone_masked"] = apps["phone"].str.slice_replace(3, -4, "****")
+    apps["phone_masked"] = apps["phone"].str.slice_replace(3, -4, "****")  # mobiles, in one pass
+    landline = apps["phone"].str.startswith("0")  # the few landlines keep their area code
+    apps.loc[landline, "phone_masked"] = apps.loc[landline, "phone"].map(mask_phone)
     counts, written = upsert_changed(
         session,
         PoolApplication,
@@ -268,7 +274,7 @@ def propose_recommendations(cfg: CampaignConfig, today: dt.date, now: dt.datetim
     with session_scope() as session:
         apps, recs = load_pool(session, cfg.campaign.year)
         decided = set(zip(recs["application_id"], recs["to_level"], strict=True))
-        candidates = proposals(apps, rules, hierarchy, today)
+        candidates = proposals(apps, rules, hierarchy, rules.years_operating_on or today)
         fresh = [
             {
                 "year": cfg.campaign.year,

@@ -463,3 +463,37 @@ def test_cli_intake_prints_every_error_as_json(
     empty = write_csv(tmp_path / "乾安县-空表.csv", [], encoding="utf-8-sig")
     assert main(["intake", str(empty), "--json", "--today", "2022-07-05"]) == 1
     assert "没有数据行" in json.loads(capsys.readouterr().out)["refused"]
+
+
+def test_years_of_operation_are_measured_on_the_application_date(env: dict[str, object]) -> None:
+    """三(六) "2022年市县两级基地评审项目申请日为2022年5月31日": years of operation count to 2022-05-31,
+    not to the day the file arrives (2022-07-05). The county bar is 1 year (2022 file, 示意).
+
+    Project A, founded 2021-06-01: 364 days on 05-31, under a year (on 07-05 it would be 399 days).
+    Project B, founded 2021-05-01: 395 days on 05-31. B's landline keeps its area code when masked."""
+    from config import load_config
+    from tasks.pool import take_in_workbook
+    from tasks.sync import sync_hierarchy
+
+    cfg = load_config()
+    with session_scope() as session:
+        sync_hierarchy(session, cfg)
+    rows = [
+        application(1, **{"所在县（市、区）": "农安县", "成立日期": "2021-06-01", "项目名称": "项目A"}),
+        application(
+            2,
+            **{
+                "所在县（市、区）": "农安县",
+                "成立日期": "2021-05-01",
+                "项目名称": "项目B",
+                "联系电话": "0431-85123456",
+            },
+        ),
+    ]
+    path = write_xlsx(inbox(env) / "农安县-培育库申报表.xlsx", rows)
+    summary = take_in_workbook(cfg, path, dt.datetime(2022, 7, 5, 1, 0, tzinfo=dt.UTC))
+    assert summary["rejected"] == 0
+    stored = applications()
+    assert stored["项目A"].admitted is False and "经营" in stored["项目A"].admission_note
+    assert stored["项目B"].admitted is True
+    assert stored["项目B"].phone_masked == "0431-****3456"
