@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -433,6 +433,31 @@ class PublicityRules(Frozen):
     exchange_obligation: str
 
 
+class IllustrativeValue(Frozen):
+    """A value the notice does not give, chosen for the product (示意) until the province sets it.
+
+    `path` names it in this file: dotted keys, a list item by its key (`obligations[leader_assignment]`).
+    """
+
+    path: str
+    clause: str  # where the notice speaks of it, e.g. 三(四)
+    why: str  # what the notice says, and what was chosen
+
+
+def resolve_path(data: Any, path: str) -> Any:
+    """The value at `path` in a dumped campaign (see IllustrativeValue); KeyError if there is none."""
+    for part in path.split("."):
+        name, _, key = part.partition("[")
+        data = data[name] if isinstance(data, dict) else getattr(data, name)
+        if key:
+            key = key.rstrip("]")
+            matches = [item for item in data if item.get("key") == key]
+            if not matches:
+                raise KeyError(part)
+            data = matches[0]
+    return data
+
+
 class Campaign(Frozen):
     year: int = Field(ge=2020, le=2100)
     draft: bool = False  # written by `campaign new-year`: values marked 待审核 still to be checked
@@ -458,6 +483,21 @@ class Campaign(Frozen):
     review: ReviewRules | None = None
     assessment: AssessmentRules | None = None
     publicity: PublicityRules | None = None
+    # Every value the notice does not give, with its clause: `campaign check` lists them (示意).
+    illustrative_values: tuple[IllustrativeValue, ...] = ()
+
+    @model_validator(mode="after")
+    def _illustrative_paths(self) -> Campaign:
+        dumped = self.model_dump(mode="json")
+        unknown = []
+        for value in self.illustrative_values:
+            try:
+                resolve_path(dumped, value.path)
+            except (KeyError, TypeError, AttributeError):
+                unknown.append(value.path)
+        if unknown:
+            raise ValueError(f"illustrative_values name no value in this file: {', '.join(unknown)}")
+        return self
 
     def obligation(self, key: str) -> Obligation:
         for ob in self.obligations:

@@ -44,6 +44,7 @@ def _date(text: str) -> dt.date:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from config import load_config
+    from config.schema import resolve_path
     from models.deadlines import campaign_window
     from models.rollover import REVIEW_MARK, year_holidays
 
@@ -54,6 +55,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"活动期：{window.opens} 至 {window.closes}（最后一次督办 {window.last_step}）")
     if campaign.quotas.illustrative:
         print(f"注意：{campaign.quotas.note}")
+    if campaign.illustrative_values:
+        print(f"示意值（通知未给出，须由省厅确认或替换）：{len(campaign.illustrative_values)} 项")
+        dumped = campaign.model_dump(mode="json")
+        for item in campaign.illustrative_values:
+            shown = json.dumps(resolve_path(dumped, item.path), ensure_ascii=False)
+            shown = shown if len(shown) <= 60 else shown[:57] + "…"
+            print(f"  {item.clause}  {item.path} = {shown}\n        {item.why}")
     if campaign.draft:
         print(
             f"警告：{campaign.year} 年度配置是草稿（campaign new-year 生成）：请按当年通知核对所有标有"

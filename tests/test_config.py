@@ -113,6 +113,13 @@ def _copy_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             "obligations[1].flow",
             "unknown flow 'record_submission'",
         ),
+        (  # an illustrative value must name a value of the file
+            lambda d: d["illustrative_values"].append(
+                {"path": "pool.wieghts", "clause": "三(三)", "why": "x"}
+            ),
+            "illustrative_values name no value in this file",
+            "pool.wieghts",
+        ),
     ],
 )
 def test_broken_campaign_names_file_and_field(
@@ -241,3 +248,21 @@ def test_nothing_imports_upward() -> None:
                     ):
                         upward.append(f"{path.relative_to(repo)} imports {name}")
     assert upward == []
+
+
+def test_check_lists_every_value_the_notice_does_not_give(capsys: pytest.CaptureFixture[str]) -> None:
+    """Values chosen for the product, not given by 吉人社发〔2022〕17号, each with its clause (issue 14's list)."""
+    from flows.cli import main
+
+    assert main(["check", "--year", "2022"]) == 0
+    out = capsys.readouterr().out
+    assert "示意值（通知未给出，须由省厅确认或替换）：17 项" in out
+    for line in (
+        "三(四)  obligations[leader_assignment].schedule.within_working_days = 5",
+        "三(四)  services.first_visit_min_working_days = 10",
+        "三(三)  pool.poverty_employment_min_jobs = 5",
+        "三(三)  pool.weights = ",
+        "三(五)  services.funds.targets = ",
+        "三(五)  services.funds.base_subsidy.tolerance_days = 30",
+    ):
+        assert line in out, line
