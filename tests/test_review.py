@@ -14,7 +14,7 @@ from sqlmodel import select
 from config.schema import Level
 from tests.helpers import outbox, run_tagged, wait_for_pause
 from tests.pool_data import application, credit_code, write_xlsx
-from tests.service_data import QIANAN, SONGYUAN, use_small_hierarchy
+from tests.service_data import PROVINCE, QIANAN, SONGYUAN, use_small_hierarchy
 
 SCORE_HEADERS = [
     "专家姓名",
@@ -302,3 +302,26 @@ def test_an_answer_over_quota_is_refused_and_the_proposals_stay_open(review_env:
     assert outcome["named"] == 0
     assert outcome["refused"] == {QIANAN: "命名 4 个，超过名额 2 个"}
     assert sum(r["name"] for r in waiting(cfg)) == 2
+
+
+def test_the_staged_review_plan_is_filed_reminded_and_escalated(review_env: dict[str, Any]) -> None:
+    """三(六) "制订分阶段评审方案": owed by every city and county; kickoff 09-01, due Friday 09-30 (示意
+    dates). 乾安县 files its plan on 09-20 and gets a receipt. On 10-08, the make-up Saturday after 国庆
+    and the first working day after the due date, 松原市 (no plan) is told it is overdue and the province
+    hears of it; 乾安县 hears nothing more."""
+    from flows.review import october_review
+
+    plans = Path(review_env["home"]) / "inbox" / "review_plan"
+    plans.mkdir(parents=True, exist_ok=True)
+    (plans / "乾安县-评审方案.pdf").write_bytes(b"%PDF-1.4 staged review plan")
+    october_review(today=dt.date(2022, 9, 20), approve=False)
+    assert [m.unit_key for m in outbox() if m.kind == "receipt"] == [QIANAN]
+
+    october_review(today=dt.date(2022, 10, 8), approve=False)
+    first = {(m.unit_key, m.kind) for m in outbox() if m.step == "E1" and ":review_plan:" in m.dedupe_key}
+    assert (SONGYUAN, "overdue") in first and (PROVINCE, "escalation") in first
+    assert not [u for u, _ in first if u == QIANAN]
+    province = next(
+        m for m in outbox() if m.step == "E1" and m.kind == "escalation" and m.unit_key == PROVINCE
+    )
+    assert "松原市" in province.body and "乾安县" not in province.body

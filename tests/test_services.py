@@ -25,6 +25,7 @@ from models.services import (
 )
 from models.tables import FundRecord, ObligationInstance, PoolApplication, TrainingRecord, VisitRecord
 from tests.helpers import outbox
+from tests.pool_data import credit_code
 from tests.service_data import (
     FUND_HEADERS,
     QIANAN,
@@ -398,3 +399,53 @@ def test_an_operator_records_visits_and_trainings_in_a_form(services_env: dict[s
     again = record_services("乾安县", "省局经办人", visits=visits, trainings=trainings, today=D(2022, 8, 5))
     assert again["visits"]["duplicate_file"] and again["trainings"]["duplicate_file"]
     assert len([m for m in outbox() if m.kind == "intake_result" and "走访" in m.subject]) == 1
+
+
+def test_96885_postings_are_counted_per_unit_from_the_bureaus_sheet(
+    services_env: dict[str, object], tmp_path: Path
+) -> None:
+    """三(四) "通过'96885吉人在线'…为培育库项目免费发布招聘信息": the platform has no interface, so bureaus
+    send a 招聘发布记录表. 乾安县 posts for its pool projects 1 (3 postings, then corrected to 4) and 2 (1);
+    a project outside its pool is refused. The service summary shows 2 projects and 5 postings."""
+    from models.db import session_scope
+    from tasks.services import service_summary
+    from tasks.sheets import take_in_sheet
+    from tasks.visits import posting_intake
+
+    headers = ["项目名称", "统一社会信用代码", "发布日期", "发布条数", "招聘岗位数", "备注"]
+    rows = [
+        {
+            "项目名称": "肉牛养殖项目1",
+            "统一社会信用代码": credit_code(1),
+            "发布日期": "2022-08-01",
+            "发布条数": "3",
+        },
+        {
+            "项目名称": "肉牛养殖项目2",
+            "统一社会信用代码": credit_code(2),
+            "发布日期": "2022-08-05",
+            "发布条数": "1",
+        },
+        {
+            "项目名称": "肉牛养殖项目9",
+            "统一社会信用代码": credit_code(9),
+            "发布日期": "2022-08-05",
+            "发布条数": "2",
+        },
+        {
+            "项目名称": "肉牛养殖项目1",
+            "统一社会信用代码": credit_code(1),
+            "发布日期": "2022-08-01",
+            "发布条数": "4",
+        },
+    ]
+    cfg = load_config()
+    path = write_sheet(tmp_path / "乾安县-招聘发布记录表.xlsx", headers, rows)
+    summary = take_in_sheet(cfg, posting_intake(cfg), path, moment(D(2022, 8, 10), cfg.campaign))
+    assert (summary["rows_read"], summary["new"], summary["rejected"], summary["duplicates"]) == (4, 2, 1, 1)
+    assert _errors(summary) == [
+        (4, "项目名称", "培育库中没有该项目（项目名称与统一社会信用代码须与本辖区的培育库申报一致）")
+    ]
+    with session_scope() as session:
+        table = service_summary(session, cfg, D(2022, 8, 10)).set_index("代码")
+    assert table.loc[QIANAN, "招聘发布（项目/条）"] == "2/5"
