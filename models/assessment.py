@@ -6,7 +6,7 @@ computed from the city's totals, so a rate is never averaged over counties:
 
 | measure            | components                                  | achievement (0–1)                        |
 |--------------------|---------------------------------------------|------------------------------------------|
-| bases_built        | bases named                                 | named ÷ the city's plan, at most 1       |
+| bases_built        | bases named (of which 就业帮扶车间)          | named ÷ the city's plan, at most 1       |
 | startups_and_jobs  | start-ups driven, jobs absorbed             | their sum ÷ the best city's              |
 | poverty_jobs       | jobs of people lifted out of poverty        | ÷ the best city's                        |
 | income_growth      | employees' average income, last year, this  | growth rate ÷ the best city's (≥ 0)      |
@@ -71,7 +71,8 @@ def execution_rate(frame: pd.DataFrame, prefix: str = "") -> pd.Series:
 
 MEASURES: dict[Measure, MeasureSpec] = {
     Measure.bases_built: MeasureSpec(
-        {"bases_named": "命名基地数"},
+        # 一 "以基地为载体建设就业帮扶车间": counted with the bases, not scored on its own
+        {"bases_named": "命名基地数", "workshops": "其中就业帮扶车间"},
         lambda f: _ratio(f["bases_named"], f["plan"], 0.0).clip(upper=1),
         lambda f: f["bases_named"].astype(int).astype(str) + " / 计划 " + f["plan"].astype(int).astype(str),
         "年度建设计划",

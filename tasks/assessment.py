@@ -90,6 +90,7 @@ def gather_figures(session: Session, cfg: CampaignConfig, as_of: dt.date) -> pd.
         sa.select(
             base.c.unit_key,
             sa.func.count().label("bases_named"),
+            sa.func.sum(sa.case((app.c.assistance_workshop, 1), else_=0)),
             sa.func.sum(app.c.entrepreneurs_driven),
             sa.func.sum(app.c.jobs),
             sa.func.sum(app.c.poverty_jobs),
@@ -97,7 +98,7 @@ def gather_figures(session: Session, cfg: CampaignConfig, as_of: dt.date) -> pd.
         .join(app, app.c.id == base.c.application_id)
         .where(base.c.year == year, base.c.status == BaseStatus.named.value)
         .group_by(base.c.unit_key),
-        ["unit_key", "bases_named", "startups", "jobs", "poverty_jobs"],
+        ["unit_key", "bases_named", "workshops", "startups", "jobs", "poverty_jobs"],
     ).set_index("unit_key")
 
     income = IncomeRecord.__table__  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ from models.services import fund_rates, needs_table, rate_text
 from models.tables import (
     JobPosting,
     ObligationInstance,
+    PoolApplication,
 )
 from tasks.artifacts import publish_table
 from tasks.funds import FUNDS, fund_ledger, funds_table, raise_flags, settle_funds
@@ -97,6 +98,15 @@ def service_summary(session: Session, cfg: CampaignConfig, today: dt.date) -> pd
         ),
         ["unit_key", "application_id", "postings"],
     )
+    app = PoolApplication.__table__  # type: ignore[attr-defined]
+    workshops = query_frame(  # 一 "以基地为载体建设就业帮扶车间": admitted pool projects that are workshops
+        session,
+        sa.select(app.c.pool_unit, sa.func.count())
+        .where(app.c.year == year, app.c.admitted, app.c.assistance_workshop)
+        .group_by(app.c.pool_unit),
+        ["unit_key", "workshops"],
+    ).set_index("unit_key")["workshops"]
+    out["就业帮扶车间（个）"] = workshops.reindex(out.index).fillna(0).astype(int)
     grouped = postings.groupby("unit_key")
     out["招聘发布（项目/条）"] = (
         (grouped["application_id"].nunique().astype(str) + "/" + grouped["postings"].sum().astype(str))

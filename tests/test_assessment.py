@@ -325,6 +325,7 @@ def test_assessment_figures_match_a_hand_computation_and_the_workbook(year: dict
         if r[1] == "松原市"
     )
     assert (songyuan_q["年度建设计划"], songyuan_q["命名基地数"]) == (3, 2)
+    assert songyuan_q["其中就业帮扶车间"] == 0  # 一: counted with the bases; none of 松原市's two is one
     assert (songyuan_q["命名基地数：市本级"], songyuan_q["命名基地数：所属县（市、区）"]) == (0, 2)
     funds_sheet = book["资金到位和执行"]
     f_headers = [c.value for c in funds_sheet[3]]

@@ -304,6 +304,19 @@ def test_an_answer_over_quota_is_refused_and_the_proposals_stay_open(review_env:
     assert sum(r["name"] for r in waiting(cfg)) == 2
 
 
+def test_assistance_workshops_are_counted_per_unit(review_env: dict[str, Any]) -> None:
+    """一 "以基地为载体建设就业帮扶车间": 乾安县's pool holds one workshop (project 1), shown in the 三送
+    service summary per unit; 松原市's own pool holds none."""
+    from config import load_config
+    from models.db import session_scope
+    from tasks.services import service_summary
+
+    with session_scope() as session:
+        table = service_summary(session, load_config(), dt.date(2022, 8, 1)).set_index("代码")
+    assert table.loc[QIANAN, "就业帮扶车间（个）"] == 1
+    assert table.loc[SONGYUAN, "就业帮扶车间（个）"] == 0
+
+
 def test_the_staged_review_plan_is_filed_reminded_and_escalated(review_env: dict[str, Any]) -> None:
     """三(六) "制订分阶段评审方案": owed by every city and county; kickoff 09-01, due Friday 09-30 (示意
     dates). 乾安县 files its plan on 09-20 and gets a receipt. On 10-08, the make-up Saturday after 国庆
