@@ -458,6 +458,15 @@ def resolve_path(data: Any, path: str) -> Any:
     return data
 
 
+class ImportMapping(Frozen):
+    """Another system's export read as one of our sheets (e.g. 吉林就业信息管理系统's pool export):
+    its headers as aliases of our template's, and its codes as our values."""
+
+    source: str  # the system, as people call it
+    headers: dict[str, tuple[str, ...]] = {}  # our template's header -> the export's names for it
+    values: dict[str, dict[str, str]] = {}  # our template's header -> {the export's code: our value}
+
+
 class Campaign(Frozen):
     year: int = Field(ge=2020, le=2100)
     draft: bool = False  # written by `campaign new-year`: values marked 待审核 still to be checked
@@ -483,6 +492,8 @@ class Campaign(Frozen):
     review: ReviewRules | None = None
     assessment: AssessmentRules | None = None
     publicity: PublicityRules | None = None
+    # Sheets that may also arrive as another system's export, by intake folder (e.g. pool_intake).
+    imports: dict[str, ImportMapping] = {}
     # Every value the notice does not give, with its clause: `campaign check` lists them (示意).
     illustrative_values: tuple[IllustrativeValue, ...] = ()
 

@@ -68,6 +68,8 @@ APPLICATION_SHEET = Sheet(
     instructions=(
         "更正后重报同一项目（统一社会信用代码与项目名称均不变）将更新原申报，不会重复入库。",
         "身份证号、手机号仅用于核验，系统中只保存脱敏后的号码。",
+        "从吉林就业信息管理系统导出的培育库表格可直接报送：其列名和代码与本模板的对照由省级经办人在年度配置的 "
+        "imports.pool_intake 中维护。",
     ),
 )
 EXPECTED_HEADERS = APPLICATION_SHEET.expected_headers

@@ -237,6 +237,29 @@ class Sheet:
     def expected_headers(self) -> dict[str, str]:
         return {fold(c.header): c.field for c in self.columns}
 
+    def headers_with(self, aliases: Mapping[str, Iterable[str]]) -> dict[str, str]:
+        """`expected_headers` plus other names for some columns (another system's export). Raises
+        KeyError naming an alias's header that is not one of this sheet's."""
+        by_header = {c.header: c.field for c in self.columns}
+        out = dict(self.expected_headers)
+        for header, names in aliases.items():
+            if header not in by_header:
+                raise KeyError(header)
+            out |= {fold(name): by_header[header] for name in names}
+        return out
+
+    def with_codes(self, chunk: pd.DataFrame, codes: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
+        """`chunk` (raw text by field) with another system's codes turned into this sheet's values;
+        a value that is no code is left as it is, for the usual checks to judge."""
+        by_header = {c.header: c.field for c in self.columns}
+        for header, mapping in codes.items():
+            field = by_header.get(header)
+            if field is None:
+                raise KeyError(header)
+            if field in chunk.columns:
+                chunk[field] = chunk[field].replace(dict(mapping))
+        return chunk
+
     def missing_required(self, present: Iterable[str]) -> list[str]:
         have = set(present)
         return [c.header for c in self.columns if c.required and c.field not in have]

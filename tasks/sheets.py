@@ -32,7 +32,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, SQLModel, select
 
 from config import CampaignConfig
-from config.errors import SubmissionError
+from config.errors import ConfigError, ConfigProblem, SubmissionError
 from config.schema import Unit
 from config.settings import get_settings
 from models.clock import local_date
@@ -188,6 +188,7 @@ def take_in_sheet(
     summary = empty_summary(path) | {k: 0 for k, _ in intake.count_labels}
     sender = sender or identify_unit(path.name, list(cfg.units))
     summary["unit"] = sender.key if sender else None
+    _headers(cfg, intake.sheet, intake.kind)  # a broken import mapping stops the run, refusing no file
     try:
         return _take_in_sheet(cfg, intake, path, received_at, sender, summary, chunk_rows)
     except Exception as exc:  # whatever one file does, it ends refused with its reason
@@ -197,6 +198,20 @@ def take_in_sheet(
             "refused": refused["reason"],
             "kept_at": refused["kept_at"],
         }
+
+
+def _headers(cfg: CampaignConfig, sheet: Sheet, key: str) -> dict[str, str]:
+    """The headers a `key` sheet is recognised by: the template's, and a configured export's aliases.
+    A mapping naming a column the sheet does not have is a config error, before any file is read."""
+    mapping = cfg.campaign.imports.get(key)
+    if mapping is None:
+        return sheet.expected_headers
+    try:
+        sheet.with_codes(pd.DataFrame(), mapping.values)
+        return sheet.headers_with(mapping.headers)
+    except KeyError as exc:
+        problem = ConfigProblem(f"imports.{key}", f"{sheet.title}没有“{exc.args[0]}”列")
+        raise ConfigError(f"campaigns/{cfg.campaign.year}.yaml", [problem]) from None
 
 
 def _take_in_sheet(
@@ -213,6 +228,8 @@ def _take_in_sheet(
     key = intake.kind
     ob = cfg.campaign.obligation(intake.obligation_key)
     limits = cfg.campaign.intake_limits
+    expected = _headers(cfg, sheet, key)  # a broken mapping is the config's fault, not the file's
+    mapping = cfg.campaign.imports.get(key)
     sha = sha256_of(path)
     try:
         with session_scope() as session:
@@ -235,7 +252,7 @@ def _take_in_sheet(
                     path.name,
                     f"无法从文件名识别报送单位：文件名须以单位名称或行政区划代码开头，如“{sheet.example_file}”",
                 )
-            table, chunks = read_table(path, sheet.expected_headers, limits=limits, chunk_rows=chunk_rows)
+            table, chunks = read_table(path, expected, limits=limits, chunk_rows=chunk_rows)
             missing = sheet.missing_required(table.columns)
             if missing:
                 raise SubmissionError(
@@ -258,6 +275,8 @@ def _take_in_sheet(
             bad_rows, errors, warnings, notes, decisions = [], [], [], [], []
             noted = 0
             for chunk in chunks:
+                if mapping is not None and mapping.values:
+                    chunk = sheet.with_codes(chunk, mapping.values)
                 checked = check_sheet(chunk, sheet, ctx)
                 summary["rows_read"] += len(chunk)
                 summary["rejected"] += len(checked.bad)

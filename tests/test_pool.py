@@ -497,3 +497,52 @@ def test_years_of_operation_are_measured_on_the_application_date(env: dict[str, 
     assert stored["项目A"].admitted is False and "经营" in stored["项目A"].admission_note
     assert stored["项目B"].admitted is True
     assert stored["项目B"].phone_masked == "0431-****3456"
+
+
+def test_an_export_of_the_employment_information_system_is_read_through_the_configured_mapping(
+    env: dict[str, object], config_dir: Path
+) -> None:
+    """三(三) "依托吉林就业信息管理系统…开展本地培育库建设": that system's export has its own headers and
+    codes (not public; this fixture invents them). `imports.pool_intake` in the campaign file names its
+    headers as aliases of the template's and its codes as our values; the rows are then checked as usual."""
+    from config import load_config
+    from config.errors import ConfigError
+    from tasks.pool import take_in_workbook
+    from tasks.sync import sync_hierarchy
+
+    mapping = {
+        "source": "吉林就业信息管理系统",
+        "headers": {"项目名称": ["创业项目名称"], "申报主体名称": ["经营主体"], "主体类型": ["主体类别代码"]},
+        "values": {"主体类型": {"02": "农民专业合作社"}},
+    }
+    edit_yaml(config_dir / "campaigns" / "2022.yaml", lambda d: d.update(imports={"pool_intake": mapping}))
+    cfg = load_config()
+    with session_scope() as session:
+        sync_hierarchy(session, cfg)
+    headers = [
+        {"项目名称": "创业项目名称", "申报主体名称": "经营主体", "主体类型": "主体类别代码"}.get(h, h)
+        for h in HEADERS
+    ]
+    rows = [
+        {
+            {"项目名称": "创业项目名称", "申报主体名称": "经营主体", "主体类型": "主体类别代码"}.get(k, k): v
+            for k, v in application(n, **{"主体类型": code}).items()
+        }
+        for n, code in ((1, "02"), (2, "99"))
+    ]
+    path = write_xlsx(inbox(env) / "乾安县-就业信息系统导出.xlsx", rows, headers=headers)
+    summary = take_in_workbook(cfg, path, dt.datetime(2022, 7, 5, 1, tzinfo=dt.UTC))
+    assert (summary["rows_read"], summary["rejected"]) == (2, 1)
+    assert [(e["row"], e["column"]) for e in summary["errors"]] == [(3, "主体类型")]  # "99" is no code
+    stored = applications()
+    assert stored["肉牛养殖项目1"].entity_type == "农民专业合作社"
+
+    # A mapping naming a column the template does not have is the config's error, not the file's.
+    edit_yaml(
+        config_dir / "campaigns" / "2022.yaml",
+        lambda d: d["imports"]["pool_intake"]["headers"].update({"项目编码": ["项目代码"]}),
+    )
+    with pytest.raises(
+        ConfigError, match=r"campaigns/2022.yaml: imports.pool_intake: 培育库申报表没有“项目编码”列"
+    ):
+        take_in_workbook(load_config(), path, dt.datetime(2022, 7, 6, 1, tzinfo=dt.UTC))
