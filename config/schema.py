@@ -231,11 +231,14 @@ class Quotas(Frozen):
     note: str
     total: int = Field(ge=0)
     by_city: dict[str, int]
+    by_level: dict[Level, int] = {}  # 一 "省、市、县三级": the plan split by the level that names the base
 
     @model_validator(mode="after")
     def _sums(self) -> Quotas:
         if sum(self.by_city.values()) != self.total:
             raise ValueError(f"by_city adds up to {sum(self.by_city.values())}, not total {self.total}")
+        if self.by_level and sum(self.by_level.values()) != self.total:
+            raise ValueError(f"by_level adds up to {sum(self.by_level.values())}, not total {self.total}")
         return self
 
 

@@ -46,6 +46,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from config import load_config
     from config.schema import resolve_path
     from models.deadlines import campaign_window
+    from models.review import plan_gaps
     from models.rollover import REVIEW_MARK, year_holidays
 
     cfg = load_config(args.year)
@@ -55,6 +56,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"活动期：{window.opens} 至 {window.closes}（最后一次督办 {window.last_step}）")
     if campaign.quotas.illustrative:
         print(f"注意：{campaign.quotas.note}")
+    if campaign.review is not None and campaign.quotas.by_level:
+        gaps = plan_gaps(cfg.units, campaign.review, campaign.quotas)
+        print("建设计划与命名名额：" + ("一致" if not gaps else f"不一致（{len(gaps)} 处）"))
+        for gap in gaps:
+            print(f"  {gap}")
     if campaign.illustrative_values:
         print(f"示意值（通知未给出，须由省厅确认或替换）：{len(campaign.illustrative_values)} 项")
         dumped = campaign.model_dump(mode="json")

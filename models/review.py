@@ -16,13 +16,13 @@ its level by exactly the configured number of experts; only then is it aggregate
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from config.schema import ApplicationWindow, FundingTier, Level, ReviewRules, Unit
+from config.schema import LEVEL_LABELS, ApplicationWindow, FundingTier, Level, Quotas, ReviewRules, Unit
 from models.pool import TILT_COLUMNS
 from models.services import PROJECT_COLUMNS, resolve_projects
 from models.sheets import CheckContext, Column, ErrorFn, Sheet
@@ -187,6 +187,37 @@ def trimmed_mean_label(review: ReviewRules) -> str:
 
 def quota_of(review: ReviewRules, unit_key: str, level: Level) -> int:
     return review.unit_quota.get(unit_key, review.naming_quota.get(level, 0))
+
+
+def naming_room(units: Iterable[Unit], review: ReviewRules) -> dict[Level, int]:
+    """How many bases the units of each level may name in all, by their quotas."""
+    room: dict[Level, int] = {}
+    for unit in units:
+        room[unit.level] = room.get(unit.level, 0) + quota_of(review, unit.key, unit.level)
+    return room
+
+
+def plan_gaps(units: Iterable[Unit], review: ReviewRules, quotas: Quotas) -> list[str]:
+    """Where the naming quotas and the plan of bases (一: 120 in 2022, by level) disagree, in words;
+    empty when each level may name exactly its plan."""
+    room = naming_room(units, review)
+    gaps = []
+    for level in (Level.province, Level.city, Level.county):
+        planned, allowed = quotas.by_level.get(level, 0), room.get(level, 0)
+        if not quotas.by_level or planned == allowed:
+            continue
+        if allowed < planned:
+            gaps.append(
+                f"{LEVEL_LABELS[level]}：计划 {planned} 个，命名名额合计只有 {allowed} 个，计划无法完成"
+            )
+        else:
+            gaps.append(
+                f"{LEVEL_LABELS[level]}：计划 {planned} 个，命名名额合计 {allowed} 个，超出计划 {allowed - planned} 个"
+            )
+    total = sum(room.values())
+    if total != quotas.total:
+        gaps.append(f"合计：计划 {quotas.total} 个，命名名额合计 {total} 个")
+    return gaps
 
 
 # ------------------------------------------------------------------ the operator's decision

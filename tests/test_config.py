@@ -266,3 +266,18 @@ def test_check_lists_every_value_the_notice_does_not_give(capsys: pytest.Capture
         "三(五)  services.funds.base_subsidy.tolerance_days = 30",
     ):
         assert line in out, line
+
+
+def test_check_compares_the_naming_quotas_with_the_plan_of_120(capsys: pytest.CaptureFixture[str]) -> None:
+    """一 "年内计划建设省、市、县三级…基地120个". The 2022 quotas let each of the 11 city-level units name 3
+    (长春市 4) and each of the 59 counties 2: 34 + 118 = 152 namings, against a plan of 120 split (示意)
+    10 / 30 / 80; nobody names provincial bases yet."""
+    from flows.cli import main
+
+    assert main(["check", "--year", "2022"]) == 0
+    out = capsys.readouterr().out
+    assert "建设计划与命名名额：不一致（4 处）" in out
+    assert "省级：计划 10 个，命名名额合计只有 0 个，计划无法完成" in out
+    assert "市级：计划 30 个，命名名额合计 34 个，超出计划 4 个" in out
+    assert "县级：计划 80 个，命名名额合计 118 个，超出计划 38 个" in out
+    assert "合计：计划 120 个，命名名额合计 152 个" in out
