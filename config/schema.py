@@ -371,7 +371,7 @@ class ReviewRules(Frozen):
     priority_points: float = Field(
         default=1.0, ge=0
     )  # added per point of the pool's priority (三个助力 + 倾斜)
-    # Among equal totals, who goes first (三(三) "同等条件下，要优先支持…受到表彰的"): tilts that break ties
+    # Among equal totals, who goes first (三(二) "同等条件下，要优先支持…受到表彰的"): tilts that break ties
     # instead of adding points; then the application number, so a ranking is always the same.
     tie_breakers: tuple[Tilt, ...] = (Tilt.commendation,)
     naming_quota: dict[Level, int]  # bases a reviewing unit of that level may name

@@ -7,7 +7,7 @@ its level by exactly the configured number of experts; only then is it aggregate
 - an expert's total is the weighted sum of their criterion scores;
 - a project's expert score drops the highest and lowest totals (as configured) and takes the mean;
 - its total adds the pool's priority (三个助力 and the policy tilts) times `priority_points`;
-  commendation is not a weight: 三(三) "同等条件下，要优先支持…受到表彰的" makes it a tie-break;
+  commendation is not a weight: 三(二) "同等条件下，要优先支持…受到表彰的" makes it a tie-break;
 - the ranking orders by total, then the tie-breaking tilts (`tie_breakers`: the commended first among
   equal totals), then the earlier application;
 - the first `quota` are proposed for naming, tiered by their rank's share of the named.

@@ -70,7 +70,9 @@ def use_small_hierarchy(config_dir: Path) -> None:
     edit_yaml(config_dir / "regions.yaml", lambda data: data.update(units=UNITS))
 
     def change(data: dict[str, Any]) -> None:
-        data["quotas"].update(total=6, by_city={SONGYUAN: 3, CHANGCHUN: 2, MEIHEKOU: 1})
+        data["quotas"].update(
+            total=6, by_city={SONGYUAN: 3, CHANGCHUN: 2, MEIHEKOU: 1}, by_level={"city": 2, "county": 4}
+        )
         data["pool"]["key_counties"] = []
 
     edit_yaml(config_dir / "campaigns" / "2022.yaml", change)

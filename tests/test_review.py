@@ -64,7 +64,7 @@ def test_expert_scores_weight_criteria_and_drop_highest_and_lowest(
 def test_rank_orders_by_total_then_commendation_and_cuts_at_the_quota(
     config_dir: Path, monkeypatch: Any
 ) -> None:
-    """三(三) "同等条件下，要优先支持…受到表彰的": commendation adds no points; among equal totals the
+    """三(二) "同等条件下，要优先支持…受到表彰的": commendation adds no points; among equal totals the
     commended project goes first, then the earlier application."""
     from models.review import rank
 
