@@ -259,6 +259,9 @@ class Tilt(StrEnum):
     beef_cattle = "beef_cattle"
     speciality = "speciality"  # 一县一业、一乡一特、一村一品
     commendation = "commendation"  # commended in epidemic control / farming recovery
+    # 三(五) 三个优先 (the first, the 三个助力 directions, counts by `direction_weight`):
+    growth_stage = "growth_stage"  # in its growth, rising or promising stage
+    demonstrative = "demonstrative"  # a demonstrative, representative agricultural or agri-related project
 
 
 class AdmissionBar(Frozen):

@@ -13,6 +13,7 @@ from models.sheets import CheckContext, Checked, Column, ErrorFn, Sheet, check_s
 ENTITY_TYPES = ("企业", "农民专业合作社", "家庭农场", "其他")
 LEADER_CATEGORIES = ("农民工", "大学生", "退役军人", "其他")
 SPECIALITIES = ("一县一业", "一乡一特", "一村一品", "无")
+GROWTH_STAGES = ("成长期", "上升期", "有潜力", "无")  # 三(五) 三个优先 (2): the first three are preferred
 DIRECTIONS = ("乡村振兴", "党委政府重点工作", "区域品牌特色")
 DECLARED_LEVELS = ("县级", "市级", "省级")
 
@@ -49,6 +50,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("特色类型", "speciality", "enum", False, SPECIALITIES, default="无"),
     Column("是否获疫情防控或保耕复产表彰", "commended", "bool"),
     Column("三个助力方向", "directions", "multi", False, DIRECTIONS, hint="可多选，以“、”或“,”分隔"),
+    Column("发展阶段", "growth_stage", "enum", False, GROWTH_STAGES, default="无"),
+    Column("是否示范性、代表性农业或涉农项目", "demonstrative", "bool"),
     Column("申报层级", "declared_level", "enum", True, DECLARED_LEVELS),
 )
 BY_FIELD = {c.field: c for c in COLUMNS}

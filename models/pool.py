@@ -36,9 +36,12 @@ TILT_LABELS = {
     Tilt.beef_cattle: "肉牛养殖",
     Tilt.speciality: "一县一业/一乡一特/一村一品",
     Tilt.commendation: "疫情防控或保耕复产表彰",
+    Tilt.growth_stage: "成长期、上升期或有潜力",
+    Tilt.demonstrative: "示范性、代表性农业或涉农项目",
 }
 # The application column each tilt is read from (two are derived, below).
 TILT_COLUMNS = {tilt: tilt.value for tilt in Tilt} | {Tilt.commendation: "commended"}
+TEXT_TILTS = (Tilt.speciality, Tilt.growth_stage)  # a choice of text; "无" is no tilt
 BAR_FIELDS = list(AdmissionBar.model_fields)
 assert set(DECLARED_LEVELS) == set(LEVEL_OF_LABEL)
 
@@ -159,8 +162,9 @@ def derive(
     apps["years_operating"] = years_operating(apps["founded_on"], application_date)
     apps["poverty_employment"] = apps["poverty_jobs"] >= rules.poverty_employment_min_jobs
     apps["key_county"] = apps["region_key"].isin(rules.key_counties)
-    tilts = pd.DataFrame({t: apps[col] for t, col in TILT_COLUMNS.items() if t is not Tilt.speciality})
+    tilts = pd.DataFrame({t: apps[col] for t, col in TILT_COLUMNS.items() if t not in TEXT_TILTS})
     tilts[Tilt.speciality] = apps["speciality"] != "无"
+    tilts[Tilt.growth_stage] = apps["growth_stage"] != "无"
     weights = pd.Series({t: rules.weights.get(t, 0.0) for t in tilts.columns})
     n_directions = np.where(apps["directions"] == "", 0, apps["directions"].str.count("、") + 1)
     apps["priority"] = tilts.astype(float).dot(weights) + rules.direction_weight * n_directions
@@ -213,12 +217,9 @@ def derive(
 
 def tilt_labels(row: pd.Series) -> str:
     flags = [
-        label
-        for tilt, label in TILT_LABELS.items()
-        if tilt is not Tilt.speciality and row[TILT_COLUMNS[tilt]]
+        label for tilt, label in TILT_LABELS.items() if tilt not in TEXT_TILTS and row[TILT_COLUMNS[tilt]]
     ]
-    if row["speciality"] != "无":
-        flags.append(row["speciality"])
+    flags += [row[TILT_COLUMNS[t]] for t in TEXT_TILTS if row[TILT_COLUMNS[t]] != "无"]
     return "、".join(flags)
 
 

@@ -223,6 +223,8 @@ class PoolApplication(SQLModel, table=True):
     avg_wage_yuan: float = 0
     speciality: str = Field(default="无", max_length=8)
     directions: str = ""  # "乡村振兴、区域品牌特色"
+    growth_stage: str = Field(default="无", max_length=8)  # 三(五) 三个优先: 成长期、上升期、有潜力
+    demonstrative: bool = False  # 三(五) 三个优先: 示范性、代表性的农业和涉农项目
     declared_level: str = Field(max_length=8)
     # policy tilts (三(二)): stored one per column so they can be queried and counted
     beef_cattle: bool = False

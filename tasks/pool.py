@@ -187,6 +187,8 @@ POOL_COLUMNS = [
     "border_village",
     "hollow_village",
     "commended",
+    "growth_stage",
+    "demonstrative",
     "poverty_employment",
     "key_county",
     "founded_on",

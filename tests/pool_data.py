@@ -55,6 +55,8 @@ def application(n: int, **overrides: Any) -> dict[str, Any]:
         "特色类型": "一村一品",
         "是否获疫情防控或保耕复产表彰": "否",
         "三个助力方向": "乡村振兴",
+        "发展阶段": "无",
+        "是否示范性、代表性农业或涉农项目": "否",
         "申报层级": "县级",
     }
     row.update(overrides)

@@ -13,7 +13,7 @@ from stdnum.exceptions import InvalidChecksum
 
 from config import load_config
 from models.applications import COLUMNS, check_applications
-from models.pool import Hierarchy, derive, proposals
+from models.pool import Hierarchy, derive, proposals, tilt_labels
 from models.sheets import CheckContext, validate_ric
 from models.workbook import ROW
 from tests.pool_data import HEADERS, application, credit_code, id_number
@@ -103,6 +103,22 @@ def test_tilts_and_priority_follow_the_configured_weights(cfg) -> None:  # type:
         in ("key_county", "border_village", "commendation", "beef_cattle", "speciality", "poverty_employment")
     )
     assert plain["priority"] == pytest.approx(expected + 2 * cfg.campaign.pool.direction_weight)
+
+
+def test_the_three_priorities_of_the_funds_clause_weigh_in(cfg) -> None:  # type: ignore[no-untyped-def]
+    """三(五) "三个优先": the 三个助力 directions (1 each), a growth-stage project (成长期、上升期、有潜力)
+    and a demonstrative agricultural one. The 2022 weights (示意) give the last two 1 point each."""
+    bare = {"是否肉牛养殖": "否", "特色类型": "无", "三个助力方向": "", "其中脱贫人口就业人数": "0"}
+    apps = checked(
+        cfg,
+        [
+            application(1, **bare),
+            application(2, **bare, **{"发展阶段": "上升期", "是否示范性、代表性农业或涉农项目": "是"}),
+            application(3, **(bare | {"发展阶段": "有潜力", "三个助力方向": "乡村振兴"})),
+        ],
+    ).set_index("project_name")
+    assert apps["priority"].to_dict() == {"肉牛养殖项目1": 0.0, "肉牛养殖项目2": 2.0, "肉牛养殖项目3": 2.0}
+    assert tilt_labels(apps.loc["肉牛养殖项目2"]) == "示范性、代表性农业或涉农项目、上升期"
 
 
 def test_recommendation_goes_one_level_up_by_reports_to(cfg) -> None:  # type: ignore[no-untyped-def]
