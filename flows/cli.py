@@ -262,7 +262,7 @@ def _record_sheet(name: str) -> tuple[object, Callable[..., Any]]:
         "postings": (posting_intake, quarterly_visits),
         "trainings": (training_intake, half_year_training),
         "funds": (fund_intake, funds_tracking),
-        "scores": (score_intake, lambda today: october_review(today=today, approve=False)),
+        "scores": (score_intake, lambda **run: october_review(**run, approve=False)),
         "publicity": (publicity_intake, publicity),
         "income": (income_intake, annual_assessment),
     }[name]
@@ -290,9 +290,9 @@ def cmd_template(args: argparse.Namespace) -> int:
 
 
 def cmd_intake(args: argparse.Namespace) -> int:
-    from config import load_config
+    from flows.dated import campaign_for
     from flows.pool import pool_intake
-    from models.clock import local_today, moment
+    from models.clock import moment
     from models.db import migrate, session_scope
     from tasks.pool import take_in_workbook
     from tasks.sync import sync_hierarchy
@@ -301,22 +301,22 @@ def cmd_intake(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"{args.file}: 文件不存在", file=sys.stderr)
         return 2
-    cfg = load_config()
+    # A date outside the campaign is refused before the workbook is stored, as the flow would refuse it.
+    cfg, today = campaign_for("campaign intake", args.today, None)
     migrate()
     with session_scope() as session:
         sync_hierarchy(session, cfg)
-    today = args.today or local_today(cfg.campaign)
     # The workbook is taken in here, so the summary keeps every error (a run's record keeps the first
     # ones); the flow then settles progress (or proposes recommendations), delivers and publishes.
     if args.sheet == "pool":
         summary = take_in_workbook(cfg, path, moment(today, cfg.campaign))
-        pool_intake(today=today, files=[], approve=False)
+        pool_intake(today=today, campaign_year=cfg.campaign.year, files=[], approve=False)
     else:
         from tasks.sheets import take_in_sheet
 
         intake, settle_flow = _record_sheet(args.sheet)
         summary = take_in_sheet(cfg, intake, path, moment(today, cfg.campaign))  # type: ignore[arg-type]
-        settle_flow(today=today)
+        settle_flow(today=today, campaign_year=cfg.campaign.year)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=1))
     else:

@@ -464,6 +464,12 @@ def test_cli_intake_prints_every_error_as_json(
     assert main(["intake", str(empty), "--json", "--today", "2022-07-05"]) == 1
     assert "没有数据行" in json.loads(capsys.readouterr().out)["refused"]
 
+    # A day outside the 2022 campaign is refused before the workbook is stored.
+    other = write_csv(tmp_path / "乾安县-培育库申报表-补报.csv", [application(99)], encoding="utf-8-sig")
+    assert main(["intake", str(other), "--json", "--today", "2023-03-01"]) == 2
+    assert "不在2022年度活动期内" in capsys.readouterr().err
+    assert "肉牛养殖项目99" not in applications()
+
 
 def test_years_of_operation_are_measured_on_the_application_date(env: dict[str, object]) -> None:
     """三(六) "2022年市县两级基地评审项目申请日为2022年5月31日": years of operation count to 2022-05-31,
