@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import sqlalchemy as sa
@@ -21,7 +22,6 @@ from prefect.cache_policies import NO_CACHE
 from config import CampaignConfig
 from config.schema import Level
 from config.settings import get_settings
-from models.clock import moment
 from models.db import session_scope
 from models.tables import IntakeRejection, ObligationInstance, ObligationStatus, OutboxMessage, OutboxStatus
 from tasks.artifacts import report_link
@@ -101,8 +101,9 @@ def _titles(cfg: CampaignConfig) -> dict[str, str]:
 
 
 def _recent_refusals(cfg: CampaignConfig, today: dt.date) -> list[dict[str, str]]:
-    since = moment(today - dt.timedelta(days=6), cfg.campaign).replace(hour=0)
-    until = moment(today + dt.timedelta(days=1), cfg.campaign)
+    tz = ZoneInfo(cfg.campaign.timezone)  # the seven local days ending with `today`, midnight to midnight
+    since = dt.datetime.combine(today - dt.timedelta(days=6), dt.time(0), tzinfo=tz)
+    until = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0), tzinfo=tz)
     names = {u.key: u.name for u in cfg.units}
     table = IntakeRejection.__table__  # type: ignore[attr-defined]
     with session_scope() as session:
@@ -113,7 +114,12 @@ def _recent_refusals(cfg: CampaignConfig, today: dt.date) -> list[dict[str, str]
             .limit(50)
         ).all()
     return [
-        {"时间": f"{r[0]:%m-%d}", "单位": names.get(r[1] or "", "未识别"), "文件": r[2], "原因": r[3]}
+        {
+            "时间": f"{r[0].astimezone(tz):%m-%d}",
+            "单位": names.get(r[1] or "", "未识别"),
+            "文件": r[2],
+            "原因": r[3],
+        }
         for r in rows
     ]
 
