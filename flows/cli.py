@@ -109,18 +109,19 @@ def cmd_new_year(args: argparse.Namespace) -> int:
         print(f"没有早于 {args.year} 年的活动配置可作为底稿", file=sys.stderr)
         return 2
     target = folder / f"{args.year}.yaml"
-    if target.exists() and not args.force:
-        print(f"{target} 已存在；如需重新生成请加 --force", file=sys.stderr)
-        return 2
     from config import load_config
 
     old = load_config(source_year).campaign
     found = year_holidays(args.year)
     new_cal = WorkingCalendar(found.holidays, found.makeup_workdays)
     text = (folder / f"{source_year}.yaml").read_text(encoding="utf-8")
-    target.write_text(
-        roll_campaign(text, source_year, args.year, calendar_for(old), new_cal), encoding="utf-8"
-    )
+    rolled = roll_campaign(text, source_year, args.year, calendar_for(old), new_cal)
+    try:  # "x": two people running new-year at once cannot both write the file
+        with target.open("w" if args.force else "x", encoding="utf-8") as fh:
+            fh.write(rolled)
+    except FileExistsError:
+        print(f"{target} 已存在；如需重新生成请加 --force", file=sys.stderr)
+        return 2
     load_config(args.year)  # the new file must load; a problem names the file and field
     print(
         f"已生成 {target}（底稿：{source_year}.yaml）。请核对标有“待审核”的值，然后运行 campaign check --year {args.year}"

@@ -13,10 +13,9 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-import chinese_calendar
 import holidays as holiday_rules
 
-from models.workdays import WorkingCalendar
+from models.workdays import WorkingCalendar, statutory_workday
 
 DATE = re.compile(r"\b(20\d\d)-(\d\d)-(\d\d)\b")
 REVIEW_MARK = "待审核"
@@ -58,11 +57,8 @@ class YearHolidays:
 
 
 def year_holidays(year: int) -> YearHolidays:
-    try:
-        chinese_calendar.is_workday(dt.date(year, 10, 1))
+    if statutory_workday(dt.date(year, 10, 1)) is not None:  # chinese-calendar knows the year
         return YearHolidays(year, "chinese-calendar")
-    except NotImplementedError:
-        pass
     rules = holiday_rules.China(years=year)
     rest = tuple(sorted(rules))
     makeup = tuple(sorted(d for d in rules.weekend_workdays if d.year == year))

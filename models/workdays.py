@@ -29,7 +29,7 @@ class WorkingCalendar:
             return True
         if day in self._holidays:
             return False
-        statutory = _statutory_workday(day)
+        statutory = statutory_workday(day)
         if statutory is None:
             if day.year not in _warned_years:
                 _warned_years.add(day.year)
@@ -63,7 +63,7 @@ class WorkingCalendar:
 
 
 @lru_cache(maxsize=4096)
-def _statutory_workday(day: dt.date) -> bool | None:
+def statutory_workday(day: dt.date) -> bool | None:
     """chinese-calendar's answer, or None for a year it does not know. Cached: the library scans its
     whole holiday table on every call, and deadlines ask about the same days thousands of times."""
     try:
