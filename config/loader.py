@@ -195,11 +195,12 @@ def load_campaign(year: int | None = None, *, path: Path | None = None, regions:
                     f"({', '.join(d.isoformat() for d in checkpoints[0])})",
                 )
             )
-    named: list[tuple[str, str]] = []
+    named: list[tuple[str, str | None]] = []
     if campaign.review is not None:
         named += [
             ("review.plan_obligation", campaign.review.plan_obligation),
             ("review.scores_obligation", campaign.review.scores_obligation),
+            ("review.provincial_scores_obligation", campaign.review.provincial_scores_obligation),
         ]
         for key in campaign.review.unit_quota:
             if key not in units:
@@ -220,7 +221,9 @@ def load_campaign(year: int | None = None, *, path: Path | None = None, regions:
         if campaign.publicity.typical_category not in campaign.publicity.categories:
             problems.append(ConfigProblem("publicity.typical_category", "not one of publicity.categories"))
     problems += [
-        ConfigProblem(where, f"unknown obligation {key!r}") for where, key in named if key not in keys
+        ConfigProblem(where, f"unknown obligation {key!r}")
+        for where, key in named
+        if key is not None and key not in keys
     ]
     if problems:
         raise ConfigError(name, problems)

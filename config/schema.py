@@ -288,6 +288,10 @@ class PoolRules(Frozen):
     key_counties_note: str = ""
     weights: dict[Tilt, float]
     direction_weight: float = Field(default=1.0, ge=0)  # per direction named (三个助力)
+    # 三(三) "对经评审命名且符合上级入库条件的项目做到应推尽推": in 2022 a project goes up only once it is
+    # reviewed and named (the review's naming decision). A year whose notice recommends straight from
+    # admission turns this on: the pool then proposes every admitted project meeting the upper bar.
+    propose_on_admission: bool = False
     approval_timeout_minutes: float = Field(default=240, gt=0)
     artifact_rows: int = Field(default=300, ge=10, le=5000)  # rows per pool table artifact
 
@@ -365,6 +369,9 @@ class ReviewRules(Frozen):
     note: str = ""
     plan_obligation: str  # the staged review plan (分阶段评审方案), filed as documents
     scores_obligation: str  # the review itself, evidenced by the expert score sheets
+    # The province's own round (一 "省、市、县三级"): it reviews and names provincial bases from the
+    # projects the cities recommended, on the same score sheet, later in the year. None: no such round.
+    provincial_scores_obligation: str | None = None
     experts_per_project: int = Field(ge=1, le=50)
     score_range: tuple[float, float] = (0, 100)  # every criterion is scored in this range
     forbid_own_unit: bool = True  # an expert may not score a project of the unit (employer) they work for
@@ -381,6 +388,12 @@ class ReviewRules(Frozen):
     unit_quota: dict[str, int] = {}  # a unit's own quota, where the plan gives one
     tiers: dict[Level, tuple[FundingTier, ...]]
     approval_timeout_minutes: float = Field(default=240, gt=0)
+
+    def scores_obligation_of(self, level: Level) -> str:
+        """The obligation a reviewing unit of `level` settles by completing its scoring."""
+        if level is Level.province and self.provincial_scores_obligation:
+            return self.provincial_scores_obligation
+        return self.scores_obligation
 
     @model_validator(mode="after")
     def _consistent(self) -> ReviewRules:

@@ -1,5 +1,6 @@
-"""三(三) The rolling incubation-pool intake: application workbooks in, three pools kept, projects recommended
-level by level after an operator's approval in the Prefect UI."""
+"""三(三) The rolling incubation-pool intake: application workbooks in, every project meeting its pool's bar
+admitted (应收尽收), three pools kept. Projects go up through the review's naming (flows/review.py); a year
+whose config sets `pool.propose_on_admission` also proposes them here, for an operator's approval."""
 
 from __future__ import annotations
 
@@ -81,8 +82,9 @@ def _approval_form(waiting: list[dict[str, Any]]) -> Any:
 @flow(
     name="pool_intake",
     flow_run_name=dated_run_name("pool_intake"),
-    description="三(三) 培育库滚动入库、逐级推荐：收取各地培育库申报表，逐行校验、应收尽收，"
-    "对符合上一级入库条件的项目提请审批后逐级推荐（应推尽推），并将处理结果通知报送单位。",
+    description="三(三) 培育库滚动入库：收取各地培育库申报表，逐行校验、应收尽收，将处理结果通知报送单位，"
+    "发布三级培育库清单。经评审命名且符合上级入库条件的项目在基地评审命名时推荐上级（应推尽推）；"
+    "年度配置为“入库即推荐”时，本流程对符合上一级入库条件的项目提请审批后推荐。",
 )
 def pool_intake(
     today: dt.date | None = None,
@@ -139,7 +141,9 @@ def pool_intake(
         for r in results:
             if r.get("refused"):
                 log.warning("退回 %s：%s", r["file"], r["refused"])
-        waiting = propose_recommendations(cfg, today, received_at)
+        # 2022: projects go up through the review's naming (应推尽推 of the named); only a year whose
+        # notice recommends on admission proposes here.
+        waiting = propose_recommendations(cfg, today, received_at) if rules.propose_on_admission else []
         counts["proposals_open"] = len(waiting)
         if waiting and approve:
             form = _approval_form(waiting)

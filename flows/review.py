@@ -37,6 +37,7 @@ class NamingDecision(BaseModel):
     total: float = Field(title="总分")
     name: bool = Field(default=False, title="命名")
     tier: str = Field(default="", title="档次")
+    upper_bar: str = Field(default="", title="上级入库条件")
     recommend: bool = Field(default=False, title="推荐上级")
     reason: str = Field(default="", title="调整理由")
 
@@ -61,23 +62,25 @@ def _approval_request(proposals: list[dict[str, Any]]) -> ApprovalRequest:
 
 
 def _candidates(rows: list[dict[str, Any]]) -> list[NamingDecision]:
-    fields = ("id", "route", "rank", "project", "total", "name", "tier", "recommend")
+    fields = ("id", "route", "rank", "project", "total", "name", "tier", "upper_bar", "recommend")
     return [NamingDecision(**{k: r[k] for k in fields}) for r in rows]
 
 
 def _naming_form(rows: list[dict[str, Any]], review: ReviewRules) -> Any:
     table = "\n".join(
         f"| {r['id']} | {r['route']} | {r['rank']} | {r['project']} | {r['expert_score']} | {r['priority']} "
-        f"| {r['total']} | {'拟命名' if r['name'] else ''} {r['tier']} |"
+        f"| {r['total']} | {'拟命名' if r['name'] else ''} {r['tier']} | {r['upper_bar']} "
+        f"| {'拟推荐' if r['recommend'] else ''} |"
         for r in rows
     )
     description = (
         f"**{len({r['unit_key'] for r in rows})} 个单位的专家评分已齐全，按名额拟命名 "
         f"{sum(r['name'] for r in rows)} 个基地。**\n\n"
         f"总分 = 专家评分（{trimmed_mean_label(review)}）+ 优先分（三个助力与政策倾斜）；同分时优先分高者在前。"
-        "名额内可调整命名、档次和是否推荐上级；取消拟命名的须填写理由。填写审批人后提交。\n\n"
-        "| 编号 | 评审单位 | 排名 | 项目名称 | 专家评分 | 优先分 | 总分 | 拟定 |\n"
-        f"|---|---|---|---|---|---|---|---|\n{table}"
+        "经评审命名且符合上级入库条件的基地推荐上级（应推尽推），进入上级培育库，由本级明确主要领导包保、"
+        "每季度走访。名额内可调整命名、档次和是否推荐上级；取消拟命名的须填写理由。填写审批人后提交。\n\n"
+        "| 编号 | 评审单位 | 排名 | 项目名称 | 专家评分 | 优先分 | 总分 | 拟定 | 上级入库条件 | 推荐 |\n"
+        f"|---|---|---|---|---|---|---|---|---|---|\n{table}"
     )
     return decision_form(NamingApproval, _candidates(rows), DECIDED, description)
 
@@ -85,9 +88,10 @@ def _naming_form(rows: list[dict[str, Any]], review: ReviewRules) -> Any:
 @flow(
     name="october_review",
     flow_run_name=dated_run_name("october_review"),
-    description="三(六) 10 月底前完成市县两级基地评审认定：收取分阶段评审方案并提醒、督办；收取专家评分表，"
-    "核对评分是否齐全（专家人数、评分项、分值范围、回避、材料期间），去掉最高最低分取平均、加优先分后排名，"
-    "按名额拟命名，经省级经办人审批后命名、定档并逐级推荐，结果通知各单位。",
+    description="三(六) 10 月底前完成市县两级基地评审认定，其后省级从市州推荐的项目中评审命名省级基地："
+    "收取分阶段评审方案并提醒、督办；收取专家评分表，核对评分是否齐全（专家人数、评分项、分值范围、回避、"
+    "材料期间），去掉最高最低分取平均、加优先分后排名，按名额拟命名，经省级经办人审批后命名、定档，"
+    "符合上级入库条件的推荐上级（进入上级培育库、包保、走访），结果通知各单位。",
 )
 def october_review(
     today: dt.date | None = None,

@@ -6,12 +6,13 @@ computed from the city's totals, so a rate is never averaged over counties:
 
 | measure            | components                                  | achievement (0–1)                        |
 |--------------------|---------------------------------------------|------------------------------------------|
-| bases_built        | bases named (of which 就业帮扶车间)          | named ÷ the city's plan, at most 1       |
+| bases_built        | bases named (provincial ones there, 就业帮扶车间) | named ÷ the city's plan, at most 1  |
 | startups_and_jobs  | start-ups driven, jobs absorbed             | their sum ÷ the best city's              |
 | poverty_jobs       | jobs of people lifted out of poverty        | ÷ the best city's                        |
 | income_growth      | employees' average income, last year, this  | growth rate ÷ the best city's (≥ 0)      |
 | funds              | allocated, arrived, executed (all sources)  | mean of arrival and execution rate, ≤ 1  |
-| services           | service obligations due, met                | met ÷ due                                |
+| services           | service obligations due, met; pool projects, | mean of met ÷ due and served ÷ pool      |
+|                    | those served (visit, posting or training)   |                                          |
 | publicity          | publicity obligations due, met              | met ÷ due                                |
 
 An indicator's score is its weight × achievement; the total is their sum; cities rank by total
@@ -22,13 +23,14 @@ city that owed nothing all year has nothing to lose and keeps the indicator's fu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from config.schema import AssessmentRules, Measure
+from config.schema import LEVEL_LABELS, AssessmentRules, Level, Measure
+from models.pool import RANK
 from models.services import PROJECT_COLUMNS, resolve_projects
 from models.sheets import Column, Sheet
 
@@ -46,6 +48,11 @@ class MeasureSpec:
 
 def _ratio(numerator: pd.Series, denominator: pd.Series, empty: float) -> pd.Series:
     return (numerator / denominator.where(denominator > 0)).fillna(empty)
+
+
+def _mean_of(*rates: pd.Series) -> pd.Series:
+    """The mean of the rates that are due (not NaN); NaN when none is."""
+    return pd.concat(rates, axis=1).mean(axis=1, skipna=True)
 
 
 def _to_best(values: pd.Series) -> pd.Series:
@@ -72,7 +79,7 @@ def execution_rate(frame: pd.DataFrame, prefix: str = "") -> pd.Series:
 MEASURES: dict[Measure, MeasureSpec] = {
     Measure.bases_built: MeasureSpec(
         # 一 "以基地为载体建设就业帮扶车间": counted with the bases, not scored on its own
-        {"bases_named": "命名基地数", "workshops": "其中就业帮扶车间"},
+        {"bases_named": "命名基地数", "provincial": "其中省级基地", "workshops": "其中就业帮扶车间"},
         lambda f: _ratio(f["bases_named"], f["plan"], 0.0).clip(upper=1),
         lambda f: f["bases_named"].astype(int).astype(str) + " / 计划 " + f["plan"].astype(int).astype(str),
         "年度建设计划",
@@ -109,10 +116,28 @@ MEASURES: dict[Measure, MeasureSpec] = {
         "到位率、执行率 100%",
     ),
     Measure.services: MeasureSpec(
-        {"service_due": "应完成服务事项", "service_met": "已完成服务事项"},
-        lambda f: _ratio(f["service_met"], f["service_due"], NOT_DUE),
-        lambda f: f["service_met"].astype(int).astype(str) + " / " + f["service_due"].astype(int).astype(str),
-        "包保、走访、培训应完成事项",
+        {
+            "service_due": "应完成服务事项",
+            "service_met": "已完成服务事项",
+            "pool_projects": "入库项目",
+            "served_projects": "已服务入库项目",
+        },
+        # 三(四) "三送…对象上要涵盖本级全部入库项目": the duties met and the pool covered, equally weighted
+        lambda f: _mean_of(
+            _ratio(f["service_met"], f["service_due"], NOT_DUE),
+            _ratio(f["served_projects"], f["pool_projects"], NOT_DUE),
+        ),
+        lambda f: (
+            "事项 "
+            + f["service_met"].astype(int).astype(str)
+            + " / "
+            + f["service_due"].astype(int).astype(str)
+            + "，三送覆盖 "
+            + f["served_projects"].astype(int).astype(str)
+            + " / "
+            + f["pool_projects"].astype(int).astype(str)
+        ),
+        "包保、走访、培训应完成事项；三送覆盖全部入库项目",
     ),
     Measure.publicity: MeasureSpec(
         {"publicity_due": "应完成宣传事项", "publicity_met": "已完成宣传事项"},
@@ -183,3 +208,29 @@ INCOME_SHEET = Sheet(
         "计入年度考核经济效益指标（增收致富情况），按市州汇总（含所属县（市、区））。",
     ),
 )
+
+
+# ------------------------------------------------------------------ the plan of bases (一)
+def bases_counted(named: pd.DataFrame, city_of_region: Mapping[str, str]) -> pd.DataFrame:
+    """Named bases as the plan counts them: each project once, at the highest level that named it (a
+    county base named again by its city is one base, the city's), for the unit that named it; a
+    provincial base counts for the city it lies in.
+
+    `named`: unit_key, level, application_id, region_key (and any figures). Returns the kept rows with
+    `counts_for` and `provincial`.
+    """
+    ranked = named.assign(_rank=named["level"].map({level.value: RANK[level] for level in Level}))
+    kept = ranked.sort_values("_rank", ascending=False, kind="stable").drop_duplicates("application_id")
+    provincial = kept["level"] == Level.province.value
+    counts_for = kept["unit_key"].where(~provincial, kept["region_key"].map(city_of_region))
+    return kept.drop(columns="_rank").assign(counts_for=counts_for, provincial=provincial)
+
+
+def level_plan(kept: pd.DataFrame, by_level: Mapping[Level, int]) -> pd.DataFrame:
+    """Bases named at each level (`bases_counted`'s rows) against that level's plan."""
+    rows = []
+    for level in (Level.province, Level.city, Level.county):
+        named, planned = int((kept["level"] == level.value).sum()), by_level.get(level, 0)
+        rate = f"{named / planned:.1%}" if planned else "—"
+        rows.append({"级别": LEVEL_LABELS[level], "计划": planned, "已命名": named, "完成率": rate})
+    return pd.DataFrame(rows)

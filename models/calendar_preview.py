@@ -9,7 +9,7 @@ from config import CampaignConfig
 from config.schema import AfterEvent
 from models.deadlines import calendar_for, periods, plan_steps, step_label
 
-EVENTS = {"recommendation_approved": "项目获同意推荐"}
+EVENTS = {"recommendation_approved": "项目经评审命名并推荐上级"}
 
 
 def preview_rows(cfg: CampaignConfig) -> list[dict[str, Any]]:

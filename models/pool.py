@@ -6,9 +6,11 @@ Pure and vectorised over pandas frames; the bars, weights and key counties come 
 - 应收尽收: an application is judged against the bar of the pool at its declared level (the owning
   unit's own filed bar, else the level's). If it falls short there but meets a lower pool's bar, it
   is admitted to that lower pool, and the note says so.
-- 应推尽推: a project admitted to a pool that also meets the bar of the pool above (the owning
-  unit's `reports_to`: county → city → province; 梅河口市 and 长白山管委会 → province) is proposed
-  for recommendation upward, one level at a time, and waits for an operator's approval.
+- 应推尽推: a project reviewed and named at its level that also meets the bar of the pool above (the
+  owning unit's `reports_to`: county → city → province; 梅河口市 and 长白山管委会 → province) is
+  recommended upward, one level at a time (`upper_bar_notes` tells which do; the review's naming
+  decides). Only a year with `pool.propose_on_admission` proposes admitted projects straight away
+  (`proposals`), for an operator's approval.
 """
 
 from __future__ import annotations
@@ -223,8 +225,23 @@ def tilt_labels(row: pd.Series) -> str:
     return "、".join(flags)
 
 
+def upper_bar_notes(pool: pd.DataFrame, rules: PoolRules, hierarchy: Hierarchy, on: dt.date) -> pd.Series:
+    """Whether each project meets the bar of the pool above its `pool_unit` (应推尽推's condition).
+
+    `pool`: projects with `pool_unit` (the pool they are in, or the unit that named them) and the bar
+    fields. Returns "" where the upper bar is met, what falls short otherwise, None where there is no
+    pool above (the province).
+    """
+    pool = pool.assign(years_operating=years_operating(pool["founded_on"], on))
+    units = hierarchy.units
+    upper = pool["pool_unit"].map({k: u.reports_to for k, u in units.items()})
+    bars = bars_frame(rules, hierarchy).reindex(upper.fillna("")).set_axis(pool.index)
+    notes = unmet(pool, bars, upper.map({k: u.name for k, u in units.items()}).fillna(""))
+    return notes.astype(object).where(upper.notna(), None)
+
+
 def proposals(pool: pd.DataFrame, rules: PoolRules, hierarchy: Hierarchy, on: dt.date) -> pd.DataFrame:
-    """Which projects to propose one level up (应推尽推).
+    """Which admitted projects to propose one level up, in a year with `pool.propose_on_admission`.
 
     `pool`: admitted projects with their current pool (`level`, `pool_unit`: the highest pool they
     have reached) and the bar fields; projects already proposed to the next level are left out by
@@ -232,13 +249,7 @@ def proposals(pool: pd.DataFrame, rules: PoolRules, hierarchy: Hierarchy, on: dt
     """
     if pool.empty:
         return pool.assign(to_unit=[], to_level=[])
-    pool = pool.copy()
-    pool["years_operating"] = years_operating(pool["founded_on"], on)
     units = hierarchy.units
-    upper = pool["pool_unit"].map({k: u.reports_to for k, u in units.items()})
-    pool = pool[upper.notna()]
-    upper = upper[upper.notna()]
-    bars = bars_frame(rules, hierarchy).reindex(upper).set_axis(pool.index)
-    to_level = upper.map({k: u.level.value for k, u in units.items()})
-    ok = unmet(pool, bars, upper.map({k: u.name for k, u in units.items()})) == ""
-    return pool[ok].assign(to_unit=upper[ok], to_level=to_level[ok])
+    ok = upper_bar_notes(pool, rules, hierarchy, on).eq("")
+    upper = pool.loc[ok, "pool_unit"].map({k: u.reports_to for k, u in units.items()})
+    return pool[ok].assign(to_unit=upper, to_level=upper.map({k: u.level.value for k, u in units.items()}))

@@ -199,7 +199,8 @@ def naming_room(units: Iterable[Unit], review: ReviewRules) -> dict[Level, int]:
 
 def plan_gaps(units: Iterable[Unit], review: ReviewRules, quotas: Quotas) -> list[str]:
     """Where the naming quotas and the plan of bases (一: 120 in 2022, by level) disagree, in words;
-    empty when each level may name exactly its plan."""
+    empty when each level may name exactly its plan, and no city's own and counties' quotas exceed its plan."""
+    units = list(units)
     room = naming_room(units, review)
     gaps = []
     for level in (Level.province, Level.city, Level.county):
@@ -213,6 +214,15 @@ def plan_gaps(units: Iterable[Unit], review: ReviewRules, quotas: Quotas) -> lis
         else:
             gaps.append(
                 f"{LEVEL_LABELS[level]}：计划 {planned} 个，命名名额合计 {allowed} 个，超出计划 {allowed - planned} 个"
+            )
+    # Each city's plan (by_city) holds its own and its counties' bases, and the provincial ones there.
+    for city in (u for u in units if u.key in quotas.by_city):
+        local = quota_of(review, city.key, city.level) + sum(
+            quota_of(review, u.key, u.level) for u in units if u.reports_to == city.key
+        )
+        if local > quotas.by_city[city.key]:
+            gaps.append(
+                f"{city.name}：计划 {quotas.by_city[city.key]} 个，市县两级命名名额合计 {local} 个，超出计划"
             )
     total = sum(room.values())
     if total != quotas.total:
@@ -233,7 +243,9 @@ class NamingChoice:
 def check_choices(
     review: ReviewRules, units: Mapping[str, Unit], rows: list[dict[str, Any]], choices: list[NamingChoice]
 ) -> dict[str, str]:
-    """Problems with the operator's answer, by unit key: over quota, an unknown tier, a missing reason.
+    """Problems with the operator's answer, by unit key: over quota, an unknown tier, a missing reason,
+    a recommendation upward of a project that does not meet the upper pool's bar (三(三) 应推尽推 is for
+    named projects "符合上级入库条件").
 
     A unit with a problem is left waiting (the next run asks again); the others are applied.
     """
@@ -251,6 +263,12 @@ def check_choices(
             if tiers and c.tier not in tiers:
                 problems.setdefault(unit.key, []).append(
                     f"{row['project']} 的档次“{c.tier}”应为 {'、'.join(sorted(tiers))}"
+                )
+            if c.recommend and unit.reports_to is None:
+                problems.setdefault(unit.key, []).append(f"{row['project']} 已是省级，没有上级可推荐")
+            elif c.recommend and not row.get("meets_upper_bar", True):
+                problems.setdefault(unit.key, []).append(
+                    f"{row['project']} {row.get('upper_bar', '不符合上级入库条件')}，不能推荐上级"
                 )
         elif row["name"] and not c.reason.strip():
             problems.setdefault(unit.key, []).append(f"{row['project']} 取消命名须填写理由")

@@ -31,6 +31,7 @@ PROJECT_COLUMNS = (
         "统一社会信用代码", "credit_code", "uscc", True, hint="须与培育库申报表一致；18 位，请设为文本格式"
     ),
 )
+LINKED_SEPARATORS = r"[、,，;；]+"  # between project names in a training's 关联项目
 NOT_IN_POOL = "培育库中没有该项目（项目名称与统一社会信用代码须与本辖区的培育库申报一致）"
 
 
@@ -93,7 +94,7 @@ def training_sheet(services: Services) -> Sheet:
 
 def _linked_projects_known(out: pd.DataFrame, ctx: CheckContext, error: ErrorFn, warn: ErrorFn) -> None:
     names = {name for _, name in ctx.projects}
-    parts = out["linked_projects"].str.split(r"[、,，;；]+", regex=True).explode().str.strip()
+    parts = out["linked_projects"].str.split(LINKED_SEPARATORS, regex=True).explode().str.strip()
     unknown = parts[(parts != "") & parts.notna() & ~parts.isin(names)]
     if not unknown.empty:
         listed = unknown.groupby(level=0).agg("、".join)

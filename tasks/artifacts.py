@@ -21,6 +21,17 @@ from config.settings import get_settings
 from tasks.workbooks import write_report
 
 
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A small frame as a markdown table, for an artifact's text (a big one goes to publish_table)."""
+
+    def cell(value: object) -> str:
+        return str(value).replace("|", "｜").replace("\n", " ")
+
+    lines = ["| " + " | ".join(map(cell, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
 def report_link(path: Path) -> str:
     """A file in the reports folder as a Markdown link an operator can click in the UI (served by
     `campaign serve`), or its path when no one serves the folder."""

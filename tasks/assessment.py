@@ -20,12 +20,22 @@ from sqlmodel import Session
 from config import CampaignConfig
 from config.schema import AssessmentRules, Level
 from config.settings import get_settings
-from models.assessment import INCOME_SHEET, MEASURES, NOT_DUE_LABEL, city_totals, full_marks, score
+from models.assessment import (
+    INCOME_SHEET,
+    MEASURES,
+    NOT_DUE_LABEL,
+    bases_counted,
+    city_totals,
+    full_marks,
+    level_plan,
+    score,
+)
 from models.clock import moment
 from models.db import session_scope
 from models.messages import render
 from models.outbox import outbox_key
 from models.planning import Decision
+from models.pool import Hierarchy
 from models.publicity import city_of
 from models.services import fund_rates
 from models.tables import (
@@ -37,11 +47,12 @@ from models.tables import (
     ObligationStatus,
     PoolApplication,
 )
-from tasks.artifacts import publish_table, report_link
+from tasks.artifacts import markdown_table, publish_table, report_link
 from tasks.charts import bar_chart, paired_bar_chart
 from tasks.funds import fund_ledger
 from tasks.notify import enqueue
 from tasks.records import COUNTS, query_frame, records_context, settle, store_records
+from tasks.services import service_coverage
 from tasks.sheets import SheetIntake
 from tasks.workbooks import write_report
 
@@ -83,23 +94,20 @@ def gather_figures(session: Session, cfg: CampaignConfig, as_of: dt.date) -> pd.
         }
     ).set_index("unit_key")
 
-    base = NamedBase.__table__  # type: ignore[attr-defined]
-    app = PoolApplication.__table__  # type: ignore[attr-defined]
-    named = query_frame(
-        session,
-        sa.select(
-            base.c.unit_key,
-            sa.func.count().label("bases_named"),
-            sa.func.sum(sa.case((app.c.assistance_workshop, 1), else_=0)),
-            sa.func.sum(app.c.entrepreneurs_driven),
-            sa.func.sum(app.c.jobs),
-            sa.func.sum(app.c.poverty_jobs),
+    kept = counted_bases(session, cfg)
+    named = (
+        kept.groupby("counts_for")
+        .agg(
+            bases_named=("application_id", "size"),
+            provincial=("provincial", "sum"),
+            workshops=("assistance_workshop", "sum"),
+            startups=("entrepreneurs_driven", "sum"),
+            jobs=("jobs", "sum"),
+            poverty_jobs=("poverty_jobs", "sum"),
         )
-        .join(app, app.c.id == base.c.application_id)
-        .where(base.c.year == year, base.c.status == BaseStatus.named.value)
-        .group_by(base.c.unit_key),
-        ["unit_key", "bases_named", "workshops", "startups", "jobs", "poverty_jobs"],
-    ).set_index("unit_key")
+        .rename_axis("unit_key")
+    )
+    covered = service_coverage(session, cfg, as_of).set_index("unit_key")
 
     income = IncomeRecord.__table__  # type: ignore[attr-defined]
     incomes = query_frame(
@@ -135,6 +143,7 @@ def gather_figures(session: Session, cfg: CampaignConfig, as_of: dt.date) -> pd.
 
     parts = [
         named,
+        covered,
         incomes,
         money,
         factor.add_prefix("factor_"),
@@ -144,6 +153,34 @@ def gather_figures(session: Session, cfg: CampaignConfig, as_of: dt.date) -> pd.
     for part in parts:
         figures = figures.join(part.apply(pd.to_numeric), how="left")
     return figures.fillna(0).reset_index()
+
+
+def counted_bases(session: Session, cfg: CampaignConfig) -> pd.DataFrame:
+    """The year's named bases as the plan counts them (models/assessment.bases_counted)."""
+    base = NamedBase.__table__  # type: ignore[attr-defined]
+    app = PoolApplication.__table__  # type: ignore[attr-defined]
+    columns = ["unit_key", "level", "application_id", "region_key", "assistance_workshop"]
+    columns += ["entrepreneurs_driven", "jobs", "poverty_jobs"]
+    named = query_frame(
+        session,
+        sa.select(
+            base.c.unit_key,
+            base.c.level,
+            base.c.application_id,
+            app.c.region_key,
+            app.c.assistance_workshop,
+            app.c.entrepreneurs_driven,
+            app.c.jobs,
+            app.c.poverty_jobs,
+        )
+        .join(app, app.c.id == base.c.application_id)
+        .where(base.c.year == cfg.campaign.year, base.c.status == BaseStatus.named.value),
+        columns,
+    )
+    hierarchy = Hierarchy.of(cfg.units)
+    city = {key: hierarchy.chain(key).get(Level.city, key) for key in hierarchy.units}
+    kept = bases_counted(named, city)
+    return kept.assign(assistance_workshop=kept["assistance_workshop"].astype(bool).astype(int))
 
 
 # ------------------------------------------------------------------ the report
@@ -197,6 +234,7 @@ def assess(cfg: CampaignConfig, today: dt.date) -> dict[str, Any]:
     as_of = min(today, rules.final_on)
     with session_scope() as session:
         figures = gather_figures(session, cfg, as_of)
+        levels = level_plan(counted_bases(session, cfg), cfg.campaign.quotas.by_level)
     totals = city_totals(figures, dict(cfg.campaign.quotas.by_city))
     scored = score(totals, rules, final=final)
     names = _labels(cfg)
@@ -211,7 +249,10 @@ def assess(cfg: CampaignConfig, today: dt.date) -> dict[str, Any]:
     if rules.illustrative:
         note += rules.note
     tables = report_tables(cfg, totals, scored)
-    workbook = write_report(folder / f"{title}.xlsx", title, tables, note)
+    # 一 省、市、县三级: each level's plan, province-wide (a sheet of the workbook, not of a city's scorecard)
+    workbook = write_report(
+        folder / f"{title}.xlsx", title, [tables[0], ("分级完成情况", levels), *tables[1:]], note
+    )
     labels = [names[k] for k in scored.index]
     charts = [
         bar_chart(folder / "scores.png", f"{year}年度各市州考核总分", labels, scored["total"].tolist(), "分"),
@@ -233,6 +274,9 @@ def assess(cfg: CampaignConfig, today: dt.date) -> dict[str, Any]:
     create_markdown_artifact(
         key="assessment-charts",
         markdown=f"### {title}\n\n{note}\n\n考核表（下载）：{report_link(workbook)}\n\n"
+        + "#### 全省分级建设计划完成情况\n\n"
+        + markdown_table(levels)
+        + "\n\n"
         + "\n\n".join(_embedded(c) for c in charts),
         description=f"{title}：图表",
     )

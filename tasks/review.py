@@ -23,13 +23,13 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, SQLModel
 
 from config import CampaignConfig
-from config.schema import LEVEL_LABELS, ReviewRules, Unit
+from config.schema import LEVEL_LABELS, Level, ReviewRules, Unit
 from models.clock import moment
-from models.db import session_scope, upsert
+from models.db import insert_ignoring_duplicates, session_scope, upsert
 from models.messages import render
 from models.outbox import outbox_key
 from models.planning import Decision
-from models.pool import TILT_COLUMNS, Hierarchy
+from models.pool import TILT_COLUMNS, Hierarchy, upper_bar_notes
 from models.review import NamingChoice, check_choices, expert_scores, incomplete, quota_of, rank, score_sheet
 from models.sheets import CheckContext
 from models.tables import (
@@ -38,9 +38,12 @@ from models.tables import (
     MessageKind,
     NamedBase,
     PoolApplication,
+    Recommendation,
+    RecommendationStatus,
 )
 from tasks.artifacts import publish_table
 from tasks.notify import enqueue
+from tasks.pool import load_pool, pool_rules
 from tasks.records import COUNTS, query_frame, settle, store_records
 from tasks.sheets import MESSAGE_ITEMS, SheetIntake
 
@@ -52,14 +55,20 @@ def review_of(cfg: CampaignConfig) -> ReviewRules:
 
 # ------------------------------------------------------------------ taking in scores
 def _own_pool(session: Session, cfg: CampaignConfig, sender: Unit, on: dt.date) -> CheckContext:
-    """A unit reviews the projects of its own pool."""
+    """A unit reviews the projects of its own pool: admitted there, or recommended into it from below."""
     hierarchy = Hierarchy.of(cfg.units)
     table = PoolApplication.__table__  # type: ignore[attr-defined]
+    rec = Recommendation.__table__  # type: ignore[attr-defined]
+    recommended_in = sa.select(rec.c.application_id).where(
+        rec.c.year == cfg.campaign.year,
+        rec.c.status == RecommendationStatus.approved.value,
+        rec.c.to_unit == sender.key,
+    )
     rows = session.execute(
         sa.select(table.c.credit_code, table.c.project_name, table.c.id, table.c.entity_name).where(
             table.c.year == cfg.campaign.year,
             table.c.admitted.is_(True),
-            table.c.pool_unit == sender.key,
+            sa.or_(table.c.pool_unit == sender.key, table.c.id.in_(recommended_in)),
         )
     ).all()
     return CheckContext(
@@ -204,7 +213,10 @@ def review_progress(cfg: CampaignConfig, today: dt.date) -> dict[str, int]:
             stale.append(unit.key)
             ranked.append(ranking.assign(unit_key=unit.key, level=unit.level.value))
         progress = pd.DataFrame(done, columns=["unit_key", "subject", "period", "done"])
-        settle(session, cfg, review.scores_obligation, progress, now)
+        level_of = progress["unit_key"].map(lambda k: units[k].level)
+        for obligation in {review.scores_obligation_of(level) for level in Level}:
+            mine = level_of.map(review.scores_obligation_of) == obligation
+            settle(session, cfg, obligation, progress[mine], now)
         table = NamedBase.__table__  # type: ignore[attr-defined]
         if stale:
             session.execute(sa.delete(table).where(table.c.year == year, table.c.unit_key.in_(stale)))
@@ -240,15 +252,17 @@ def waiting(cfg: CampaignConfig) -> list[dict[str, Any]]:
         if rows.empty:
             return []
         apps = _applications(session, [int(a) for a in rows["application_id"]])
+        upper = _upper_bar(session, cfg, rows)
     out = []
     for r in rows.to_dict("records"):
         unit = units[r["unit_key"]]
-        top_tier = review.tiers[unit.level][0].name if review.tiers.get(unit.level) else ""
         proposed = r["status"] == BaseStatus.proposed
+        note = upper.get(int(r["id"]))
         out.append(
             {
                 "id": int(r["id"]),
                 "unit_key": unit.key,
+                "application_id": int(r["application_id"]),
                 "route": f"{unit.name}（{LEVEL_LABELS[unit.level]}，名额 {quota_of(review, unit.key, unit.level)}）",
                 "rank": int(r["rank"]),
                 "project": apps.loc[r["application_id"], "project_name"],
@@ -258,12 +272,26 @@ def waiting(cfg: CampaignConfig) -> list[dict[str, Any]]:
                 "total": float(r["total"]),
                 "name": proposed,
                 "tier": r["tier"],
-                # 择优命名、逐级推荐: the top tier's bases are proposed upward; the operator may change it
-                "recommend": proposed and unit.reports_to is not None and r["tier"] == top_tier,
+                # 应推尽推: every base proposed for naming that meets the upper pool's bar goes up
+                "recommend": proposed and note == "",
+                "upper_bar": "—" if note is None else ("符合" if note == "" else f"不符合：{note}"),
+                "meets_upper_bar": note == "",
                 "proposed_at": r["ranked_at"],
             }
         )
     return out
+
+
+def _upper_bar(session: Session, cfg: CampaignConfig, rows: pd.DataFrame) -> dict[int, str | None]:
+    """Per ranked base (by id): "" if its project meets the bar of the pool above the reviewing unit,
+    what falls short otherwise, None where there is no pool above."""
+    rules = pool_rules(cfg)
+    pool, _ = load_pool(session, cfg.campaign.year)
+    projects = pool.set_index("id").reindex(rows["application_id"].astype(int))
+    projects = projects.assign(pool_unit=rows["unit_key"].to_numpy()).reset_index(drop=True)
+    on = rules.years_operating_on or cfg.campaign.application_window.end
+    notes = upper_bar_notes(projects, rules, Hierarchy.of(cfg.units), on)
+    return dict(zip(rows["id"].astype(int), notes, strict=True))
 
 
 def decide_namings(
@@ -315,6 +343,28 @@ def decide_namings(
                 flow_run_id=flow_run_id,
             ),
             updates,
+        )
+        # 逐级推荐: a named and recommended base enters the upper pool, as an approved recommendation,
+        # which starts its 包保 and quarterly visits there (tasks/visits.py).
+        recommended = [
+            {
+                "year": cfg.campaign.year,
+                "application_id": int(by_id[u["b_id"]]["application_id"]),
+                "from_unit": by_id[u["b_id"]]["unit_key"],
+                "to_unit": u["b_to"],
+                "to_level": units[u["b_to"]].level.value,
+                "status": RecommendationStatus.approved.value,
+                "proposed_at": decided_at,
+                "decided_at": decided_at,
+                "decided_by": decided_by,
+                "reason": "评审命名后推荐",
+                "flow_run_id": flow_run_id,
+            }
+            for u in updates
+            if u["b_to"] is not None
+        ]
+        insert_ignoring_duplicates(
+            session, Recommendation, recommended, unique=["application_id", "to_level"]
         )
         decided_units = sorted({by_id[i]["unit_key"] for i in chosen})
         enqueue(session, _result_messages(cfg, session, decided_units))

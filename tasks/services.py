@@ -19,14 +19,19 @@ from config.schema import Level
 from models.clock import moment
 from models.db import session_scope
 from models.deadlines import periods
-from models.services import fund_rates, needs_table, rate_text
+from models.pool import Hierarchy
+from models.services import LINKED_SEPARATORS, fund_rates, needs_table, rate_text
 from models.tables import (
     JobPosting,
     ObligationInstance,
     PoolApplication,
+    RecommendationStatus,
+    TrainingRecord,
+    VisitRecord,
 )
 from tasks.artifacts import publish_table
 from tasks.funds import FUNDS, fund_ledger, funds_table, raise_flags, settle_funds
+from tasks.pool import load_pool
 from tasks.records import query_frame, services_of
 from tasks.trainings import settle_trainings
 from tasks.visits import (
@@ -61,6 +66,54 @@ def _instances(session: Session, year: int, keys: list[str]) -> pd.DataFrame:
         ).where(table.c.year == year, table.c.obligation_key.in_(keys)),
         ["obligation_key", "unit_key", "period", "status", "done", "required"],
     )
+
+
+def service_coverage(session: Session, cfg: CampaignConfig, as_of: dt.date) -> pd.DataFrame:
+    """三(四) "三送…对象上要涵盖本级全部入库项目": per unit (unit_key), the projects of its pool
+    (`pool_projects`: admitted there or recommended into it) and those served this year up to `as_of`
+    (`served_projects`: visited, given a job posting, or named by a training the unit's area held)."""
+    year = cfg.campaign.year
+    apps, recs = load_pool(session, year)
+    approved = recs[recs["status"] == RecommendationStatus.approved]
+    members = pd.concat(
+        [
+            pd.DataFrame({"unit_key": apps["own_unit"], "application_id": apps["id"]}),
+            pd.DataFrame({"unit_key": approved["to_unit"], "application_id": approved["application_id"]}),
+        ],
+        ignore_index=True,
+    ).drop_duplicates()
+    visit, posting = VisitRecord.__table__, JobPosting.__table__  # type: ignore[attr-defined]
+    served = set(
+        session.execute(
+            sa.select(visit.c.application_id)
+            .where(visit.c.year == year, visit.c.visited_on <= as_of)
+            .union(
+                sa.select(posting.c.application_id).where(
+                    posting.c.year == year, posting.c.posted_on <= as_of
+                )
+            )
+        ).scalars()
+    )
+    training = TrainingRecord.__table__  # type: ignore[attr-defined]
+    linked = query_frame(
+        session,
+        sa.select(training.c.unit_key, training.c.linked_projects).where(
+            training.c.year == year, training.c.held_on <= as_of, training.c.linked_projects != ""
+        ),
+        ["unit_key", "linked_projects"],
+    )
+    if not linked.empty:  # a training names projects by name: those of the holding unit's area
+        hierarchy = Hierarchy.of(cfg.units)
+        names = linked.assign(project_name=linked["linked_projects"].str.split(LINKED_SEPARATORS, regex=True))
+        names = names.explode("project_name").assign(project_name=lambda f: f["project_name"].str.strip())
+        for unit_key, group in names.groupby("unit_key"):
+            area = apps[apps["region_key"].isin(hierarchy.jurisdiction(str(unit_key)))]
+            served |= set(area.loc[area["project_name"].isin(group["project_name"]), "id"].astype(int))
+    members["served"] = members["application_id"].isin(served)
+    out = members.groupby("unit_key").agg(
+        pool_projects=("application_id", "size"), served_projects=("served", "sum")
+    )
+    return out.reset_index()
 
 
 def service_summary(session: Session, cfg: CampaignConfig, today: dt.date) -> pd.DataFrame:
@@ -107,6 +160,15 @@ def service_summary(session: Session, cfg: CampaignConfig, today: dt.date) -> pd
         ["unit_key", "workshops"],
     ).set_index("unit_key")["workshops"]
     out["就业帮扶车间（个）"] = workshops.reindex(out.index).fillna(0).astype(int)
+    coverage = service_coverage(session, cfg, today).set_index("unit_key").reindex(out.index, fill_value=0)
+    out["三送覆盖（已服务/入库项目）"] = (
+        coverage["served_projects"].astype(int).astype(str)
+        + "/"
+        + coverage["pool_projects"].astype(int).astype(str)
+    )
+    out["三送覆盖率"] = (
+        coverage["served_projects"] / coverage["pool_projects"].where(coverage["pool_projects"] > 0)
+    ).map(lambda v: "—" if pd.isna(v) else f"{v:.0%}")
     grouped = postings.groupby("unit_key")
     out["招聘发布（项目/条）"] = (
         (grouped["application_id"].nunique().astype(str) + "/" + grouped["postings"].sum().astype(str))

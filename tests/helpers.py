@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +28,21 @@ def edit_yaml(path: Path, change: Any) -> None:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     change(data)
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def config_copy(target: Path) -> Path:
+    """A private copy of the repository's config/ data at `target` (not named `config` inside a served
+    command's working folder: a folder of that name there would hide the `config` package)."""
+    source = Path(__file__).resolve().parents[1] / "config"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    return target
+
+
+def recommend_on_admission(config_dir: Path) -> Path:
+    """The config copy as a year whose notice recommends projects straight from admission (the pool's
+    approval step); 2022's notice recommends only named ones (三(三)), through the review."""
+    edit_yaml(config_dir / "campaigns" / "2022.yaml", lambda d: d["pool"].update(propose_on_admission=True))
+    return config_dir
 
 
 def set_channels(config_dir: Path, channels: dict[str, list[dict[str, str]]]) -> None:
@@ -135,12 +151,13 @@ def answer(client: httpx.Client, method: str, url: str, **kwargs: object) -> obj
 
 
 @contextlib.contextmanager
-def campaign_served(root: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
-    """`campaign serve` as a new user starts it (fresh_cli_env), on free ports, for the life of the block:
-    (the process, the UI/API port, the reports port). Its output is readable from `proc.stdout`."""
+def campaign_served(root: Path, **extra: str) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
+    """`campaign serve` as a new user starts it (fresh_cli_env, plus `extra` settings), on free ports, for
+    the life of the block: (the process, the UI/API port, the reports port). Its output is readable
+    from `proc.stdout`."""
     port, reports_port = free_port(), free_port()
     # The runner looks for runs to start every second instead of every ten: the tests wait less.
-    env = fresh_cli_env(root, PREFECT_RUNNER_POLL_FREQUENCY="1")
+    env = fresh_cli_env(root, PREFECT_RUNNER_POLL_FREQUENCY="1", **extra)
     command = ["serve", "--port", str(port), "--reports-port", str(reports_port)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", *command],

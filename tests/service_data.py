@@ -11,7 +11,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import edit_yaml
+from tests.helpers import edit_yaml, recommend_on_admission
 from tests.pool_data import application, credit_code, write_xlsx
 
 PROVINCE, SONGYUAN, CHANGCHUN, MEIHEKOU = "220000", "220700", "220100", "220581"
@@ -87,7 +87,8 @@ def approve_recommendations(config_dir: Path, inbox: Path, on: dt.date) -> dict[
     from models.clock import moment
     from tasks.pool import decide_recommendations, propose_recommendations, take_in_workbook
 
-    cfg = load_config()
+    recommend_on_admission(config_dir)  # the shortest way to approved recommendations; the review's
+    cfg = load_config()  # naming makes the same rows (tests/test_review.py)
     received = moment(on, cfg.campaign)
     take_in_workbook(
         cfg, write_xlsx(inbox / "乾安县-培育库申报表.xlsx", [application(1), application(2)]), received

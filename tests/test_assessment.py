@@ -99,7 +99,9 @@ def year(env: dict[str, Any], prefect_harness: None) -> dict[str, Any]:
     sync_campaign(cfg, ["entrepreneur_training", "agri_tech_training", "typical_bases", "experience_article"])
     autumn = moment(dt.date(2022, 11, 1), cfg.campaign)
     trainings = [
-        training("乾安县", "创业者培训", "2022-09-10", "电商运营"),
+        training(
+            "乾安县", "创业者培训", "2022-09-10", "电商运营", 关联项目="肉牛养殖项目1"
+        ),  # 三送 reaches 1
         training("松原市", "农技人员培训", "2022-08-01", "肉牛防疫"),
         training("松原市", "农技人员培训", "2022-10-01", "青贮饲料"),
     ]
@@ -269,10 +271,12 @@ def test_assessment_figures_match_a_hand_computation_and_the_workbook(year: dict
     poverty = {SONGYUAN: 8 + 12, CHANGCHUN: 8}
     growth = {SONGYUAN: (33000 + 36000 - 60000) / 60000, CHANGCHUN: (31500 - 30000) / 30000}
     funds_rate = (150 / 150 + 130 / 150) / 2  # arrival 150/150, execution (80 + 50)/150; 长春市 none
+    # Duties: entrepreneur H2 + agri-tech per unit, 乾安县's and 松原市's met. 三送 coverage (三(四) "涵盖本级
+    # 全部入库项目"): 乾安县's pool of 2 has project 1 served by its training; 农安县's 1 none. Equal weight.
     services = {
-        SONGYUAN: 2 / 6,
-        CHANGCHUN: 0 / 4,
-    }  # entrepreneur H2 + agri-tech per unit; 乾安县's and 松原市's met
+        SONGYUAN: (2 / 6 + 1 / 2) / 2,
+        CHANGCHUN: (0 / 4 + 0 / 1) / 2,
+    }
     expected = {
         SONGYUAN: {
             "数量指标": 25 * songyuan_bases / 3,
@@ -297,6 +301,7 @@ def test_assessment_figures_match_a_hand_computation_and_the_workbook(year: dict
     book = load_workbook(published["workbook"])
     assert book.sheetnames == [
         "汇总",
+        "分级完成情况",
         "数量指标",
         "质量指标",
         "社会效益指标",
@@ -327,6 +332,18 @@ def test_assessment_figures_match_a_hand_computation_and_the_workbook(year: dict
     assert (songyuan_q["年度建设计划"], songyuan_q["命名基地数"]) == (3, 2)
     assert songyuan_q["其中就业帮扶车间"] == 0  # 一: counted with the bases; none of 松原市's two is one
     assert (songyuan_q["命名基地数：市本级"], songyuan_q["命名基地数：所属县（市、区）"]) == (0, 2)
+    # 一 省、市、县三级 against the plan (this fixture's 示意 split: city 2, county 4): three county bases
+    levels = [r for r in book["分级完成情况"].iter_rows(min_row=4, values_only=True)]
+    assert levels == [("省级", 0, 0, "—"), ("市级", 2, 0, "0.0%"), ("县级", 4, 3, "75.0%")]
+    service = book["服务基地"]
+    s_headers = [c.value for c in service[3]]
+    songyuan_s = next(
+        dict(zip(s_headers, r, strict=True))
+        for r in service.iter_rows(min_row=4, values_only=True)
+        if r[1] == "松原市"
+    )
+    assert (songyuan_s["入库项目"], songyuan_s["已服务入库项目"]) == (2, 1)
+    assert songyuan_s["完成情况"] == "事项 2 / 6，三送覆盖 1 / 2"
     funds_sheet = book["资金到位和执行"]
     f_headers = [c.value for c in funds_sheet[3]]
     songyuan_f = next(
@@ -383,3 +400,35 @@ def test_a_draft_with_nothing_due_scores_nothing_and_says_so() -> None:
     assert draft["publicity_shown"].tolist() == ["未到期（不计分）"] * 2
     final = score(totals, rules, final=True)
     assert final["total"].tolist() == [15.0, 15.0]
+
+
+def test_a_base_named_at_several_levels_counts_once_at_the_highest() -> None:
+    """一 "省、市、县三级…基地120个" counts bases, not namings: project 1, named by 乾安县, then 松原市, then
+    the province, is one provincial base, counted for 松原市 (where it lies); project 2, named by 乾安县
+    only, is 乾安县's; project 3, named by 长春市, is 长春市's."""
+    from config.schema import Level
+    from models.assessment import bases_counted, level_plan
+
+    named = pd.DataFrame(
+        {
+            "unit_key": [QIANAN, SONGYUAN, PROVINCE, QIANAN, CHANGCHUN],
+            "level": ["county", "city", "province", "county", "city"],
+            "application_id": [1, 1, 1, 2, 3],
+            "region_key": [QIANAN, QIANAN, QIANAN, QIANAN, NONGAN],
+        }
+    )
+    kept = bases_counted(named, {QIANAN: SONGYUAN, NONGAN: CHANGCHUN, SONGYUAN: SONGYUAN})
+    got = sorted(
+        zip(kept["application_id"], kept["level"], kept["counts_for"], kept["provincial"], strict=True)
+    )
+    assert got == [
+        (1, "province", SONGYUAN, True),
+        (2, "county", QIANAN, False),
+        (3, "city", CHANGCHUN, False),
+    ]
+    plan = level_plan(kept, {Level.province: 2, Level.city: 4, Level.county: 0})
+    assert plan.to_dict("records") == [
+        {"级别": "省级", "计划": 2, "已命名": 1, "完成率": "50.0%"},
+        {"级别": "市级", "计划": 4, "已命名": 1, "完成率": "25.0%"},
+        {"级别": "县级", "计划": 0, "已命名": 1, "完成率": "—"},
+    ]

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import answer, authenticated, campaign_served
+from tests.helpers import answer, authenticated, campaign_served, config_copy, recommend_on_admission
 from tests.pool_data import application, write_xlsx
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -92,7 +92,10 @@ def test_an_operator_runs_the_june_survey_and_approves_a_recommendation(tmp_path
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with campaign_served(tmp_path) as (proc, port, _):
+    # The pool's approval form, in a year that recommends on admission (a config switch, off in 2022,
+    # whose approval is the review's naming form, built by the same flows/approval.py).
+    config = str(recommend_on_admission(config_copy(tmp_path / "operator-config")))
+    with campaign_served(tmp_path, CAMPAIGN_CONFIG_DIR=config) as (proc, port, _):
         _operate_in_browser(tmp_path, proc, port, sync_playwright)
 
 

@@ -80,6 +80,14 @@ TABLE: dict[tuple[str, str, str], dict[dt.date, str]] = {
         D(2022, 11, 8): "E2",
         D(2022, 11, 15): "E3",
     },
+    # The province's own round (示意 11-01 … Thursday 12-15): reminded; nobody above it to escalate to.
+    ("provincial_review", "2022", PROVINCE): {
+        D(2022, 11, 1): "kickoff",
+        D(2022, 12, 1): "D-10",
+        D(2022, 12, 8): "D-5",
+        D(2022, 12, 14): "D-1",
+        D(2022, 12, 15): "D0",
+    },
     ("typical_bases", "2022", SONGYUAN): {**KICKOFF_0621, **YEAR_END},  # owed by cities only
     ("experience_article", "2022", SONGYUAN): {**KICKOFF_0621, **YEAR_END},
     ("exchange_meeting", "2022", PROVINCE): {D(2022, 7, 1): "kickoff", **NO_ESCALATION},

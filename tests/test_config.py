@@ -44,6 +44,7 @@ def test_campaign_2022_holds_the_calendar() -> None:
         "funds_tracking",
         "review_plan",
         "base_review",
+        "provincial_review",
         "typical_bases",
         "experience_article",
         "exchange_meeting",
@@ -56,6 +57,15 @@ def test_campaign_2022_holds_the_calendar() -> None:
     assert (agri.count_for(Level.city), agri.count_for(Level.county)) == (2, 1)
     assert campaign.quotas.illustrative and campaign.quotas.total == 120
     assert campaign.obligation("base_review").schedule.due == dt.date(2022, 10, 31)  # type: ignore[union-attr]
+    provincial = campaign.obligation("provincial_review")  # 一 三级基地: the province names its own, later
+    assert provincial.owed_by == (Level.province,)
+    assert provincial.schedule.due == dt.date(2022, 12, 15)  # type: ignore[union-attr]
+    assert campaign.review is not None
+    assert campaign.review.scores_obligation_of(Level.province) == "provincial_review"
+    assert campaign.review.scores_obligation_of(Level.county) == "base_review"
+    assert (
+        campaign.pool is not None and not campaign.pool.propose_on_admission
+    )  # 三(三): named first, then up
 
 
 def _copy_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -256,7 +266,7 @@ def test_check_lists_every_value_the_notice_does_not_give(capsys: pytest.Capture
 
     assert main(["check", "--year", "2022"]) == 0
     out = capsys.readouterr().out
-    assert "示意值（通知未给出，须由省厅确认或替换）：17 项" in out
+    assert "示意值（通知未给出，须由省厅确认或替换）：18 项" in out
     for line in (
         "三(四)  obligations[leader_assignment].schedule.within_working_days = 5",
         "三(四)  services.first_visit_min_working_days = 10",
@@ -264,20 +274,29 @@ def test_check_lists_every_value_the_notice_does_not_give(capsys: pytest.Capture
         "三(三)  pool.weights = ",
         "三(五)  services.funds.targets = ",
         "三(五)  services.funds.base_subsidy.tolerance_days = 30",
+        "一  obligations[provincial_review].schedule = ",
     ):
         assert line in out, line
 
 
-def test_check_compares_the_naming_quotas_with_the_plan_of_120(capsys: pytest.CaptureFixture[str]) -> None:
-    """一 "年内计划建设省、市、县三级…基地120个". The 2022 quotas let each of the 11 city-level units name 3
-    (长春市 4) and each of the 59 counties 2: 34 + 118 = 152 namings, against a plan of 120 split (示意)
-    10 / 30 / 80; nobody names provincial bases yet."""
+def test_check_compares_the_naming_quotas_with_the_plan_of_120(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """一 "年内计划建设省、市、县三级…基地120个". The 2022 file's quotas (示意) name exactly the plan: the
+    province 27, the 11 city-level units 3 each (长春市 4) = 34, the 59 counties 1 each = 59. Raising the
+    counties' quota to 2 names 118 against a plan of 59, and 长春市 with its 11 districts and counties
+    4 + 22 = 26 against its 18."""
     from flows.cli import main
 
     assert main(["check", "--year", "2022"]) == 0
+    assert "建设计划与命名名额：一致" in capsys.readouterr().out
+
+    config = _copy_config(tmp_path, monkeypatch)
+    edit_yaml(config / "campaigns" / "2022.yaml", lambda d: d["review"]["naming_quota"].update(county=2))
+    assert main(["check", "--year", "2022"]) == 0
     out = capsys.readouterr().out
-    assert "建设计划与命名名额：不一致（4 处）" in out
-    assert "省级：计划 10 个，命名名额合计只有 0 个，计划无法完成" in out
-    assert "市级：计划 30 个，命名名额合计 34 个，超出计划 4 个" in out
-    assert "县级：计划 80 个，命名名额合计 118 个，超出计划 38 个" in out
-    assert "合计：计划 120 个，命名名额合计 152 个" in out
+    assert "县级：计划 59 个，命名名额合计 118 个，超出计划 59 个" in out
+    assert "长春市：计划 18 个，市县两级命名名额合计 26 个，超出计划" in out
+    assert "梅河口市：" not in out  # no counties: 3 of its 6
+    assert "合计：计划 120 个，命名名额合计 179 个" in out
+    assert "省级：" not in out

@@ -17,7 +17,7 @@ from models.db import session_scope
 from models.privacy import mask_phone, mask_ric
 from models.sheets import ERROR_COLUMN
 from models.tables import IntakeFile, IntakeRejection, PoolApplication, Recommendation
-from tests.helpers import edit_yaml, outbox, run_tagged, wait_for_pause
+from tests.helpers import edit_yaml, outbox, recommend_on_admission, run_tagged, wait_for_pause
 from tests.pool_data import HEADERS, application, credit_code, id_number, write_csv, write_xlsx
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -317,8 +317,12 @@ def test_unreadable_or_unknown_files_are_kept_and_the_sender_told(env: dict[str,
     assert told == {"220000", "220723"}  # unknown sender: the province is told
 
 
-def _pool_with_candidates(env: dict[str, object]) -> None:
-    """乾安县: two projects meeting the city bar, one not; 梅河口市: one meeting the province bar."""
+def _pool_with_candidates(env: dict[str, object], *, on_admission: bool = True) -> None:
+    """乾安县: two projects meeting the city bar, one not; 梅河口市: one meeting the province bar. With
+    `on_admission`, the year recommends straight from admission (the switch these approval tests are
+    about; 2022 itself recommends through the review's naming)."""
+    if on_admission:
+        recommend_on_admission(Path(str(env["config_dir"])))
     folder = inbox(env)
     write_xlsx(
         folder / "乾安县-培育库申报表.xlsx",
@@ -332,6 +336,20 @@ def _pool_with_candidates(env: dict[str, object]) -> None:
         folder / "梅河口市-培育库申报表.xlsx",
         [application(4, **{"所在县（市、区）": "梅河口市", "统一社会信用代码": credit_code(4, "220581")})],
     )
+
+
+def test_in_2022_admission_recommends_nothing_the_review_does(env: dict[str, object]) -> None:
+    """三(三) "对经评审命名且符合上级入库条件的项目做到应推尽推": the same candidates, admitted in 2022,
+    are not proposed upward and the run does not wait for anyone."""
+    from flows.pool import pool_intake
+
+    _pool_with_candidates(env, on_admission=False)
+    result = pool_intake(today=TODAY)
+    assert result["proposals_open"] == 0 and "approval" not in result
+    assert result["pools"] == {"province": 0, "city": 1, "county": 2}  # project 3 is below 乾安县's bar
+    with session_scope() as session:
+        assert session.exec(select(Recommendation)).all() == []
+    assert not [m for m in outbox() if m.kind in ("approval_due", "recommendation")]
 
 
 @pytest.mark.also_postgres

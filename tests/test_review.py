@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import select
 
 from config.schema import Level
-from tests.helpers import outbox, run_tagged, wait_for_pause
+from tests.helpers import edit_yaml, outbox, run_tagged, wait_for_pause
 from tests.pool_data import application, credit_code, write_xlsx
 from tests.service_data import PROVINCE, QIANAN, SONGYUAN, use_small_hierarchy
 
@@ -27,6 +27,7 @@ SCORE_HEADERS = [
     "申报材料截止日期",
 ]
 COUNTY_CRITERIA = ["带动创业就业", "经营效益", "运营管理", "示范带动"]
+CITY_CRITERIA = ["带动创业就业", "经营效益", "运营管理", "品牌与示范"]  # the province scores on these too
 EXPERTS = ["甲", "乙", "丙", "丁", "戊"]
 TODAY = dt.date(2022, 10, 20)
 
@@ -110,7 +111,9 @@ def test_incomplete_scoring_names_each_missing_expert_and_criterion(
 
 
 # ------------------------------------------------------------------ the flow
-def _scores(project: int, totals: list[float], **overrides: Any) -> list[dict[str, Any]]:
+def _scores(
+    project: int, totals: list[float], criteria: list[str] = COUNTY_CRITERIA, **overrides: Any
+) -> list[dict[str, Any]]:
     """Five experts' rows for one 乾安县 project; each expert gives every criterion the same score."""
     return [
         {
@@ -125,7 +128,7 @@ def _scores(project: int, totals: list[float], **overrides: Any) -> list[dict[st
         }
         | overrides
         for expert, total in zip(EXPERTS, totals, strict=True)
-        for criterion in COUNTY_CRITERIA
+        for criterion in criteria
     ]
 
 
@@ -143,7 +146,12 @@ def _pool(env: dict[str, Any]) -> dict[str, int]:
         sync_hierarchy(session, cfg)
     folder = Path(env["home"]) / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
-    rows = [application(1, **{"是否就业帮扶车间": "是"}), application(2), application(3), application(4)]
+    rows = [
+        application(1, **{"是否就业帮扶车间": "是"}),
+        application(2),
+        application(3),
+        application(4, 吸纳就业人数="15"),  # 乾安县's filed bar asks no jobs, 松原市's (the city's) 20
+    ]
     take_in_workbook(
         cfg, write_xlsx(folder / "乾安县-培育库申报表.xlsx", rows), moment(dt.date(2022, 7, 1), cfg.campaign)
     )
@@ -157,6 +165,11 @@ def _pool(env: dict[str, Any]) -> dict[str, int]:
 @pytest.fixture
 def review_env(env: dict[str, Any], prefect_harness: None) -> dict[str, Any]:
     use_small_hierarchy(Path(env["config_dir"]))
+    # these scenarios are written for a county quota of 2 (the 2022 file's 示意 quota is 1)
+    edit_yaml(
+        Path(env["config_dir"]) / "campaigns" / "2022.yaml",
+        lambda d: d["review"]["naming_quota"].update(county=2),
+    )
     env["ids"] = _pool(env)
     env["inbox"] = Path(env["home"]) / "inbox" / "base_review"
     env["inbox"].mkdir(parents=True, exist_ok=True)
@@ -302,6 +315,130 @@ def test_an_answer_over_quota_is_refused_and_the_proposals_stay_open(review_env:
     assert outcome["named"] == 0
     assert outcome["refused"] == {QIANAN: "命名 4 个，超过名额 2 个"}
     assert sum(r["name"] for r in waiting(cfg)) == 2
+
+
+def test_named_bases_go_up_level_by_level_and_the_province_names_its_own(review_env: dict[str, Any]) -> None:
+    """三(三) 应推尽推 of the named, 三(六) 择优命名、逐级推荐, 一 省市县三级: 乾安县 names two bases that meet
+    松原市's bar; they enter 松原市's pool with a 包保 owed by 乾安县 (5 working days after Thu 2022-10-20:
+    Thu 10-27). 松原市 reviews them and recommends one to the province, which reviews it in its own round
+    (provincial_review, 11-01 … 12-15) and names it a provincial base (一档, 500,000 元)."""
+    from config import load_config
+    from flows.review import october_review
+    from flows.services import quarterly_visits
+    from models.db import session_scope
+    from models.review import NamingChoice
+    from models.tables import NamedBase, ObligationInstance, Recommendation
+    from tasks.review import _own_pool, decide_namings, waiting
+
+    ids = review_env["ids"]
+    inbox = review_env["inbox"]
+    rows = _scores(1, [80] * 5) + _scores(2, [83] * 5) + _scores(3, [85] * 5) + _scores(4, [95] * 5)
+    write_xlsx(inbox / "乾安县-专家评分表.xlsx", rows, SCORE_HEADERS)
+    october_review(today=TODAY, approve=False)
+    cfg = load_config()
+    open_rows = {r["project"]: r for r in waiting(cfg)}
+    # 4: 95 + 7 = 102, first; 3: 92; 1: 80 + 10 = 90; 2: 90, applied later
+    assert [r["project"] for r in waiting(cfg)] == [f"肉牛养殖项目{n}" for n in (4, 3, 1, 2)]
+    assert open_rows["肉牛养殖项目4"]["upper_bar"] == "不符合：吸纳就业15人，松原市标准20人"
+    assert open_rows["肉牛养殖项目3"]["upper_bar"] == "符合"
+    # proposed for naming: 4 and 3; only 3 meets the upper bar, so only 3 is proposed upward
+    assert [(r["name"], r["recommend"]) for r in open_rows.values()] == [
+        (True, False),
+        (True, True),
+        (False, False),
+        (False, False),
+    ]
+
+    at = dt.datetime(2022, 10, 20, 1, tzinfo=dt.UTC)  # 09:00 in Changchun
+
+    def decide(choices: list[NamingChoice], rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return decide_namings(cfg, rows, choices, decided_by="李四", decided_at=at, flow_run_id=None)
+
+    def choice(project: str, name: bool, tier: str, recommend: bool, reason: str = "") -> NamingChoice:
+        return NamingChoice(open_rows[project]["id"], name, tier, recommend, reason)
+
+    # Recommending 4 upward is refused (the whole unit waits); 1 instead of 4, both recommended, applies.
+    refused = decide(
+        [choice("肉牛养殖项目4", True, "一档", True), choice("肉牛养殖项目3", True, "二档", True)],
+        list(open_rows.values()),
+    )
+    assert refused["refused"] == {QIANAN: "肉牛养殖项目4 不符合：吸纳就业15人，松原市标准20人，不能推荐上级"}
+    applied = decide(
+        [
+            choice("肉牛养殖项目4", False, "", False, "经营场所核查未通过"),
+            choice("肉牛养殖项目3", True, "一档", True),
+            choice("肉牛养殖项目1", True, "二档", True),
+        ],
+        list(open_rows.values()),
+    )
+    assert (applied["named"], applied["refused"]) == (2, {})
+    with session_scope() as session:
+        recs = session.exec(select(Recommendation)).all()
+        assert sorted(
+            (r.application_id, r.from_unit, r.to_unit, r.status, r.decided_by) for r in recs
+        ) == sorted(
+            [
+                (ids["肉牛养殖项目3"], QIANAN, SONGYUAN, "approved", "李四"),
+                (ids["肉牛养殖项目1"], QIANAN, SONGYUAN, "approved", "李四"),
+            ]
+        )
+    city_unit = next(u for u in cfg.units if u.key == SONGYUAN)
+    with session_scope() as session:  # 松原市 now reviews them: they are in its pool
+        pool = _own_pool(session, cfg, city_unit, dt.date(2022, 10, 21)).projects
+    assert set(pool) == {(credit_code(3), "肉牛养殖项目3"), (credit_code(1), "肉牛养殖项目1")}
+    to_qianan = next(
+        m for m in outbox() if m.kind == "review_result" and m.unit_key == QIANAN and m.step == "named"
+    )
+    assert "包保" in to_qianan.body
+
+    quarterly_visits(today=dt.date(2022, 10, 21))
+    with session_scope() as session:
+        owed = session.exec(
+            select(ObligationInstance).where(ObligationInstance.obligation_key == "leader_assignment")
+        ).all()
+    assert sorted((i.unit_key, i.due_on) for i in owed) == [(QIANAN, dt.date(2022, 10, 27))] * 2
+
+    # 松原市's review (city criteria): 3 scores 88, 1 scores 86; both named, 3 recommended to the province.
+    city_rows = _scores(3, [88] * 5, CITY_CRITERIA) + _scores(1, [86] * 5, CITY_CRITERIA)
+    write_xlsx(inbox / "松原市-专家评分表.xlsx", city_rows, SCORE_HEADERS)
+    october_review(today=dt.date(2022, 10, 25), approve=False)
+    open_rows = {r["project"]: r for r in waiting(cfg)}
+    assert {r["route"] for r in open_rows.values()} == {"松原市（市级，名额 3）"}
+    assert [r["recommend"] for r in open_rows.values()] == [True, True]  # both meet the province bar
+    at = dt.datetime(2022, 10, 25, 1, tzinfo=dt.UTC)
+    decide(
+        [choice("肉牛养殖项目3", True, "一档", True), choice("肉牛养殖项目1", True, "二档", False)],
+        list(open_rows.values()),
+    )
+
+    # The province's round: its experts score project 3 on 11-15; it is named a provincial base.
+    province_rows = _scores(3, [90] * 5, CITY_CRITERIA)
+    write_xlsx(inbox / "吉林省-专家评分表.xlsx", province_rows, SCORE_HEADERS)
+    result = october_review(today=dt.date(2022, 11, 15), approve=False)
+    assert result["namings_open"] == 1
+    [row] = waiting(cfg)
+    assert (row["route"], row["upper_bar"], row["recommend"]) == ("吉林省（省级，名额 27）", "—", False)
+    open_rows = {row["project"]: row}
+    at = dt.datetime(2022, 11, 15, 1, tzinfo=dt.UTC)
+    assert decide([choice("肉牛养殖项目3", True, "一档", True)], [row])["refused"] == {
+        PROVINCE: "肉牛养殖项目3 已是省级，没有上级可推荐"
+    }
+    assert decide([choice("肉牛养殖项目3", True, "一档", False)], [row])["named"] == 1
+    with session_scope() as session:
+        named = session.exec(select(NamedBase).where(NamedBase.status == "named")).all()
+        provincial = session.exec(
+            select(ObligationInstance).where(ObligationInstance.obligation_key == "provincial_review")
+        ).one()
+    assert sorted((b.unit_key, b.application_id, b.tier, b.amount_yuan) for b in named) == sorted(
+        [
+            (QIANAN, ids["肉牛养殖项目3"], "一档", 100000),
+            (QIANAN, ids["肉牛养殖项目1"], "二档", 50000),
+            (SONGYUAN, ids["肉牛养殖项目3"], "一档", 300000),
+            (SONGYUAN, ids["肉牛养殖项目1"], "二档", 200000),
+            (PROVINCE, ids["肉牛养殖项目3"], "一档", 500000),
+        ]
+    )
+    assert (provincial.unit_key, provincial.status) == (PROVINCE, "submitted")
 
 
 def test_assistance_workshops_are_counted_per_unit(review_env: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ import pytest
 from config import load_config
 from flows.cli import main as cli
 from flows.schedules import daily_schedule, flow_windows
-from tests.helpers import answer, authenticated, campaign_served
+from tests.helpers import answer, authenticated, campaign_served, config_copy, recommend_on_admission
 from tests.pool_data import application, write_xlsx
 
 
@@ -61,7 +61,9 @@ def test_calendar_preview_prints_every_step(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_serve_gives_operators_runnable_deployments(tmp_path: Path) -> None:
-    with campaign_served(tmp_path) as (proc, port, reports_port):
+    # the pool's approval step runs in a year that recommends on admission (off in 2022)
+    config = str(recommend_on_admission(config_copy(tmp_path / "operator-config")))
+    with campaign_served(tmp_path, CAMPAIGN_CONFIG_DIR=config) as (proc, port, reports_port):
         _operate(tmp_path, proc, port, reports_port)
 
 

@@ -25,8 +25,9 @@ from models.services import (
 )
 from models.tables import FundRecord, ObligationInstance, PoolApplication, TrainingRecord, VisitRecord
 from tests.helpers import outbox
-from tests.pool_data import credit_code
+from tests.pool_data import application, credit_code, write_xlsx
 from tests.service_data import (
+    CHANGCHUN,
     FUND_HEADERS,
     QIANAN,
     SONGYUAN,
@@ -449,3 +450,35 @@ def test_96885_postings_are_counted_per_unit_from_the_bureaus_sheet(
     with session_scope() as session:
         table = service_summary(session, cfg, D(2022, 8, 10)).set_index("代码")
     assert table.loc[QIANAN, "招聘发布（项目/条）"] == "2/5"
+
+
+def test_three_services_reach_every_pool_project_not_only_the_recommended(
+    services_env: dict[str, object], tmp_path: Path
+) -> None:
+    """三(四) "三送…对象上要涵盖本级全部入库项目": 乾安县's pool holds projects 1 and 2 (both recommended to
+    松原市, so in its pool too) and project 7, admitted in August and never recommended. A visit to 7 and a
+    job posting for 1 serve two of 乾安县's three, and one of 松原市's two; 长春市's pool is empty."""
+    from models.db import session_scope
+    from tasks.pool import take_in_workbook
+    from tasks.services import service_summary
+    from tasks.sheets import take_in_sheet
+    from tasks.visits import posting_intake
+
+    cfg = load_config()
+    pool = write_xlsx(tmp_path / "乾安县-培育库申报表（八月）.xlsx", [application(7)])
+    assert take_in_workbook(cfg, pool, moment(D(2022, 8, 1), cfg.campaign))["admitted"] == 1
+    visits = write_sheet(tmp_path / "乾安县-走访记录表.xlsx", VISIT_HEADERS, [visit(7, "2022-08-10")])
+    assert _take_in("visits", visits, D(2022, 8, 20))["new"] == 1  # an unrecommended pool project
+    posting = {"项目名称": "肉牛养殖项目1", "统一社会信用代码": credit_code(1), "发布日期": "2022-08-15"}
+    headers = ["项目名称", "统一社会信用代码", "发布日期", "发布条数"]
+    path = write_sheet(tmp_path / "乾安县-招聘发布记录表.xlsx", headers, [posting | {"发布条数": "2"}])
+    take_in_sheet(cfg, posting_intake(cfg), path, moment(D(2022, 8, 20), cfg.campaign))
+
+    with session_scope() as session:
+        table = service_summary(session, cfg, D(2022, 8, 31)).set_index("代码")
+        before = service_summary(session, cfg, D(2022, 8, 12)).set_index("代码")  # the posting not yet
+    column = "三送覆盖（已服务/入库项目）"
+    assert table.loc[QIANAN, column] == "2/3" and table.loc[QIANAN, "三送覆盖率"] == "67%"
+    assert table.loc[SONGYUAN, column] == "1/2" and table.loc[SONGYUAN, "三送覆盖率"] == "50%"
+    assert table.loc[CHANGCHUN, column] == "0/0" and table.loc[CHANGCHUN, "三送覆盖率"] == "—"
+    assert before.loc[QIANAN, column] == "1/3"
