@@ -8,7 +8,7 @@ campaign run FLOW [--today D] [--dry-run] [--year Y]
                                      run one flow now (as of a date), without a server
 campaign record OBLIGATION UNIT --by NAME [--on D] [--file F] [--note N]
 campaign status OBLIGATION [--today D]
-campaign template [--sheet S] [PATH] write a blank workbook: pool (default), visits, postings, trainings,
+campaign template [--sheet S] [PATH] write a blank workbook: pool (default), standards, visits, postings, trainings,
                                      funds, scores, publicity, income
 campaign intake FILE [--sheet S] [--json] [--today D]
                                      take in one workbook now; --json prints the summary
@@ -35,7 +35,7 @@ from config.errors import CampaignError
 from config.flows import RUNNABLE
 
 RUNS_FLOWS = ("run", "record", "intake", "assign", "deliver", "demo")  # these need a Prefect API to run flows
-SHEETS = ("pool", "visits", "postings", "trainings", "funds", "scores", "publicity", "income")
+SHEETS = ("pool", "standards", "visits", "postings", "trainings", "funds", "scores", "publicity", "income")
 
 
 def _date(text: str) -> dt.date:
@@ -61,6 +61,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print("建设计划与命名名额：" + ("一致" if not gaps else f"不一致（{len(gaps)} 处）"))
         for gap in gaps:
             print(f"  {gap}")
+    if campaign.pool is not None:
+        _check_filed_standards(cfg)
     if campaign.illustrative_values:
         print(f"示意值（通知未给出，须由省厅确认或替换）：{len(campaign.illustrative_values)} 项")
         dumped = campaign.model_dump(mode="json")
@@ -93,6 +95,29 @@ def cmd_check(args: argparse.Namespace) -> int:
         else:
             print(f"注意：{year} 年的节假日与调休尚无数据，该年日期按周末计算", file=sys.stderr)
     return 0
+
+
+def _check_filed_standards(cfg: Any) -> None:
+    """三(二)、四(二): which cities and counties have filed no 入库标准表 (their pools admit on the level's
+    default bar, or the campaign file's entry for them)."""
+    import sqlalchemy as sa
+
+    from models.db import session_scope
+    from models.standards import units_without_a_bar
+    from tasks.standards import filed_bars
+
+    try:
+        with session_scope() as session:
+            filed = [str(r["unit_key"]) for r in filed_bars(session, cfg.campaign.year)]
+    except sa.exc.SQLAlchemyError:
+        print("入库标准表：数据库尚未建立（campaign init 后再核对）")
+        return
+    missing = units_without_a_bar(cfg.units, filed)
+    print(f"入库标准表：已报送 {len(filed)} 个单位，未报送 {len(missing)} 个单位")
+    if missing:
+        configured = set(cfg.campaign.pool.unit_admission)
+        names = [u.name + ("（配置文件中有标准）" if u.key in configured else "") for u in missing]
+        print("  未报送（按本级默认入库条件入库）：" + "、".join(names))
 
 
 def cmd_new_year(args: argparse.Namespace) -> int:
@@ -247,6 +272,7 @@ def _record_sheet(name: str) -> tuple[object, Callable[..., Any]]:
     """A record sheet's intake and the flow that settles it."""
     from config import load_config
     from flows.assessment import annual_assessment
+    from flows.june import standards_filing
     from flows.publicity import publicity
     from flows.review import october_review
     from flows.services import funds_tracking, half_year_training, quarterly_visits
@@ -254,11 +280,13 @@ def _record_sheet(name: str) -> tuple[object, Callable[..., Any]]:
     from tasks.funds import fund_intake
     from tasks.publicity import publicity_intake
     from tasks.review import score_intake
+    from tasks.standards import standards_intake
     from tasks.trainings import training_intake
     from tasks.visits import posting_intake, visit_intake
 
     cfg = load_config()
     make, fl = {
+        "standards": (standards_intake, standards_filing),
         "visits": (visit_intake, quarterly_visits),
         "postings": (posting_intake, quarterly_visits),
         "trainings": (training_intake, half_year_training),

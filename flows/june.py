@@ -9,6 +9,7 @@ from prefect import flow
 
 from flows.dated import dated_run_name
 from flows.deadlines import deadline_cycle
+from tasks.standards import OBLIGATION, standards_intake
 
 
 @flow(
@@ -26,10 +27,19 @@ def june_survey(
 @flow(
     name="standards_filing",
     flow_run_name=dated_run_name("standards_filing"),
-    description="三(二)、四(二) 制定建设标准并备案：收取市县两级基地建设标准、认定条件和培育库入库标准，按期提醒、逾期督办。",
+    description="三(二)、四(二) 制定建设标准并备案：收取市县两级基地建设标准、认定条件和培育库入库标准，按期提醒、逾期督办；"
+    "各单位报送的入库标准表经校验接收后，即作为该单位培育库的入库条件。",
 )
 def standards_filing(
     today: dt.date | None = None, dry_run: bool = False, campaign_year: int | None = None
 ) -> dict[str, Any]:
-    """The standards filing's kickoff, intake, reminders and escalation for `today` (default: today)."""
-    return deadline_cycle("standards_filing", today, dry_run=dry_run, campaign_year=campaign_year)
+    """The standards filing's kickoff, intake, reminders and escalation for `today` (default: today).
+    The documents settle the obligation; each 入库标准表 becomes its unit's admission bar."""
+    return deadline_cycle(
+        "standards_filing",
+        today,
+        dry_run=dry_run,
+        campaign_year=campaign_year,
+        sheets=[standards_intake],
+        file_obligations=[OBLIGATION],
+    )

@@ -343,6 +343,22 @@ class TrainingRecord(_Received, table=True):
     note: str = ""
 
 
+class AdmissionStandard(_Received, table=True):
+    """三(二)、四(二) a unit's filed admission bar (入库标准表): its pool admits against it."""
+
+    __tablename__ = "admission_standard"
+    __table_args__ = (sa.UniqueConstraint("year", "unit_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int = Field(index=True)
+    unit_key: str = Field(foreign_key="unit.key", max_length=16)
+    min_years_operating: float
+    min_premises_m2: float  # 0: no requirement on this measure
+    min_planted_mu: float
+    min_entrepreneurs_driven: int
+    min_jobs: int
+    min_avg_wage_yuan: float
+
+
 class FundRecord(_Received, table=True):
     """One line of a unit's fund ledger: a batch (文号) for one purpose, allocated, arrived, executed."""
 

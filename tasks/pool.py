@@ -40,6 +40,7 @@ from models.tables import (
 from tasks.artifacts import publish_table
 from tasks.notify import enqueue
 from tasks.sheets import MESSAGE_ITEMS, SheetIntake, Stored, StoreRequest, take_in_sheet, upsert_changed
+from tasks.standards import admission_rules
 
 OBLIGATION = "pool_intake"
 
@@ -68,7 +69,7 @@ def _context(session: Session, cfg: CampaignConfig, sender: Unit, on: dt.date) -
 def _store(session: Session, req: StoreRequest) -> Stored:
     """Judge admission, tilts and priority, then insert new applications and update changed ones."""
     cfg = req.cfg
-    rules = pool_rules(cfg)
+    rules = admission_rules(session, cfg, pool_rules(cfg))  # each unit's filed bar in force
     apps = derive(
         req.rows, rules, Hierarchy.of(cfg.units), rules.years_operating_on or req.ctx.application_date
     )
@@ -271,9 +272,9 @@ def open_proposals(session: Session, cfg: CampaignConfig) -> list[dict[str, Any]
 )
 def propose_recommendations(cfg: CampaignConfig, today: dt.date, now: dt.datetime) -> list[dict[str, Any]]:
     """Record a proposal for every admitted project that meets the next pool's bar; return all open ones."""
-    rules = pool_rules(cfg)
     hierarchy = Hierarchy.of(cfg.units)
     with session_scope() as session:
+        rules = admission_rules(session, cfg, pool_rules(cfg))
         apps, recs = load_pool(session, cfg.campaign.year)
         decided = set(zip(recs["application_id"], recs["to_level"], strict=True))
         candidates = proposals(apps, rules, hierarchy, rules.years_operating_on or today)

@@ -46,6 +46,7 @@ from tasks.notify import enqueue
 from tasks.pool import load_pool, pool_rules
 from tasks.records import COUNTS, query_frame, settle, store_records
 from tasks.sheets import MESSAGE_ITEMS, SheetIntake
+from tasks.standards import admission_rules
 
 
 def review_of(cfg: CampaignConfig) -> ReviewRules:
@@ -285,7 +286,7 @@ def waiting(cfg: CampaignConfig) -> list[dict[str, Any]]:
 def _upper_bar(session: Session, cfg: CampaignConfig, rows: pd.DataFrame) -> dict[int, str | None]:
     """Per ranked base (by id): "" if its project meets the bar of the pool above the reviewing unit,
     what falls short otherwise, None where there is no pool above."""
-    rules = pool_rules(cfg)
+    rules = admission_rules(session, cfg, pool_rules(cfg))
     pool, _ = load_pool(session, cfg.campaign.year)
     projects = pool.set_index("id").reindex(rows["application_id"].astype(int))
     projects = projects.assign(pool_unit=rows["unit_key"].to_numpy()).reset_index(drop=True)

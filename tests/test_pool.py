@@ -570,3 +570,68 @@ def test_an_export_of_the_employment_information_system_is_read_through_the_conf
         ConfigError, match=r"campaigns/2022.yaml: imports.pool_intake: 培育库申报表没有“项目编码”列"
     ):
         take_in_workbook(load_config(), path, dt.datetime(2022, 7, 6, 1, tzinfo=dt.UTC))
+
+
+STANDARD_HEADERS = ["单位", "经营年限（年）", "经营场所面积（平方米）", "种植面积（亩）", "带动创业人数"]
+STANDARD_HEADERS += ["吸纳就业人数", "员工人均年工资（元）"]
+
+
+def test_3_2_a_filed_standard_becomes_the_units_admission_bar(
+    env: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """三(二)、四(二) "市县可在本级基地建设标准基础上降低入库条件…入库标准于 6 月底前报省厅备案": 长岭县
+    files a 入库标准表 asking 5 start-ups and 5 jobs (the county default asks 10 and 10). Its project
+    with 8 and 8, refused in June, is admitted once the bar is filed. 松原市 may not file 长岭县's bar."""
+    from flows.cli import main
+    from flows.june import standards_filing
+    from tasks.pool import take_in_workbook
+
+    changling = "220722"
+    project = {
+        "所在县（市、区）": "长岭县",
+        "统一社会信用代码": credit_code(11, changling),
+        "带动创业人数": "8",
+        "吸纳就业人数": "8",
+        "其中脱贫人口就业人数": "2",
+    }
+    from config import load_config
+    from models.clock import moment
+
+    from tasks.sync import sync_hierarchy
+
+    cfg = load_config()
+    with session_scope() as session:
+        sync_hierarchy(session, cfg)
+    folder = Path(str(env["home"])) / "uploads"
+    first = take_in_workbook(
+        cfg,
+        write_xlsx(folder / "长岭县-培育库申报表.xlsx", [application(11, **project)]),
+        moment(dt.date(2022, 6, 24), cfg.campaign),
+    )
+    assert (first["admitted"], first["not_admitted"]) == (0, 1)
+    [app] = applications().values()
+    assert app.admission_note == "未达县级入库条件：带动创业8人，长岭县标准10人；吸纳就业8人，长岭县标准10人"
+
+    sheets = Path(str(env["home"])) / "inbox" / "standards_sheet"
+    own = {"经营年限（年）": "1", "经营场所面积（平方米）": "200", "种植面积（亩）": "0"}
+    own |= {"带动创业人数": "5", "吸纳就业人数": "5", "员工人均年工资（元）": "3000"}
+    write_xlsx(sheets / "长岭县-入库标准表.xlsx", [{"单位": "", **own}], STANDARD_HEADERS)
+    write_xlsx(sheets / "松原市-入库标准表.xlsx", [{"单位": "长岭县", **own}], STANDARD_HEADERS)
+    result = standards_filing(today=dt.date(2022, 6, 28))
+    taken = {s["file"]: s for s in result["intake"]["standards_sheet"]}
+    assert taken["长岭县-入库标准表.xlsx"]["new"] == 1
+    assert taken["松原市-入库标准表.xlsx"]["errors"][0]["reason"] == "只能报送本单位的入库标准"
+
+    again = take_in_workbook(  # corrected (another village), so not the same file: judged again
+        cfg,
+        write_xlsx(folder / "长岭县-培育库申报表（更正）.xlsx", [application(11, **project, 村="东村")]),
+        moment(dt.date(2022, 7, 5), cfg.campaign),
+    )
+    assert again["updated"] == 1
+    [app] = applications().values()
+    assert (app.admitted, app.level, app.pool_unit) == (True, "county", changling)
+
+    assert main(["check", "--year", "2022"]) == 0
+    out = capsys.readouterr().out
+    assert "入库标准表：已报送 1 个单位，未报送 69 个单位" in out  # 11 city-level units and 59 counties
+    assert "乾安县（配置文件中有标准）" in out and "长岭县" not in out.split("未报送（")[1]
