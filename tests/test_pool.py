@@ -596,7 +596,6 @@ def test_3_2_a_filed_standard_becomes_the_units_admission_bar(
     }
     from config import load_config
     from models.clock import moment
-
     from tasks.sync import sync_hierarchy
 
     cfg = load_config()

@@ -475,3 +475,94 @@ def test_the_staged_review_plan_is_filed_reminded_and_escalated(review_env: dict
         m for m in outbox() if m.step == "E1" and m.kind == "escalation" and m.unit_key == PROVINCE
     )
     assert "松原市" in province.body and "乾安县" not in province.body
+
+
+def test_year_walk_a_county_project_from_admission_to_both_units_assessment(
+    env: dict[str, Any], prefect_harness: None
+) -> None:
+    """The path end to end, as the notice has it, with the 2022 file's quotas (a county names 1):
+    07-04 乾安县's project is admitted to its pool (应收尽收); 10-20 its experts score it, the province
+    approves the naming in the paused run, and, meeting 松原市's bar, it is recommended (应推尽推) into
+    松原市's pool; 乾安县 owes 包保 by 10-27 (5 working days) and a visit in Q4 (enough of the quarter is
+    left); an operator names the leader on 10-24; the visit of 11-08 arrives 11-10; on 12-31 the base
+    counts for 乾安县 and, with its counties, 松原市 (1 of a plan of 3), and 三送 reached it in both pools."""
+    from openpyxl import load_workbook
+    from prefect.flow_runs import resume_flow_run
+
+    from config import load_config
+    from flows.assessment import annual_assessment
+    from flows.pool import pool_intake
+    from flows.review import october_review
+    from flows.services import quarterly_visits
+    from models.db import session_scope
+    from models.tables import ObligationInstance, Recommendation
+    from tasks.pool import load_pool
+    from tasks.visits import assign_leader
+    from tests.service_data import VISIT_HEADERS, visit, write_sheet
+
+    home = Path(env["home"])
+    use_small_hierarchy(Path(env["config_dir"]))
+    write_xlsx(home / "inbox" / "pool_intake" / "乾安县-培育库申报表.xlsx", [application(1)])
+    assert pool_intake(today=dt.date(2022, 7, 4))["pools"] == {"province": 0, "city": 0, "county": 1}
+
+    write_xlsx(home / "inbox" / "base_review" / "乾安县-专家评分表.xlsx", _scores(1, [85] * 5), SCORE_HEADERS)
+    result: dict[str, Any] = {}
+    runner, tag = run_tagged(lambda: october_review(today=dt.date(2022, 10, 20)), result)
+    paused = wait_for_pause(tag)
+    from tasks.review import waiting
+
+    [row] = waiting(load_config())
+    assert (row["name"], row["tier"], row["upper_bar"], row["recommend"]) == (True, "一档", "符合", True)
+    answer = {"approver": "省就业服务局 李四"} | {
+        f"{field}_{row['id']}": row[field] for field in ("name", "tier", "recommend")
+    }
+    resume_flow_run(paused.id, run_input=answer | {f"reason_{row['id']}": ""})
+    runner.join(timeout=120)
+    assert result["naming"]["approval"]["named"] == 1
+    with session_scope() as session:
+        [rec] = session.exec(select(Recommendation)).all()
+        apps, _ = load_pool(session, 2022)
+    assert (rec.from_unit, rec.to_unit, rec.status) == (QIANAN, SONGYUAN, "approved")
+    assert apps[["level", "pool_unit"]].values.tolist() == [["city", SONGYUAN]]  # now in 松原市's pool
+
+    quarterly_visits(today=dt.date(2022, 10, 21))
+    assign_leader(
+        load_config(),
+        application_id=rec.application_id,
+        leader_name="王县长",
+        leader_title="县长",
+        assigned_by="省就业服务局 李四",
+        today=dt.date(2022, 10, 24),
+    )
+    quarterly_visits(today=dt.date(2022, 10, 24))
+    write_sheet(
+        home / "inbox" / "leader_visits" / "乾安县-走访记录表.xlsx", VISIT_HEADERS, [visit(1, "2022-11-08")]
+    )
+    quarterly_visits(today=dt.date(2022, 11, 10))
+    with session_scope() as session:
+        owed = {
+            (i.obligation_key, i.period): (i.unit_key, i.due_on, i.status)
+            for i in session.exec(select(ObligationInstance)).all()
+            if i.obligation_key in ("leader_assignment", "leader_visits") and i.subject
+        }
+    assert owed == {
+        ("leader_assignment", "2022"): (QIANAN, dt.date(2022, 10, 27), "submitted"),
+        ("leader_visits", "2022-Q4"): (QIANAN, dt.date(2022, 12, 31), "submitted"),
+    }
+
+    published = annual_assessment(today=dt.date(2022, 12, 31))["progress"]["assessment"]
+    book = load_workbook(published["workbook"])
+
+    def songyuan(sheet: str) -> dict[str, Any]:
+        headers = [c.value for c in book[sheet][3]]
+        rows = book[sheet].iter_rows(min_row=4, values_only=True)
+        return next(dict(zip(headers, r, strict=True)) for r in rows if r[1] == "松原市")
+
+    quantity, services = songyuan("数量指标"), songyuan("服务基地")
+    assert (quantity["命名基地数"], quantity["命名基地数：所属县（市、区）"], quantity["年度建设计划"]) == (
+        1,
+        1,
+        3,
+    )
+    assert quantity["完成情况"] == "1 / 计划 3"
+    assert (services["入库项目"], services["已服务入库项目"]) == (2, 2)  # in 乾安县's pool and 松原市's
