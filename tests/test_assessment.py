@@ -402,7 +402,7 @@ def test_a_draft_with_nothing_due_scores_nothing_and_says_so() -> None:
     assert final["total"].tolist() == [15.0, 15.0]
 
 
-def test_a_base_named_at_several_levels_counts_once_at_the_highest() -> None:
+def test_2_a_base_named_at_several_levels_counts_once_at_the_highest() -> None:
     """一 "省、市、县三级…基地120个" counts bases, not namings: project 1, named by 乾安县, then 松原市, then
     the province, is one provincial base, counted for 松原市 (where it lies); project 2, named by 乾安县
     only, is 乾安县's; project 3, named by 长春市, is 长春市's."""

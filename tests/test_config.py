@@ -279,7 +279,7 @@ def test_check_lists_every_value_the_notice_does_not_give(capsys: pytest.Capture
         assert line in out, line
 
 
-def test_check_compares_the_naming_quotas_with_the_plan_of_120(
+def test_2_naming_quotas_are_checked_against_the_plan_of_120(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """一 "年内计划建设省、市、县三级…基地120个". The 2022 file's quotas (示意) name exactly the plan: the

@@ -338,7 +338,7 @@ def _pool_with_candidates(env: dict[str, object], *, on_admission: bool = True) 
     )
 
 
-def test_in_2022_admission_recommends_nothing_the_review_does(env: dict[str, object]) -> None:
+def test_3_3_only_named_projects_go_up_admission_recommends_nothing(env: dict[str, object]) -> None:
     """三(三) "对经评审命名且符合上级入库条件的项目做到应推尽推": the same candidates, admitted in 2022,
     are not proposed upward and the run does not wait for anyone."""
     from flows.pool import pool_intake
@@ -489,7 +489,7 @@ def test_cli_intake_prints_every_error_as_json(
     assert "肉牛养殖项目99" not in applications()
 
 
-def test_years_of_operation_are_measured_on_the_application_date(env: dict[str, object]) -> None:
+def test_3_6_years_of_operation_are_measured_on_the_application_date(env: dict[str, object]) -> None:
     """三(六) "2022年市县两级基地评审项目申请日为2022年5月31日": years of operation count to 2022-05-31,
     not to the day the file arrives (2022-07-05). The county bar is 1 year (2022 file, 示意).
 
@@ -523,7 +523,7 @@ def test_years_of_operation_are_measured_on_the_application_date(env: dict[str, 
     assert stored["项目B"].phone_masked == "0431-****3456"
 
 
-def test_an_export_of_the_employment_information_system_is_read_through_the_configured_mapping(
+def test_3_3_an_export_of_the_employment_information_system_is_read_through_the_configured_mapping(
     env: dict[str, object], config_dir: Path
 ) -> None:
     """三(三) "依托吉林就业信息管理系统…开展本地培育库建设": that system's export has its own headers and

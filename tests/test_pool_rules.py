@@ -105,7 +105,7 @@ def test_tilts_and_priority_follow_the_configured_weights(cfg) -> None:  # type:
     assert plain["priority"] == pytest.approx(expected + 2 * cfg.campaign.pool.direction_weight)
 
 
-def test_the_three_priorities_of_the_funds_clause_weigh_in(cfg) -> None:  # type: ignore[no-untyped-def]
+def test_3_5_the_three_priorities_weigh_in(cfg) -> None:  # type: ignore[no-untyped-def]
     """三(五) "三个优先": the 三个助力 directions (1 each), a growth-stage project (成长期、上升期、有潜力)
     and a demonstrative agricultural one. The 2022 weights (示意) give the last two 1 point each."""
     bare = {"是否肉牛养殖": "否", "特色类型": "无", "三个助力方向": "", "其中脱贫人口就业人数": "0"}

@@ -62,7 +62,7 @@ def test_expert_scores_weight_criteria_and_drop_highest_and_lowest(
     assert got[1] == round(sum(kept) / 3, 2)
 
 
-def test_rank_orders_by_total_then_commendation_and_cuts_at_the_quota(
+def test_3_2_commendation_breaks_ties_ranked_by_total_and_cut_at_the_quota(
     config_dir: Path, monkeypatch: Any
 ) -> None:
     """三(二) "同等条件下，要优先支持…受到表彰的": commendation adds no points; among equal totals the
@@ -317,7 +317,9 @@ def test_an_answer_over_quota_is_refused_and_the_proposals_stay_open(review_env:
     assert sum(r["name"] for r in waiting(cfg)) == 2
 
 
-def test_named_bases_go_up_level_by_level_and_the_province_names_its_own(review_env: dict[str, Any]) -> None:
+def test_3_6_named_bases_go_up_level_by_level_and_the_province_names_its_own(
+    review_env: dict[str, Any],
+) -> None:
     """三(三) 应推尽推 of the named, 三(六) 择优命名、逐级推荐, 一 省市县三级: 乾安县 names two bases that meet
     松原市's bar; they enter 松原市's pool with a 包保 owed by 乾安县 (5 working days after Thu 2022-10-20:
     Thu 10-27). 松原市 reviews them and recommends one to the province, which reviews it in its own round
@@ -441,7 +443,7 @@ def test_named_bases_go_up_level_by_level_and_the_province_names_its_own(review_
     assert (provincial.unit_key, provincial.status) == (PROVINCE, "submitted")
 
 
-def test_assistance_workshops_are_counted_per_unit(review_env: dict[str, Any]) -> None:
+def test_2_assistance_workshops_are_counted_per_unit(review_env: dict[str, Any]) -> None:
     """一 "以基地为载体建设就业帮扶车间": 乾安县's pool holds one workshop (project 1), shown in the 三送
     service summary per unit; 松原市's own pool holds none."""
     from config import load_config
@@ -454,7 +456,7 @@ def test_assistance_workshops_are_counted_per_unit(review_env: dict[str, Any]) -
     assert table.loc[SONGYUAN, "就业帮扶车间（个）"] == 0
 
 
-def test_the_staged_review_plan_is_filed_reminded_and_escalated(review_env: dict[str, Any]) -> None:
+def test_3_6_the_staged_review_plan_is_filed_reminded_and_escalated(review_env: dict[str, Any]) -> None:
     """三(六) "制订分阶段评审方案": owed by every city and county; kickoff 09-01, due Friday 09-30 (示意
     dates). 乾安县 files its plan on 09-20 and gets a receipt. On 10-08, the make-up Saturday after 国庆
     and the first working day after the due date, 松原市 (no plan) is told it is overdue and the province
@@ -477,7 +479,7 @@ def test_the_staged_review_plan_is_filed_reminded_and_escalated(review_env: dict
     assert "松原市" in province.body and "乾安县" not in province.body
 
 
-def test_year_walk_a_county_project_from_admission_to_both_units_assessment(
+def test_3_3_to_4_3_year_walk_a_county_project_from_admission_to_both_units_assessment(
     env: dict[str, Any], prefect_harness: None
 ) -> None:
     """The path end to end, as the notice has it, with the 2022 file's quotas (a county names 1):

@@ -148,7 +148,7 @@ def test_a_project_recommended_late_in_a_quarter_is_first_visited_the_next() -> 
     assert [p.label for p in late] == ["2022-Q4"]
 
 
-def test_trainings_count_per_unit_period_and_kind() -> None:
+def test_3_4_trainings_count_the_calendar_year_per_unit_and_kind() -> None:
     cfg = load_config()
     trainings = pd.DataFrame(
         {
@@ -402,7 +402,7 @@ def test_an_operator_records_visits_and_trainings_in_a_form(services_env: dict[s
     assert len([m for m in outbox() if m.kind == "intake_result" and "走访" in m.subject]) == 1
 
 
-def test_96885_postings_are_counted_per_unit_from_the_bureaus_sheet(
+def test_3_4_96885_postings_are_counted_per_unit_from_the_bureaus_sheet(
     services_env: dict[str, object], tmp_path: Path
 ) -> None:
     """三(四) "通过'96885吉人在线'…为培育库项目免费发布招聘信息": the platform has no interface, so bureaus
@@ -452,7 +452,7 @@ def test_96885_postings_are_counted_per_unit_from_the_bureaus_sheet(
     assert table.loc[QIANAN, "招聘发布（项目/条）"] == "2/5"
 
 
-def test_three_services_reach_every_pool_project_not_only_the_recommended(
+def test_3_4_three_services_reach_every_pool_project_not_only_the_recommended(
     services_env: dict[str, object], tmp_path: Path
 ) -> None:
     """三(四) "三送…对象上要涵盖本级全部入库项目": 乾安县's pool holds projects 1 and 2 (both recommended to
