@@ -103,7 +103,7 @@ def test_former_code_of_gongzhuling_is_recognised(env: dict[str, object]) -> Non
 
     drop(Path(str(env["home"])), "standards_filing", "220381-公主岭标准备案.pdf")
     result = standards_filing(today=dt.date(2022, 6, 24))
-    assert result["intake"]["accepted"] == 1
+    assert result["intake"]["files"]["accepted"] == 1  # documents; the 入库标准表 sheets beside them
     assert instances("standards_filing")["220184"].status == "submitted"
 
 
