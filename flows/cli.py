@@ -14,6 +14,8 @@ campaign intake FILE [--sheet S] [--json] [--today D]
                                      take in one workbook now; --json prints the summary
 campaign assign PROJECT_ID LEADER --by NAME [--title T] [--unit U]
                                      name a recommended project's 包保 leader
+campaign backup [--to DIR]           the database, archive and reports in one dated .tar.gz
+campaign restore FILE --yes          replace them with a backup's (the replaced folders are kept aside)
 campaign deliver [--retry-dead]      deliver queued notifications now (--retry-dead: send the dead ones again)
 campaign demo                        the June flows through five 2022 days into var/mailbox (one server)
 campaign serve [--port P]            local Prefect server + every deployment on its schedule
@@ -386,6 +388,40 @@ def cmd_assign(args: argparse.Namespace) -> int:
     return 0 if not result.get("refused") else 1
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from config.settings import get_settings
+    from tasks.backup import BackupError, backup
+
+    try:
+        path = backup(args.to or get_settings().home / "backups", dt.datetime.now(dt.UTC))
+    except BackupError as exc:
+        print(f"备份失败：{exc}", file=sys.stderr)
+        return 2
+    print(f"备份已写入：{path}（{path.stat().st_size / 1e6:.1f} MB）")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from tasks.backup import BackupError, read_manifest, restore
+
+    try:
+        manifest = read_manifest(args.file)
+        if not args.yes:
+            print(
+                f"{args.file.name}：{manifest['created_at']} 的 {manifest['database']} 备份"
+                f"（含 {'、'.join(manifest['folders']) or '无'} 文件夹）。恢复将替换当前数据库和这些文件夹；"
+                "确认请加 --yes",
+                file=sys.stderr,
+            )
+            return 2
+        result = restore(args.file)
+    except BackupError as exc:
+        print(f"恢复失败：{exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, ensure_ascii=False, indent=1))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from flows.serve import serve
 
@@ -458,6 +494,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--title", default="", help="the leader's title")
     p.add_argument("--unit", help="the recommending unit, if two levels recommended the project")
     p.set_defaults(fn=cmd_assign)
+    p = sub.add_parser("backup", help="back up the database, archive and reports into one dated file")
+    p.add_argument("--to", type=Path, help="folder for the backup file (default: <home>/backups)")
+    p.set_defaults(fn=cmd_backup)
+    p = sub.add_parser("restore", help="replace the database, archive and reports with a backup's")
+    p.add_argument("file", type=Path)
+    p.add_argument("--yes", action="store_true", help="confirm: the current data are replaced")
+    p.set_defaults(fn=cmd_restore)
     p = sub.add_parser("deliver", help="deliver queued notifications now")
     p.add_argument("--retry-dead", action="store_true", help="send every message given up once more")
     p.set_defaults(
