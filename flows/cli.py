@@ -18,6 +18,9 @@ campaign backup [--to DIR]           the database, archive and reports in one da
 campaign restore FILE --yes          replace them with a backup's (the replaced folders are kept aside)
 campaign deliver [--retry-dead]      deliver queued notifications now (--retry-dead: send the dead ones again)
 campaign demo                        the June flows through five 2022 days into var/mailbox (one server)
+campaign deploy                      production: register the deployments to the work pool ($CAMPAIGN_WORK_POOL)
+campaign worker [--name N]           production: a worker of that pool (any number, on any machine)
+campaign doctor                      check server, database, work pool, folders, channels and this year's config
 campaign serve [--port P]            local Prefect server + every deployment on its schedule
 """
 
@@ -422,6 +425,37 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from config import load_config
+    from flows.production import deploy, work_pool_name
+    from models.clock import local_today
+
+    names = deploy(local_today(load_config().campaign))
+    print(f"已部署到工作池 {work_pool_name()}：{len(names)} 个\n  " + "\n  ".join(names))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from flows.production import ProductionError, run_worker
+
+    try:
+        run_worker(args.name, args.limit)  # does not return: the process becomes the worker
+    except ProductionError as exc:
+        print(f"worker 未启动：{exc}", file=sys.stderr)
+    return 2
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from config import load_config
+    from flows.production import doctor
+    from models.clock import local_today
+
+    checks = doctor(args.today or local_today(load_config().campaign))
+    for what, ok, detail in checks:
+        print(f"{'✓' if ok else '✗' if ok is False else '!'} {what}：{detail}")
+    return 1 if any(ok is False for _, ok, _ in checks) else 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from flows.serve import serve
 
@@ -494,6 +528,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--title", default="", help="the leader's title")
     p.add_argument("--unit", help="the recommending unit, if two levels recommended the project")
     p.set_defaults(fn=cmd_assign)
+    p = sub.add_parser("deploy", help="register every deployment to the campaign's work pool")
+    p.set_defaults(fn=cmd_deploy)
+    p = sub.add_parser("worker", help="start a worker of the campaign's work pool")
+    p.add_argument("--name", help="the worker's name (default: Prefect's)")
+    p.add_argument("--limit", type=int, help="runs at once on this worker")
+    p.set_defaults(fn=cmd_worker)
+    p = sub.add_parser("doctor", help="check what a running campaign needs")
+    p.add_argument("--today", type=_date)
+    p.set_defaults(fn=cmd_doctor)
     p = sub.add_parser("backup", help="back up the database, archive and reports into one dated file")
     p.add_argument("--to", type=Path, help="folder for the backup file (default: <home>/backups)")
     p.set_defaults(fn=cmd_backup)

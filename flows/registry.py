@@ -62,12 +62,23 @@ def _with_titles(deployment: Any) -> Any:
     return deployment
 
 
-def deployment_of(spec: FlowSpec, cfg: CampaignConfig) -> Any:
+def deployment_of(spec: FlowSpec, cfg: CampaignConfig, *, by_module: bool = False) -> Any:
+    """The deployment of one flow for one year. `by_module`: its entrypoint is the module path
+    (`flows.june.june_survey`), which a work pool's workers import from the installed package, instead
+    of a file path relative to this process's folder, which `serve` runs from."""
     fl = flow_of(spec)
+    if by_module:
+        from prefect.types.entrypoint import EntrypointType
+
+        options: dict[str, Any] = {"entrypoint_type": EntrypointType.MODULE_PATH}
+    else:
+        options = {}
     year = cfg.campaign.year
     description = f"**{deployment_name(spec, cfg)}**　{_schedule_text(spec, cfg)}\n\n{fl.description}"
     if spec.schedule is ScheduleKind.form:  # run from the UI's form
-        return _with_titles(fl.to_deployment(name=deployment_name(spec, cfg), description=description))
+        return _with_titles(
+            fl.to_deployment(name=deployment_name(spec, cfg), description=description, **options)
+        )
     schedule = {
         ScheduleKind.calendar: lambda: daily_schedule(cfg, spec.name),
         ScheduleKind.working_days: lambda: working_day_schedule(cfg),
@@ -81,17 +92,18 @@ def deployment_of(spec: FlowSpec, cfg: CampaignConfig) -> Any:
             parameters={"campaign_year": year} if spec.dated else {},
             tags=[f"campaign-{year}"] if spec.dated else [],
             concurrency_limit=ONE_AT_A_TIME,
+            **options,
         )
     )
 
 
-def deployments(cfgs: list[CampaignConfig]) -> list[Any]:
+def deployments(cfgs: list[CampaignConfig], *, by_module: bool = False) -> list[Any]:
     """Every served year's dated deployments (newest first); the others once, for the newest year."""
     newest = max(cfgs, key=lambda c: c.campaign.year)
     out = []
     for cfg in sorted(cfgs, key=lambda c: -c.campaign.year):
-        out += [deployment_of(spec, cfg) for spec in FLOWS if spec.dated]
-    out += [deployment_of(spec, newest) for spec in FLOWS if not spec.dated]
+        out += [deployment_of(spec, cfg, by_module=by_module) for spec in FLOWS if spec.dated]
+    out += [deployment_of(spec, newest, by_module=by_module) for spec in FLOWS if not spec.dated]
     return out
 
 

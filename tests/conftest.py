@@ -246,6 +246,7 @@ def env(
 # list to start from and lets an idle worker take from the other: the long tests are dealt alternately
 # to the front of each half, so both start on long tests and end on short ones.
 LONGEST_FIRST = (
+    "test_two_workers_share_the_campaign",
     "test_serve_gives_operators",
     "test_an_operator_runs_the_june_survey",
     "test_a_year_of_services_day_by_day",

@@ -48,7 +48,7 @@ def test_backup_wipe_restore_gives_back_the_same_status(
     home = Path(str(env["home"]))
     inbox = home / "inbox" / "june_survey"
     inbox.mkdir(parents=True)
-    (inbox / "乾安县-调研报告.pdf").write_bytes("%PDF-1.4 survey".encode())
+    (inbox / "乾安县-调研报告.pdf").write_bytes(b"%PDF-1.4 survey")
     june_survey(today=dt.date(2022, 6, 24))
     before = _status(capsys)
     assert "乾安县" in before and "已报送" in before
