@@ -33,6 +33,12 @@ MARKER_VARIABLE = "campaign_folders_marker"
 MARKER_FILE = ".campaign-folders"
 
 
+FLOW_RUN_LOG_FORMAT = (
+    "%(asctime)s.%(msecs)03d | %(levelname)-7s | Flow run %(flow_run_name)r [%(flow_run_id)s] - %(message)s"
+)
+TASK_RUN_LOG_FORMAT = "%(asctime)s.%(msecs)03d | %(levelname)-7s | Task run %(task_run_name)r [flow run %(flow_run_id)s] - %(message)s"
+
+
 class ProductionError(Exception):
     """A deployment or worker that cannot start, with what to do, in words."""
 
@@ -137,6 +143,9 @@ def run_worker(name: str | None, limit: int | None) -> None:
         command += ["--name", name]
     if limit:
         command += ["--limit", str(limit)]
+    # Every line a run logs names the run's id (the flow runs started by the worker inherit this).
+    os.environ.setdefault("PREFECT_LOGGING_FORMATTERS_STANDARD_FLOW_RUN_FMT", FLOW_RUN_LOG_FORMAT)
+    os.environ.setdefault("PREFECT_LOGGING_FORMATTERS_STANDARD_TASK_RUN_FMT", TASK_RUN_LOG_FORMAT)
     sys.stdout.flush()
     os.execv(sys.executable, command)
 

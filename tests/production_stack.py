@@ -34,11 +34,19 @@ class Stack:
     pool: str
     started: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
+    @property
+    def cwd(self) -> Path:
+        """Where commands run: a folder of their own (a `config` folder beside them would hide the
+        `config` package from `python -m`)."""
+        folder = self.root / "work"
+        folder.mkdir(exist_ok=True)
+        return folder
+
     def start(self, command: list[str], log: str) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
             [sys.executable, *command],
             env=self.env,
-            cwd=self.root,
+            cwd=self.cwd,
             stdout=(self.root / log).open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -50,7 +58,7 @@ class Stack:
         done = subprocess.run(
             [sys.executable, "-m", "flows.cli", *args],
             env=self.env,
-            cwd=self.root,
+            cwd=self.cwd,
             capture_output=True,
             text=True,
             timeout=300,

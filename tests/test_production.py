@@ -58,7 +58,7 @@ def test_two_workers_share_the_campaign_on_postgresql(production: Stack) -> None
     doctor = subprocess.run(
         [sys.executable, "-m", "flows.cli", "doctor", "--today", "2022-07-04"],
         env=p.env,
-        cwd=p.root,
+        cwd=p.cwd,
         capture_output=True,
         text=True,
     ).stdout
@@ -74,6 +74,9 @@ def test_two_workers_share_the_campaign_on_postgresql(production: Stack) -> None
     p.wait(first, ("COMPLETED",))
     assert len(p.taken_by(paused)) == 1 and len(p.taken_by(first)) == 1
     assert p.taken_by(paused) != p.taken_by(first)  # spread over both workers
+    [runner] = p.taken_by(first)
+    logged = (p.root / f"{runner}.log").read_text()
+    assert f"Flow run '三(一)实地调研·2022-06-21' [{first}] - june_survey 2022-06-21" in logged  # the run id
 
     details = p.client.get(f"{p.api}/flow_runs/{paused}").json()["state"]["state_details"]
     assert details["pause_reschedule"] is False  # the worker's process waits, as in `serve`
