@@ -36,7 +36,8 @@ def work_off(stack: object, workers: int, day: dt.date, flows: int | None) -> tu
     from tests.production_stack import Stack, stop
 
     assert isinstance(stack, Stack)
-    stack.cli("init")
+    if workers > 1:  # a fresh database (`deploy` migrated the first one)
+        stack.cli("init")
     started = [stack.worker(f"w{i + 1}", limit=1) for i in range(workers)]
     stack.wait_online(workers)
     dated = sorted(i for name, i in stack.deployments().items() if name.startswith(f"{day.year}年·"))

@@ -98,5 +98,8 @@ def test_two_workers_share_the_campaign_on_postgresql(production: Stack) -> None
             " and dedupe_key like '%june_survey%'"
         ).fetchone()
         status = db.execute("select status, decided_by from recommendation").fetchone()
+        sent = db.execute("select count(*) from outbox where status = 'sent'").fetchone()
     assert kickoffs == (70, 70)  # one per city and county, though the day ran twice on two workers
+    delivered = list((p.root / "var" / "mailbox").rglob("*.txt"))
+    assert sent is not None and len(delivered) == sent[0]  # each message delivered once, by one worker
     assert status == ("approved", "省就业服务局 李四")
