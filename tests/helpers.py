@@ -175,3 +175,10 @@ def campaign_served(root: Path, **extra: str) -> Iterator[tuple[subprocess.Popen
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def city_row(book: Any, sheet: str, city: str) -> dict[str, Any]:
+    """One city's row of a report workbook's sheet (title rows above, headers on row 3), by header."""
+    headers = [c.value for c in book[sheet][3]]
+    rows = book[sheet].iter_rows(min_row=4, values_only=True)
+    return next(dict(zip(headers, r, strict=True)) for r in rows if r[1] == city)

@@ -16,7 +16,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlmodel import select
 
-from tests.helpers import outbox
+from tests.helpers import city_row, outbox
 from tests.pool_data import application, credit_code, write_xlsx
 from tests.service_data import (
     CHANGCHUN,
@@ -322,38 +322,21 @@ def test_assessment_figures_match_a_hand_computation_and_the_workbook(year: dict
     assert [rows[n]["排名"] for n in ("松原市", "长春市", "梅河口市")] == [1, 2, 3]
     assert summary.freeze_panes == "B4" and summary["C3"].font.bold
 
-    quantity = book["数量指标"]
-    q_headers = [c.value for c in quantity[3]]
-    songyuan_q = next(
-        dict(zip(q_headers, r, strict=True))
-        for r in quantity.iter_rows(min_row=4, values_only=True)
-        if r[1] == "松原市"
-    )
+    songyuan_q = city_row(book, "数量指标", "松原市")
     assert (songyuan_q["年度建设计划"], songyuan_q["命名基地数"]) == (3, 2)
     assert songyuan_q["其中就业帮扶车间"] == 0  # 一: counted with the bases; none of 松原市's two is one
     assert (songyuan_q["命名基地数：市本级"], songyuan_q["命名基地数：所属县（市、区）"]) == (0, 2)
     # 一 省、市、县三级 against the plan (this fixture's 示意 split: city 2, county 4): three county bases
     levels = [r for r in book["分级完成情况"].iter_rows(min_row=4, values_only=True)]
     assert levels == [("省级", 0, 0, "—"), ("市级", 2, 0, "0.0%"), ("县级", 4, 3, "75.0%")]
-    service = book["服务基地"]
-    s_headers = [c.value for c in service[3]]
-    songyuan_s = next(
-        dict(zip(s_headers, r, strict=True))
-        for r in service.iter_rows(min_row=4, values_only=True)
-        if r[1] == "松原市"
-    )
+    songyuan_s = city_row(book, "服务基地", "松原市")
     assert (songyuan_s["入库项目"], songyuan_s["已服务入库项目"]) == (2, 1)
     assert songyuan_s["完成情况"] == "事项 2 / 6，三送覆盖 1 / 2"
-    funds_sheet = book["资金到位和执行"]
-    f_headers = [c.value for c in funds_sheet[3]]
-    songyuan_f = next(
-        dict(zip(f_headers, r, strict=True))
-        for r in funds_sheet.iter_rows(min_row=4, values_only=True)
-        if r[1] == "松原市"
-    )
+    songyuan_f = city_row(book, "资金到位和执行", "松原市")
     assert songyuan_f["其中因素法下达（万元）"] == 50 and songyuan_f["下达（万元）"] == 150
     assert songyuan_f["完成情况"] == "到位率 100.0%，执行率 86.7%"
-    assert funds_sheet.cell(row=4, column=f_headers.index("完成率") + 1).number_format == "0.0%"
+    headers = [c.value for c in book["资金到位和执行"][3]]
+    assert book["资金到位和执行"].cell(row=4, column=headers.index("完成率") + 1).number_format == "0.0%"
 
     folder = Path(published["workbook"]).parent
     for chart in ("scores.png", "plan-vs-named.png"):

@@ -500,6 +500,7 @@ def test_3_3_to_4_3_year_walk_a_county_project_from_admission_to_both_units_asse
     from models.tables import ObligationInstance, Recommendation
     from tasks.pool import load_pool
     from tasks.visits import assign_leader
+    from tests.helpers import city_row
     from tests.service_data import VISIT_HEADERS, visit, write_sheet
 
     home = Path(env["home"])
@@ -555,12 +556,7 @@ def test_3_3_to_4_3_year_walk_a_county_project_from_admission_to_both_units_asse
     published = annual_assessment(today=dt.date(2022, 12, 31))["progress"]["assessment"]
     book = load_workbook(published["workbook"])
 
-    def songyuan(sheet: str) -> dict[str, Any]:
-        headers = [c.value for c in book[sheet][3]]
-        rows = book[sheet].iter_rows(min_row=4, values_only=True)
-        return next(dict(zip(headers, r, strict=True)) for r in rows if r[1] == "松原市")
-
-    quantity, services = songyuan("数量指标"), songyuan("服务基地")
+    quantity, services = city_row(book, "数量指标", "松原市"), city_row(book, "服务基地", "松原市")
     assert (quantity["命名基地数"], quantity["命名基地数：所属县（市、区）"], quantity["年度建设计划"]) == (
         1,
         1,
