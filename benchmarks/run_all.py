@@ -35,7 +35,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "email_delivery": ([], ["--messages", "20", "--apprise-sample", "2"]),
     "delivery_concurrency": ([], ["--messages", "20", "--deliverers", "2"]),
     "june_scale": ([], ["--national-cities", "3", "--repeats", "1", "--jilin-and-national"]),
-    "worker_scale": ([], ["--national-cities", "0", "--flows", "2"]),
+    "worker_scale": ([], ["--national-cities", "0", "--flows", "1"]),
 }
 
 

@@ -68,6 +68,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"  {gap}")
     if campaign.pool is not None:
         _check_filed_standards(cfg)
+    _check_shared_folders()
     if campaign.illustrative_values:
         print(f"示意值（通知未给出，须由省厅确认或替换）：{len(campaign.illustrative_values)} 项")
         dumped = campaign.model_dump(mode="json")
@@ -123,6 +124,23 @@ def _check_filed_standards(cfg: Any) -> None:
         configured = set(cfg.campaign.pool.unit_admission)
         names = [u.name + ("（配置文件中有标准）" if u.key in configured else "") for u in missing]
         print("  未报送（按本级默认入库条件入库）：" + "、".join(names))
+
+
+def _check_shared_folders() -> None:
+    """In production (a Prefect server configured), whether this machine sees the folders the
+    deployment marked: each worker machine runs `campaign check` (or `doctor`) to know."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        return
+    from flows.production import folders_seen
+
+    try:
+        problems = folders_seen()
+    except Exception as exc:  # the server unreachable: doctor says more
+        print(f"共享文件夹：无法核对（{type(exc).__name__}；运行 campaign doctor）")
+        return
+    print("共享文件夹：与部署时一致" if not problems else "共享文件夹：" + "；".join(problems))
 
 
 def cmd_new_year(args: argparse.Namespace) -> int:

@@ -65,6 +65,7 @@ def test_two_workers_share_the_campaign_on_postgresql(production: Stack) -> None
     assert "✓ 工作池 campaign-it：在线 worker 2 个" in doctor
     assert "✓ 共享文件夹：与部署时一致" in doctor and "✓ 活动数据库：版本 0008" in doctor
     assert not (p.root / "var" / "campaign.db").exists()  # the campaign lives in PostgreSQL
+    assert "共享文件夹：与部署时一致" in p.cli("check")  # what each worker machine can ask
 
     # The pool's run pauses for approval and holds its worker; the June run goes to the other one.
     write_xlsx(p.root / "var" / "inbox" / "pool_intake" / "乾安县-培育库申报表.xlsx", [application(1)])
