@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -29,7 +30,6 @@ from config import load_config
 from config.settings import get_settings
 from flows.registry import deployments, served_years
 
-MARKER_VARIABLE = "campaign_folders_marker"
 MARKER_FILE = ".campaign-folders"
 
 
@@ -47,6 +47,11 @@ def work_pool_name() -> str:
     return os.environ.get("CAMPAIGN_WORK_POOL", "campaign")
 
 
+def marker_variable() -> str:
+    """The server-side record of the shared folders' marker, one per work pool."""
+    return "folders_marker_" + re.sub(r"[^a-z0-9_]", "_", work_pool_name().lower())
+
+
 def _folders() -> list[Path]:
     settings = get_settings()
     return [settings.inbox, settings.archive, settings.reports]
@@ -60,11 +65,9 @@ def ensure_work_pool(name: str) -> None:
     from prefect.workers.process import ProcessWorker
 
     with get_client(sync_client=True) as client:
-        try:
+        with contextlib.suppress(ObjectNotFound):
             client.read_work_pool(name)
             return
-        except ObjectNotFound:
-            pass
         with contextlib.suppress(ObjectAlreadyExists):  # another deploy created it meanwhile
             client.create_work_pool(
                 WorkPoolCreate(
@@ -77,16 +80,19 @@ def ensure_work_pool(name: str) -> None:
 
 
 def mark_folders() -> str:
-    """The shared folders' marker: written into each folder (once), recorded on the server."""
+    """The shared folders' marker, recorded on the server and written into each folder the deploying
+    machine sees (deploy is the authority: folders marked by an earlier server are re-marked)."""
     from prefect.variables import Variable
 
-    marker = str(Variable.get(MARKER_VARIABLE, default="") or "") or uuid.uuid4().hex
-    for folder in _folders():
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / MARKER_FILE
-        if not path.exists():
-            path.write_text(marker, encoding="utf-8")
-    Variable.set(MARKER_VARIABLE, marker, overwrite=True)
+    paths = [folder / MARKER_FILE for folder in _folders()]
+    found = [p.read_text(encoding="utf-8").strip() for p in paths if p.is_file()]
+    marker = (
+        str(Variable.get(marker_variable(), default="") or "") or next(iter(found), "") or uuid.uuid4().hex
+    )
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(marker, encoding="utf-8")
+    Variable.set(marker_variable(), marker, overwrite=True)
     return marker
 
 
@@ -94,7 +100,7 @@ def folders_seen() -> list[str]:
     """Problems with this machine's view of the shared folders, in words; empty when it sees them."""
     from prefect.variables import Variable
 
-    marker = str(Variable.get(MARKER_VARIABLE, default="") or "")
+    marker = str(Variable.get(marker_variable(), default="") or "")
     if not marker:
         return ["服务器上没有共享文件夹标记：请先运行 campaign deploy"]
     problems = []

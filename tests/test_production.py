@@ -104,3 +104,25 @@ def test_two_workers_share_the_campaign_on_postgresql(production: Stack) -> None
     delivered = list((p.root / "var" / "mailbox").rglob("*.txt"))
     assert sent is not None and len(delivered) == sent[0]  # each message delivered once, by one worker
     assert status == ("approved", "省就业服务局 李四")
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_deploy_marks_the_shared_folders_and_a_worker_machine_checks_them(
+    env: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Folders left marked by an earlier server are re-marked by deploy, not left to refuse every worker;
+    a folder this machine sees with another marker (another share) is named."""
+    from prefect.variables import Variable
+
+    from flows.production import MARKER_FILE, folders_seen, mark_folders, marker_variable
+
+    monkeypatch.setenv("CAMPAIGN_WORK_POOL", f"marker-test-{uuid.uuid4().hex[:6]}")  # its own record
+
+    home = Path(str(env["home"]))
+    (home / "inbox").mkdir(parents=True)
+    (home / "inbox" / MARKER_FILE).write_text("an-earlier-server", encoding="utf-8")
+    marker = mark_folders()
+    assert marker == "an-earlier-server" and folders_seen() == []
+    (home / "reports" / MARKER_FILE).write_text("another-share", encoding="utf-8")
+    assert folders_seen() == [f"{home / 'reports'} 不是部署时的共享文件夹（标记不同）"]
+    Variable.unset(marker_variable())
