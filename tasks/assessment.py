@@ -12,7 +12,6 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
@@ -54,6 +53,7 @@ from tasks.notify import enqueue
 from tasks.records import COUNTS, query_frame, records_context, settle, store_records
 from tasks.services import service_coverage
 from tasks.sheets import SheetIntake
+from tasks.unit_of_work import task
 from tasks.workbooks import write_report
 
 

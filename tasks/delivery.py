@@ -18,7 +18,6 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import sqlalchemy as sa
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
@@ -37,6 +36,7 @@ from models.privacy import redact
 from models.tables import Channel, EndpointPace, MessageKind, OutboxMessage, OutboxStatus, Unit
 from tasks.channels import Outgoing, Transport, pace_seconds, transport_for
 from tasks.notify import enqueue
+from tasks.unit_of_work import task
 
 ERROR_CHARS = 300  # a failure's reason as stored and shown
 

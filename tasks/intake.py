@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, select
 
@@ -33,6 +32,7 @@ from models.planning import Decision, period_label
 from models.submissions import identify_unit, period_for, screen
 from models.tables import IntakeRejection, MessageKind, ObligationInstance, ObligationStatus, Submission
 from tasks.notify import enqueue
+from tasks.unit_of_work import task
 from tasks.workbooks import private_folder
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 import sqlalchemy as sa
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, select
 
@@ -23,6 +22,7 @@ from models.messages import COUNT_LABELS
 from models.planning import Decision, OpenInstance, decide
 from models.tables import Channel, ObligationInstance, ObligationStatus, OutboxMessage
 from tasks.artifacts import publish_table
+from tasks.unit_of_work import task
 
 MAILBOX = ("mailbox", "mailbox")
 

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import sqlalchemy as sa
-from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -26,6 +25,7 @@ from models.db import session_scope
 from models.tables import IntakeRejection, ObligationInstance, ObligationStatus, OutboxMessage, OutboxStatus
 from tasks.artifacts import report_link
 from tasks.charts import heat_map
+from tasks.unit_of_work import task
 from tasks.workbooks import write_report
 
 # Worst first: a cell shows the worst state among its instances (periods, projects).

@@ -16,7 +16,6 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
@@ -41,6 +40,7 @@ from tasks.artifacts import publish_table
 from tasks.notify import enqueue
 from tasks.sheets import MESSAGE_ITEMS, SheetIntake, Stored, StoreRequest, take_in_sheet, upsert_changed
 from tasks.standards import admission_rules
+from tasks.unit_of_work import task
 
 OBLIGATION = "pool_intake"
 

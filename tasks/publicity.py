@@ -8,7 +8,6 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from config import CampaignConfig
@@ -23,6 +22,7 @@ from models.tables import ExchangePresentation, MessageKind, PublicityRecord
 from tasks.notify import enqueue
 from tasks.records import COUNTS, query_frame, records_context, settle, store_records
 from tasks.sheets import SheetIntake, StoreRequest
+from tasks.unit_of_work import task
 
 
 def publicity_of(cfg: CampaignConfig) -> PublicityRules:

@@ -6,7 +6,6 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.orm import aliased
@@ -19,6 +18,7 @@ from models.messages import counts_text
 from models.tables import ObligationInstance, Unit
 from tasks.artifacts import publish_table
 from tasks.delivery import dead_count, dead_messages
+from tasks.unit_of_work import task
 
 # The UI shows a table artifact's first columns without scrolling: what an operator acts on comes first.
 ARTIFACT_COLUMNS = [

@@ -17,7 +17,6 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, SQLModel
@@ -47,6 +46,7 @@ from tasks.pool import load_pool, pool_rules
 from tasks.records import COUNTS, query_frame, settle, store_records
 from tasks.sheets import MESSAGE_ITEMS, SheetIntake
 from tasks.standards import admission_rules
+from tasks.unit_of_work import task
 
 
 def review_of(cfg: CampaignConfig) -> ReviewRules:

@@ -9,7 +9,6 @@ import datetime as dt
 
 import pandas as pd
 import sqlalchemy as sa
-from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
@@ -34,6 +33,7 @@ from tasks.funds import FUNDS, fund_ledger, funds_table, raise_flags, settle_fun
 from tasks.pool import load_pool
 from tasks.records import query_frame, services_of
 from tasks.trainings import settle_trainings
+from tasks.unit_of_work import task
 from tasks.visits import (
     ASSIGNMENT,
     VISITS,

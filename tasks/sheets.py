@@ -27,7 +27,6 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import sqlalchemy as sa
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, SQLModel, select
 
@@ -46,6 +45,7 @@ from models.tables import IntakeFile, MessageKind
 from models.workbook import ROW, read_table
 from tasks.intake import archive, refuse_after_error, refuse_entry, refuse_file, scan_inbox, sha256_of
 from tasks.notify import enqueue
+from tasks.unit_of_work import task
 from tasks.workbooks import write_error_workbook
 
 MESSAGE_ITEMS = 20  # errors / notes listed in a message; the error workbook has all of them

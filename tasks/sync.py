@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
@@ -12,6 +11,7 @@ from models.db import session_scope, upsert
 from models.deadlines import periods
 from models.planning import owes
 from models.tables import Channel, Contact, ObligationInstance, Unit
+from tasks.unit_of_work import task
 
 INSTANCE_KEY = ["year", "obligation_key", "unit_key", "period", "subject"]
 _LEVEL_ORDER = {Level.province: 0, Level.city: 1, Level.county: 2}
