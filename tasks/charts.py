@@ -105,7 +105,7 @@ def heat_map(
     grid_x, grid_y = 12 + label_w, 16 + 30 + header_h
     grid_w, grid_h = len(columns) * cell_w, len(rows) * cell_h
     tail = int(longest * math.cos(slant))  # the last title reaches past the grid's right edge
-    canvas_w = grid_x + grid_w + max(tail - cell_w, 0) + 24 + legend_w
+    canvas_w = max(grid_x + grid_w + max(tail - cell_w, 0) + 24 + legend_w, width(title, heading) + 24)
     canvas_h = max(grid_y + grid_h + 16, grid_y + 24 * len(legend))
     image = Image.new("RGB", (canvas_w, canvas_h), "white")
     draw = ImageDraw.Draw(image)

@@ -248,7 +248,6 @@ def env(
 LONGEST_FIRST = (
     "test_two_workers_share_the_campaign",
     "test_serve_gives_operators",
-    "test_an_operator_runs_the_june_survey",
     "test_a_year_of_services_day_by_day",
     "test_june_calendar_day_by_day",
     "test_four_deliverers_at_once",
