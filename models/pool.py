@@ -183,14 +183,14 @@ def derive(
     owners, met, notes = {}, {}, {}
     for level in ordered:
         owner = apps["region_key"].map({k: chain.get(level) for k, chain in chains.items()})
-        aligned = bars.reindex(owner.fillna("")).set_axis(apps.index)
-        reasons = unmet(apps, aligned, owner.map(names).fillna(""))
         eligible = owner.notna() & (declared >= RANK[level])
-        owners[level], met[level], notes[level] = (
-            owner,
-            eligible & (reasons == ""),
-            reasons.where(eligible, ""),
-        )
+        # judged only where the application reaches this level (most declare the county's pool)
+        reasons = pd.Series("", index=apps.index, dtype=object)
+        if eligible.any():
+            judged = owner[eligible]
+            aligned = bars.reindex(judged).set_axis(judged.index)
+            reasons[eligible] = unmet(apps[eligible], aligned, judged.map(names)).astype(object)
+        owners[level], met[level], notes[level] = owner, eligible & (reasons == ""), reasons
     # The highest pool at or below the declared level whose bar is met; else the declared one, refused.
     chosen = np.select([met[lv] for lv in ordered], [lv.value for lv in ordered], default="")
     top = np.select([declared == RANK[lv] for lv in ordered], [lv.value for lv in ordered], default="")

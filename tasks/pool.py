@@ -36,6 +36,7 @@ from models.tables import (
     Recommendation,
     RecommendationStatus,
 )
+from models.workbook import CHUNK_ROWS
 from tasks.artifacts import publish_table
 from tasks.notify import enqueue
 from tasks.sheets import MESSAGE_ITEMS, SheetIntake, Stored, StoreRequest, take_in_sheet, upsert_changed
@@ -133,7 +134,7 @@ def take_in_workbook(
     received_at: dt.datetime,
     *,
     sender: Unit | None = None,
-    chunk_rows: int = 10_000,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> dict[str, Any]:
     """Take one application workbook in; returns the summary its sender is told (also the CLI's JSON)."""
     pool_rules(cfg)  # no rules, no intake: say so before anything is read

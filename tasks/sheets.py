@@ -42,7 +42,7 @@ from models.planning import Decision
 from models.sheets import CheckContext, Sheet, check_sheet
 from models.submissions import identify_unit
 from models.tables import IntakeFile, MessageKind
-from models.workbook import ROW, read_table
+from models.workbook import CHUNK_ROWS, ROW, read_table
 from tasks.intake import archive, refuse_after_error, refuse_entry, refuse_file, scan_inbox, sha256_of
 from tasks.notify import enqueue
 from tasks.unit_of_work import task
@@ -170,6 +170,7 @@ def upsert_changed(
         update=[k for k in dict.fromkeys(refreshed) if k not in identity],
         constants=scope | constants | (insert_only or {}),
         unless_equal="content_hash",
+        new=write["is_new"].tolist(),
     )
     return counts, write
 
@@ -181,7 +182,7 @@ def take_in_sheet(
     received_at: dt.datetime,
     *,
     sender: Unit | None = None,
-    chunk_rows: int = 10_000,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> dict[str, Any]:
     """Take one workbook in; returns the summary its sender is told (also the CLI's JSON)."""
     ob = cfg.campaign.obligation(intake.obligation_key)
