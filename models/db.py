@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,22 @@ def one_of(column: sa.ColumnElement[Any], values: list[Any], dialect: str) -> sa
 COPY_MIN_ROWS = 1000  # PostgreSQL: from this many rows, COPY into a staging table and merge once
 
 
+def _copy_rows(conn: sa.Connection, table_name: str, names: list[str], columns: list[list[Any]]) -> None:
+    """PostgreSQL: the rows (column lists) into `table_name` by one COPY."""
+    quoted = ", ".join(conn.dialect.identifier_preparer.quote(n) for n in names)
+    # The rows as CSV by pandas' C writer (a Python call per row cost more than the merge). Object
+    # columns keep ints ints; NULL is a marker no submitted value can be.
+    null = f"NULL-{uuid.uuid4().hex}"
+    frame = pd.DataFrame(
+        {n: pd.Series(values, dtype=object) for n, values in zip(names, columns, strict=True)}
+    )
+    text = frame.to_csv(header=False, index=False, na_rep=null)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    options = f"FORMAT csv, NULL '{null}'"
+    with cursor, cursor.copy(f"COPY {table_name} ({quoted}) FROM STDIN WITH ({options})") as copy:
+        copy.write(text)
+
+
 def _upsert_by_copy(
     conn: sa.Connection,
     table: sa.Table,
@@ -163,19 +180,7 @@ def _upsert_by_copy(
     )
     stage.create(conn)
     try:
-        quoted = ", ".join(conn.dialect.identifier_preparer.quote(n) for n in [*names, "_ordinal"])
-        # The rows as CSV by pandas' C writer (a Python call per row cost more than the merge). Object
-        # columns keep ints ints; NULL is a marker no submitted value can be.
-        null = f"NULL-{uuid.uuid4().hex}"
-        frame = pd.DataFrame(
-            {n: pd.Series(values, dtype=object) for n, values in zip(names, columns, strict=True)}
-        )
-        frame["_ordinal"] = range(len(frame))
-        text = frame.to_csv(header=False, index=False, na_rep=null)
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        options = f"FORMAT csv, NULL '{null}'"
-        with cursor, cursor.copy(f"COPY {stage.name} ({quoted}) FROM STDIN WITH ({options})") as copy:
-            copy.write(text)
+        _copy_rows(conn, stage.name, [*names, "_ordinal"], [*columns, list(range(len(columns[0])))])
         keys = [stage.c[u] for u in unique]
         latest = (
             sa.select(*(stage.c[n] for n in names))
@@ -231,9 +236,9 @@ def upsert(
     processor (SQLAlchemy's public TypeEngine API) instead of SQLAlchemy's per-row parameter handling,
     which dominated a 100,000-row upsert.
 
-    `new` marks the rows this transaction found absent. On SQLite they are inserted by a plain INSERT:
-    an upsert into a table with foreign keys costs SQLite twice the time of an insert, and a row another
-    writer added meanwhile cannot be missed (SQLite refuses a write from a stale snapshot).
+    `new` marks the rows (unique keys) this transaction found absent: they are inserted without the upsert's merge (on
+    SQLite by a plain INSERT, where an upsert into a table with foreign keys costs twice the time and a
+    write from a stale snapshot is refused; on PostgreSQL, many of them by a COPY into the table).
     """
     if isinstance(rows, pd.DataFrame):
         if rows.empty:
@@ -272,6 +277,14 @@ def upsert(
         if column.key not in names and column.default is not None and column.default.is_scalar:
             names.append(column.key)
             columns.append(processed(column.key, [column.default.arg]) * count)
+    if dialect.name == "postgresql" and new is not None and sum(new) >= COPY_MIN_ROWS:
+        # rows found absent go straight into the table: a row another writer added meanwhile makes the
+        # COPY fail on the unique key, and the whole file with it (nothing is half stored)
+        _copy_rows(conn, table.name, names, [list(compress(values, new)) for values in columns])
+        kept = [not n for n in new]
+        columns, count, new = [list(compress(values, kept)) for values in columns], sum(kept), None
+        if not count:
+            return
     if dialect.name == "postgresql" and count >= COPY_MIN_ROWS:
         _upsert_by_copy(conn, table, names, columns, unique, update, unless_equal)
         return

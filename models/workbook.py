@@ -349,8 +349,7 @@ def _read_workbook(
             first: list[list[object]] = body, rest: Iterator[list[object]] = rows
         ) -> Iterator[list[object]]:
             yield from first
-            for cells in rest:
-                yield list(cells)
+            yield from rest  # calamine yields a new list per row: no copy needed
 
         table = Table(name, offset + index + 1, columns)
         return table, _frames(chained(), columns, offset + index + 2, chunk_rows)
