@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import fcntl
+import io
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -145,13 +147,13 @@ COPY_MIN_ROWS = 1000  # PostgreSQL: from this many rows, COPY into a staging tab
 def _copy_rows(conn: sa.Connection, table_name: str, names: list[str], columns: list[list[Any]]) -> None:
     """PostgreSQL: the rows (column lists) into `table_name` by one COPY."""
     quoted = ", ".join(conn.dialect.identifier_preparer.quote(n) for n in names)
-    # The rows as CSV by pandas' C writer (a Python call per row cost more than the merge). Object
-    # columns keep ints ints; NULL is a marker no submitted value can be.
+    # The rows as CSV by the csv module's C writer (a psycopg call per row, or pandas' to_csv of object
+    # columns, cost more). NULL is an unquoted marker no submitted value can be, as "" is an empty text.
     null = f"NULL-{uuid.uuid4().hex}"
-    frame = pd.DataFrame(
-        {n: pd.Series(values, dtype=object) for n, values in zip(names, columns, strict=True)}
-    )
-    text = frame.to_csv(header=False, index=False, na_rep=null)
+    columns = [[null if v is None or v != v else v for v in values] for values in columns]  # NaN too
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(zip(*columns, strict=True))
+    text = buffer.getvalue()
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     options = f"FORMAT csv, NULL '{null}'"
     with cursor, cursor.copy(f"COPY {table_name} ({quoted}) FROM STDIN WITH ({options})") as copy:
