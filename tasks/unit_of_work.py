@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import pandas as pd
 import pydantic
 from prefect import Task
 from prefect.utilities.annotations import quote
-from typing_extensions import ParamSpec
 
 P = ParamSpec("P")
 R = TypeVar("R")
