@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import fcntl
 import io
+import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -138,6 +139,13 @@ def one_of(column: sa.ColumnElement[Any], values: list[Any], dialect: str) -> sa
     costs nothing to compile, instead of a parameter per value."""
     if dialect == "postgresql":
         return column == sa.func.any(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+    if len(values) > 1000 and all(isinstance(v, str | int) for v in values):
+        # SQLite: one JSON parameter, read by json_each, instead of a parameter per value (a 50,000-row
+        # chunk would pass the 32,766 parameters SQLite allows by default)
+        listed = sa.func.json_each(sa.bindparam(None, json.dumps(values), type_=sa.String)).table_valued(
+            "value"
+        )
+        return column.in_(sa.select(listed.c.value))
     return column.in_(values)
 
 

@@ -279,6 +279,37 @@ def test_same_file_twice_and_corrected_resubmission(env: dict[str, object]) -> N
         assert len(session.exec(select(IntakeFile)).all()) == 2
 
 
+@pytest.mark.also_postgres
+def test_a_large_corrected_resubmission_updates_by_key_and_never_duplicates(env: dict[str, object]) -> None:
+    """Over a thousand rows, past the sizes where the intake changes method: stored rows looked up in
+    one parameter (json_each on SQLite, ANY on PostgreSQL), new rows inserted without a merge (COPY on
+    PostgreSQL), changed ones upserted."""
+    from flows.pool import pool_intake
+
+    folder = inbox(env)
+    write_csv(folder / "乾安县-培育库申报表.csv", [application(n) for n in range(1, 1501)])
+    [first] = pool_intake(today=TODAY, approve=False)["files"]
+    assert (first["rows_read"], first["admitted"], first["rejected"]) == (1500, 1500, 0)
+
+    # every odd project now employs 80; 100 projects are added
+    corrected = [application(n, **({"吸纳就业人数": "80"} if n % 2 else {})) for n in range(1, 1601)]
+    write_csv(folder / "乾安县-培育库申报表（更正）.csv", corrected)
+    [second] = pool_intake(today=dt.date(2022, 7, 6), approve=False)["files"]
+    assert (second["admitted"], second["updated"], second["duplicates"], second["rejected"]) == (
+        100,
+        750,
+        750,
+        0,
+    )
+    stored = applications()
+    assert len(stored) == 1600
+    assert (stored["肉牛养殖项目1"].jobs, stored["肉牛养殖项目2"].jobs, stored["肉牛养殖项目1600"].jobs) == (
+        80,
+        int(application(2)["吸纳就业人数"]),
+        int(application(1600)["吸纳就业人数"]),
+    )
+
+
 def test_unreadable_or_unknown_files_are_kept_and_the_sender_told(env: dict[str, object]) -> None:
     from flows.pool import pool_intake
 
