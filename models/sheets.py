@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -45,6 +46,7 @@ ERROR_COLUMN = "错误说明"
 TRUE_WORDS = frozenset({"是", "Y", "YES", "1", "TRUE", "√", "有"})
 FALSE_WORDS = frozenset({"否", "N", "NO", "0", "FALSE", "×", "无", ""})
 MULTI_SEPARATORS = r"[、,，;；/\s]+"
+_MULTI_SPLIT = re.compile(MULTI_SEPARATORS)
 EARLIEST_FOUNDING = dt.date(1949, 10, 1)
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}(-\d{1,6})?$")
@@ -178,6 +180,13 @@ def _stdnum_reason(validate: object, value: str, what: str) -> str:
 
 def _all_ascii(values: pd.Series) -> bool:
     return "".join(values.tolist()).isascii()  # one C-level pass, instead of one call per cell
+
+
+def _canonical_multi(choices: Sequence[str], cell: str) -> str | None:
+    parts = {part for part in _MULTI_SPLIT.split(cell) if part}
+    if not parts <= set(choices):
+        return None
+    return "、".join(choice for choice in choices if choice in parts)
 
 
 def by_distinct(values: pd.Series, convert: Callable[[pd.Series], pd.Series]) -> pd.Series:
@@ -379,19 +388,13 @@ def check_sheet(chunk: pd.DataFrame, sheet: Sheet, ctx: CheckContext) -> Checked
             error(present & ~value.isin(column.choices), column, f"应为以下之一：{allowed}")
             out[column.field] = value
         elif kind == "multi":
-            parts = nfkc(raw).str.split(MULTI_SEPARATORS, regex=True)
-            exploded = parts.explode()
-            exploded = exploded[exploded.notna() & (exploded != "")]
-            unknown = exploded[~exploded.isin(column.choices)]
-            bad = pd.Series(False, index=text.index)
-            bad[unknown.index.unique()] = True
-            error(bad, column, f"应为以下一项或多项：{'、'.join(column.choices)}")
-            # Canonical order and spelling, whatever the sender wrote: "乡村振兴、区域品牌特色".
-            joined = pd.Series("", index=text.index)
-            for choice in column.choices:
-                named = (exploded == choice).groupby(level=0).any().reindex(text.index, fill_value=False)
-                joined = joined.where(~named, joined + choice + "、")
-            out[column.field] = joined.str.rstrip("、")
+            # each distinct cell once: its choices in canonical order and spelling ("乡村振兴、区域品牌特色"
+            # whatever the sender wrote), or None when a part is not a choice
+            canonical = by_distinct(
+                raw, lambda v, c=column.choices: nfkc(v).map(partial(_canonical_multi, c))
+            )
+            error(canonical.isna(), column, f"应为以下一项或多项：{'、'.join(column.choices)}")
+            out[column.field] = canonical.fillna("")
         elif kind == "bool":
             value = by_distinct(raw, lambda v: nfkc(v).str.upper())
             yes, no = value.isin(TRUE_WORDS), value.isin(FALSE_WORDS)
