@@ -369,11 +369,15 @@ def check_sheet(chunk: pd.DataFrame, sheet: Sheet, ctx: CheckContext) -> Checked
                 error(bad, column, reasons.reindex(text.index))
             out[column.field] = value
         elif kind == "phone":
-            value = nfkc(raw).str.replace(r"[\s()（）]", "", regex=True)
-            value = value.str.replace(r"^(\+?86-?)(?=1)", "", regex=True)
-            mobile = value.str.fullmatch(MOBILE.pattern)
-            landline = value.str.fullmatch(LANDLINE.pattern)
-            error(present & ~(mobile | landline), column, "不是有效的手机号（11 位）或带区号的固定电话")
+            value = nfkc(raw)
+            valid = value.str.fullmatch(MOBILE.pattern).astype(bool)  # most cells: a plain mobile number
+            if not valid.all():  # the others cleaned (spaces, brackets, +86) and matched again
+                messy = value[~valid].str.replace(r"[\s()（）]", "", regex=True)
+                messy = messy.str.replace(r"^(\+?86-?)(?=1)", "", regex=True)
+                value = value.where(valid, messy)
+                cleaned = messy.str.fullmatch(MOBILE.pattern) | messy.str.fullmatch(LANDLINE.pattern)
+                valid = valid | cleaned.reindex(valid.index, fill_value=False).astype(bool)
+            error(present & ~valid, column, "不是有效的手机号（11 位）或带区号的固定电话")
             out[column.field] = value
         elif kind in ("region", "unit"):
             index = ctx.regions if kind == "region" else ctx.units
