@@ -222,3 +222,38 @@ def test_whole_column_checks_agree_with_python_stdnum() -> None:
     assert uscc_valid(codes_s).tolist() == [uscc.is_valid(c) for c in codes]
     assert ric_valid(ids_s).tolist() == [by_stdnum(i) for i in ids]
     assert 0 < sum(uscc.is_valid(c) for c in codes) < len(codes)
+
+
+def test_phones_and_directions_are_read_as_senders_write_them(cfg) -> None:  # type: ignore[no-untyped-def]
+    """Spaces, brackets and +86 around a number are cleaned; a landline needs its area code. Directions
+    in any order and separator come back in the template's order and spelling."""
+    hierarchy = Hierarchy.of(cfg.units)
+    by_header = {c.header: c.field for c in COLUMNS}
+    sent = {
+        "13912345678": "13912345678",
+        "139 1234 5678": "13912345678",
+        "+86-13912345678": "13912345678",
+        "(0438)1234567": "04381234567",
+        "0438-1234567": "0438-1234567",
+        "1391234567": None,  # ten digits
+        "1234567": None,  # a landline without its area code
+    }
+    rows = [
+        application(
+            n,
+            **{
+                "联系电话": phone,
+                "三个助力方向": "区域品牌特色，乡村振兴" if n % 2 else "党委政府重点工作 / 乡村振兴",
+            },
+        )
+        for n, phone in enumerate(sent, start=1)
+    ]
+    frame = pd.DataFrame([{by_header[k]: str(v) for k, v in r.items()} for r in rows])
+    frame[ROW] = range(2, 2 + len(frame))
+    ctx = CheckContext(hierarchy.region_index(), hierarchy.jurisdiction("220000"), "吉林省", ON)
+    result = check_applications(frame, ctx)
+    refused = dict(zip(result.errors[ROW], result.errors["列"], strict=True))
+    assert refused == {7: "联系电话", 8: "联系电话"}
+    assert result.good["phone"].tolist() == [v for v in sent.values() if v is not None]
+    either, other = "乡村振兴、区域品牌特色", "乡村振兴、党委政府重点工作"
+    assert result.good["directions"].tolist() == [either, other, either, other, either]
