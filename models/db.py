@@ -246,9 +246,10 @@ def upsert(
     processor (SQLAlchemy's public TypeEngine API) instead of SQLAlchemy's per-row parameter handling,
     which dominated a 100,000-row upsert.
 
-    `new` marks the rows (unique keys) this transaction found absent: they are inserted without the upsert's merge (on
-    SQLite by a plain INSERT, where an upsert into a table with foreign keys costs twice the time and a
-    write from a stale snapshot is refused; on PostgreSQL, many of them by a COPY into the table).
+    `new` marks the rows (unique keys) this transaction found absent: they are inserted without the
+    upsert's merge (on SQLite by a plain INSERT, where an upsert into a table with foreign keys costs
+    twice the time and a write from a stale snapshot is refused; on PostgreSQL, many of them by a COPY
+    into the table).
     """
     if isinstance(rows, pd.DataFrame):
         if rows.empty:
