@@ -33,7 +33,8 @@ def _passed_through(value: Any) -> Any:
 
 
 class CampaignTask(Task[P, R]):
-    """A Prefect task whose structured arguments are not walked (see the module's docstring)."""
+    """A Prefect task whose structured arguments are not walked (see the module's docstring). Called
+    directly or by `.submit`; Prefect's `with_options` would give back a plain Task."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return super().__call__(*map(_passed_through, args), **_keywords(kwargs))
