@@ -247,9 +247,10 @@ def upsert(
     which dominated a 100,000-row upsert.
 
     `new` marks the rows (unique keys) this transaction found absent: they are inserted without the
-    upsert's merge (on SQLite by a plain INSERT, where an upsert into a table with foreign keys costs
-    twice the time and a write from a stale snapshot is refused; on PostgreSQL, many of them by a COPY
-    into the table).
+    upsert's merge (a plain INSERT, or on PostgreSQL a COPY when there are many; on SQLite an upsert
+    into a table with foreign keys costs twice an insert). If another writer stored some of them
+    meanwhile (possible on PostgreSQL, where our lookup did not see its uncommitted rows), that insert
+    is rolled back to its savepoint and every row goes through the merge instead.
     """
     if isinstance(rows, pd.DataFrame):
         if rows.empty:
@@ -288,17 +289,6 @@ def upsert(
         if column.key not in names and column.default is not None and column.default.is_scalar:
             names.append(column.key)
             columns.append(processed(column.key, [column.default.arg]) * count)
-    if dialect.name == "postgresql" and new is not None and sum(new) >= COPY_MIN_ROWS:
-        # rows found absent go straight into the table: a row another writer added meanwhile makes the
-        # COPY fail on the unique key, and the whole file with it (nothing is half stored)
-        _copy_rows(conn, table.name, names, [list(compress(values, new)) for values in columns])
-        kept = [not n for n in new]
-        columns, count, new = [list(compress(values, kept)) for values in columns], sum(kept), None
-        if not count:
-            return
-    if dialect.name == "postgresql" and count >= COPY_MIN_ROWS:
-        _upsert_by_copy(conn, table, names, columns, unique, update, unless_equal)
-        return
     insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
     stmt = insert(table)
     stmt = stmt.on_conflict_do_update(
@@ -307,14 +297,29 @@ def upsert(
         where=(table.c[unless_equal] != stmt.excluded[unless_equal]) if unless_equal else None,
     )
     compiled = stmt.compile(dialect=dialect, column_keys=names)
-    if compiled.positiontup is not None:  # qmark (SQLite): tuples in the statement's order
-        params: list[Any] = list(zip(*(columns[names.index(n)] for n in compiled.positiontup), strict=True))
-    else:  # named (psycopg's pyformat)
-        params = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
-    if dialect.name == "sqlite" and new is not None and any(new):
-        plain, _, _ = compiled.string.partition(" ON CONFLICT")  # the same columns, the same parameters
-        conn.exec_driver_sql(plain, [p for p, n in zip(params, new, strict=True) if n])
-        params = [p for p, n in zip(params, new, strict=True) if not n]
-        if not params:
-            return
-    conn.exec_driver_sql(compiled.string, params)
+
+    def parameters(columns: list[list[Any]]) -> list[Any]:
+        if compiled.positiontup is not None:  # qmark (SQLite): tuples in the statement's order
+            return list(zip(*(columns[names.index(n)] for n in compiled.positiontup), strict=True))
+        return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]  # pyformat
+
+    if new is not None and any(new):
+        fresh = [list(compress(values, new)) for values in columns]
+        try:
+            with conn.begin_nested():  # a SAVEPOINT: a failed insert leaves the transaction usable
+                if dialect.name == "postgresql" and sum(new) >= COPY_MIN_ROWS:
+                    _copy_rows(conn, table.name, names, fresh)
+                else:
+                    plain, _, _ = compiled.string.partition(" ON CONFLICT")  # same columns and parameters
+                    conn.exec_driver_sql(plain, parameters(fresh))
+        except (sa.exc.IntegrityError, dialect.dbapi.IntegrityError):  # type: ignore[union-attr]
+            pass  # another writer stored some of them meanwhile (PostgreSQL): every row through the merge
+        else:
+            kept = [not n for n in new]
+            columns, count = [list(compress(values, kept)) for values in columns], sum(kept)
+            if not count:
+                return
+    if dialect.name == "postgresql" and count >= COPY_MIN_ROWS:
+        _upsert_by_copy(conn, table, names, columns, unique, update, unless_equal)
+        return
+    conn.exec_driver_sql(compiled.string, parameters(columns))

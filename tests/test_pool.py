@@ -309,6 +309,31 @@ def test_a_large_corrected_resubmission_updates_by_key_and_never_duplicates(env:
         int(application(1600)["吸纳就业人数"]),
     )
 
+    # A writer whose lookup ran before another's rows were committed (PostgreSQL's read committed)
+    # believes them new: its insert fails on the unique key, and every row goes through the merge.
+    import sqlalchemy as sa
+
+    from models.db import upsert
+
+    table = PoolApplication.__table__  # type: ignore[attr-defined]
+    unique = ["year", "credit_code", "project_name"]
+    with session_scope() as session:
+        rows = [dict(r._mapping) for r in session.execute(sa.select(*(c for c in table.c if c.key != "id")))]
+        for row in rows:
+            row.update(jobs=99, content_hash="raced")
+        update = [k for k in rows[0] if k not in unique]
+        upsert(
+            session,
+            PoolApplication,
+            rows,
+            unique=unique,
+            update=update,
+            unless_equal="content_hash",
+            new=[True] * 1600,
+        )
+    stored = applications()
+    assert len(stored) == 1600 and {a.jobs for a in stored.values()} == {99}
+
 
 def test_unreadable_or_unknown_files_are_kept_and_the_sender_told(env: dict[str, object]) -> None:
     from flows.pool import pool_intake
