@@ -3,44 +3,53 @@ machine (the Noto Sans CJK SC that the mplfonts package ships; no system font is
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no screen on servers
-
-import matplotlib.pyplot as plt
-import mplfonts
-from matplotlib import font_manager
-from matplotlib.ticker import MaxNLocator
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def _font_path() -> str:
-    return str(Path(mplfonts.__file__).parent / "fonts" / "NotoSansCJKsc-Regular.otf")
+    """The bundled font, found without importing mplfonts (which imports matplotlib)."""
+    spec = importlib.util.find_spec("mplfonts")
+    assert spec is not None and spec.origin is not None, "mplfonts is a declared dependency"
+    return str(Path(spec.origin).parent / "fonts" / "NotoSansCJKsc-Regular.otf")
 
 
 @lru_cache(maxsize=1)
-def _font() -> str:
-    font_manager.fontManager.addfont(_font_path())
-    return font_manager.FontProperties(fname=_font_path()).get_name()
+def _pyplot() -> Any:
+    """matplotlib, imported on the first bar chart: it costs every process that imports this module
+    ~0.5 s (every flow run's process, every CLI command), and most draw only the Pillow heat map."""
+    import matplotlib
 
+    matplotlib.use("Agg")  # no screen on servers
+    import matplotlib.pyplot as plt
+    from matplotlib import font_manager
 
-def _figure(title: str, width: float) -> tuple[plt.Figure, plt.Axes]:
-    plt.rcParams["font.family"] = _font()
+    font = _font_path()
+    font_manager.fontManager.addfont(font)
+    plt.rcParams["font.family"] = font_manager.FontProperties(fname=font).get_name()
     plt.rcParams["axes.unicode_minus"] = False
-    fig, ax = plt.subplots(figsize=(width, 4.5), dpi=110)
+    return plt
+
+
+def _figure(title: str, width: float) -> tuple[Figure, Axes]:
+    fig, ax = _pyplot().subplots(figsize=(width, 4.5), dpi=110)
     ax.set_title(title)
     ax.spines[["top", "right"]].set_visible(False)
     return fig, ax
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, format="png")
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
@@ -64,6 +73,8 @@ def paired_bar_chart(
         bars = ax.bar(positions, values, width, label=name)
         ax.bar_label(bars, labels=[f"{v:g}" for v in values], fontsize=8)
     ax.set_xticks(range(len(labels)), labels, rotation=45)
+    from matplotlib.ticker import MaxNLocator
+
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(unit)
     ax.legend()
