@@ -83,13 +83,15 @@ def record(
 PG_ADMIN = os.environ.get("CAMPAIGN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-def postgres_database(prefix: str) -> str:
-    """A new, empty PostgreSQL database on the local server; returns its URL. Drop it with `drop_postgres`."""
+def postgres_database(prefix: str, template: str | None = None) -> str:
+    """A new PostgreSQL database on the local server, empty or a copy of the database at `template` (a
+    URL; nothing may be connected to it); returns its URL. Drop it with `drop_postgres`."""
     import psycopg
 
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    copy = f' TEMPLATE "{template.rsplit("/", 1)[1]}"' if template else ""
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
     return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
 
 
