@@ -28,7 +28,6 @@ from typing import Any
 
 from config import load_config
 from config.settings import get_settings
-from flows.registry import deployments, served_years
 
 MARKER_FILE = ".campaign-folders"
 
@@ -114,6 +113,7 @@ def folders_seen() -> list[str]:
 
 def deploy(today: dt.date) -> list[str]:
     """Register every served year's deployments to the work pool; returns their names."""
+    from flows.registry import deployments, served_years  # every flow's module: not for a worker's start
     from models.db import migrate
 
     migrate()
