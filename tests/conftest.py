@@ -240,11 +240,11 @@ def env(
     get_settings.cache_clear()
 
 
-# The longest tests (a year or a month walked day by day, a served UI) start first, so the two
-# workers finish together instead of one walking a year while the other idles.
-# (each ten seconds or more). xdist's worksteal scheduler gives each of the two workers one half of the
-# list to start from and lets an idle worker take from the other: the long tests are dealt alternately
-# to the front of each half, so both start on long tests and end on short ones.
+# The longest tests (a served UI, production's workers, a year walked day by day …; each ten seconds or
+# more) start first, so the workers finish together instead of one running a long test while the others
+# idle. xdist's worksteal scheduler gives each worker one contiguous share of the list to start from and
+# lets an idle worker take from the others: the long tests are dealt in turn to the front of each share,
+# so every worker starts on long tests and ends on short ones.
 LONGEST_FIRST = (
     "test_two_workers_share_the_campaign",
     "test_serve_gives_operators",
@@ -260,16 +260,20 @@ LONGEST_FIRST = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
         return next(
             (i for i, name in enumerate(LONGEST_FIRST) if item.name.startswith(name)), len(LONGEST_FIRST)
         )
 
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
     ordered = sorted(items, key=rank)
     longs = [i for i in ordered if rank(i) < len(LONGEST_FIRST)]
     shorts = ordered[len(longs) :]
-    first, second = longs[0::2], longs[1::2]
-    half = len(items) // 2
-    cut = max(half - len(first), 0)
-    items[:] = first + shorts[:cut] + second + shorts[cut:]
+    shares: list[list[pytest.Item]] = [longs[w::workers] for w in range(workers)]
+    for w, share in enumerate(shares):  # fill each share up to its worker's part of the list
+        size = len(items) * (w + 1) // workers - len(items) * w // workers
+        take = max(size - len(share), 0) if w < workers - 1 else len(shorts)
+        share += shorts[:take]
+        shorts = shorts[take:]
+    items[:] = [item for share in shares for item in share]
