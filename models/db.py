@@ -150,22 +150,32 @@ def one_of(column: sa.ColumnElement[Any], values: list[Any], dialect: str) -> sa
 
 
 COPY_MIN_ROWS = 1000  # PostgreSQL: from this many rows, COPY into a staging table and merge once
+COPY_CHUNK_ROWS = 5000  # rows formatted per piece of a COPY's data
 
 
 def _copy_rows(conn: sa.Connection, table_name: str, names: list[str], columns: list[list[Any]]) -> None:
-    """PostgreSQL: the rows (column lists) into `table_name` by one COPY."""
+    """PostgreSQL: the rows (column lists) into `table_name` by one COPY.
+
+    The rows are formatted COPY_CHUNK_ROWS at a time and handed to psycopg's queued writer, whose thread
+    sends one chunk while this one formats the next: the server's work on the rows (foreign keys,
+    indexes) overlaps the formatting instead of following it.
+    """
+    from psycopg.copy import QueuedLibpqWriter
+
     quoted = ", ".join(conn.dialect.identifier_preparer.quote(n) for n in names)
     # The rows as CSV by the csv module's C writer (a psycopg call per row, or pandas' to_csv of object
     # columns, cost more). NULL is an unquoted marker no submitted value can be, as "" is an empty text.
     null = f"NULL-{uuid.uuid4().hex}"
     columns = [[null if v is None or v != v else v for v in values] for values in columns]  # NaN too
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(zip(*columns, strict=True))
-    text = buffer.getvalue()
+    rows = list(zip(*columns, strict=True))
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     options = f"FORMAT csv, NULL '{null}'"
-    with cursor, cursor.copy(f"COPY {table_name} ({quoted}) FROM STDIN WITH ({options})") as copy:
-        copy.write(text)
+    sql = f"COPY {table_name} ({quoted}) FROM STDIN WITH ({options})"
+    with cursor, cursor.copy(sql, writer=QueuedLibpqWriter(cursor)) as copy:
+        for start in range(0, len(rows), COPY_CHUNK_ROWS):
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\n").writerows(rows[start : start + COPY_CHUNK_ROWS])
+            copy.write(buffer.getvalue())
 
 
 def _upsert_by_copy(
