@@ -55,6 +55,12 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # a worker, or a run started by another run's test
     import importlib.util
 
+    # The API's address is in the environment before anything imports Prefect: Prefect's root settings
+    # are read once, at its import, and a flow run in a thread of its own (the approval tests) reads
+    # those. Without it a single-process run (`pytest -n 0`) would run such flows on a temporary server
+    # of their own, where the test never sees them pause. (xdist's workers inherit it from here.)
+    port = _free_port()
+    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
     from flows.serve import die_with_parent
 
     home = Path(tempfile.mkdtemp(prefix="campaign-test-prefect-"))
@@ -64,7 +70,6 @@ def pytest_configure(config: pytest.Config) -> None:
         _pg_admin(f'CREATE DATABASE "{name}"')
         database = _pg_url(name).replace("postgresql://", "postgresql+asyncpg://")
         config._campaign_prefect_database = name  # type: ignore[attr-defined]
-    port = _free_port()
     spec = importlib.util.find_spec("prefect")
     assert spec is not None and spec.origin is not None
     env = dict(
@@ -83,7 +88,6 @@ def pytest_configure(config: pytest.Config) -> None:
         stdout=subprocess.DEVNULL,
         preexec_fn=die_with_parent,  # a killed test run leaves no server behind
     )
-    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
     os.environ["CAMPAIGN_TEST_PREFECT_HOME"] = str(home)
 
 
