@@ -73,9 +73,7 @@ def paired_bar_chart(
         bars = ax.bar(positions, values, width, label=name)
         ax.bar_label(bars, labels=[f"{v:g}" for v in values], fontsize=8)
     ax.set_xticks(range(len(labels)), labels, rotation=45)
-    from matplotlib.ticker import MaxNLocator
-
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(_pyplot().MaxNLocator(integer=True))
     ax.set_ylabel(unit)
     ax.legend()
     return _save(fig, path)
