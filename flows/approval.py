@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, create_model
 from config import CampaignConfig
 from tasks.approval import ApprovalRequest, ask_operator
 from tasks.delivery import deliver_all
+from tasks.run_lease import released_while
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -50,11 +51,13 @@ def wait_for_decision(form: Any, timeout_minutes: float) -> Any | None:
     """Pause the run until the operator submits `form` (a RunInput); None if nobody answered in time.
 
     A timeout is not an error: the run is set back to Running so it can go on (deliver, publish) and
-    end Completed, and what waited stays open for the next run.
+    end Completed, and what waited stays open for the next run. While it waits, the run holds no lease
+    (tasks/run_lease.py): other runs of its flow may work, and nothing of Prefect's expires under it.
     """
     try:
-        # Checked every 2 s: the operator's Resume takes effect at once, for one light API call.
-        return pause_flow_run(wait_for_input=form, timeout=int(timeout_minutes * 60), poll_interval=2)
+        with released_while():
+            # Checked every 2 s: the operator's Resume takes effect at once, for one light API call.
+            return pause_flow_run(wait_for_input=form, timeout=int(timeout_minutes * 60), poll_interval=2)
     except FlowPauseTimeout:
         with get_client(sync_client=True) as client:
             client.set_flow_run_state(flow_run.id, Running(), force=True)

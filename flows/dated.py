@@ -19,7 +19,8 @@ from config.loader import available_years
 from config.settings import get_settings
 from models.clock import business_day, local_today
 from models.deadlines import campaign_window
-from tasks.audit import audited
+from tasks.audit import audited, current_trigger
+from tasks.run_lease import one_at_a_time
 
 PARAMETER_HELP = {  # the dated flows' common parameters, as the UI's run form shows them
     "today": (
@@ -69,8 +70,15 @@ def refusal_text(cfg: CampaignConfig, day: dt.date) -> str:
 def business_run(
     flow_name: str, cfg: CampaignConfig, today: dt.date, parameters: dict[str, Any]
 ) -> Iterator[dict[str, Any]]:
-    """Everything the run records is as of `today` (models/clock.py), inside its audit row."""
-    with business_day(today, cfg.campaign), audited(flow_name, {"today": today, **parameters}) as counts:
+    """Everything the run records is as of `today` (models/clock.py), inside its audit row, while no other
+    run of the same flow and year works (tasks/run_lease.py; a pause for an operator lets others on)."""
+    year = cfg.campaign.year
+    waiting = f"{BY_NAME[flow_name].title}（{year}年度）的另一次运行正在办理，待其办完后本次运行继续"
+    with (
+        one_at_a_time(f"{flow_name}:{year}", current_trigger()[0], waiting),
+        business_day(today, cfg.campaign),
+        audited(flow_name, {"today": today, **parameters}) as counts,
+    ):
         yield counts
 
 

@@ -17,8 +17,6 @@ from config.flows import BY_NAME, FLOWS, FlowSpec, ScheduleKind
 from flows.dated import PARAMETER_HELP
 from flows.schedules import daily_schedule, delivery_schedule, flow_windows, working_day_schedule
 
-ONE_AT_A_TIME = 1  # a deployment's runs never overlap (correctness does not depend on it: claims do)
-
 
 def flow_of(spec: FlowSpec | str) -> Any:
     """The Prefect flow a registry entry names."""
@@ -91,7 +89,6 @@ def deployment_of(spec: FlowSpec, cfg: CampaignConfig, *, by_module: bool = Fals
             description=description,
             parameters={"campaign_year": year} if spec.dated else {},
             tags=[f"campaign-{year}"] if spec.dated else [],
-            concurrency_limit=ONE_AT_A_TIME,
             **options,
         )
     )

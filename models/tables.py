@@ -558,6 +558,17 @@ class EndpointPace(SQLModel, table=True):
     free_at: float = 0.0
 
 
+class RunLease(SQLModel, table=True):
+    """Which run is working on a flow's year right now: one at a time, held only while the run works (a
+    run paused for an operator holds none). A lease that is not renewed runs out, so a run that died
+    frees its flow. Epoch seconds of the wall clock: a lease is plumbing, not a business record."""
+
+    __tablename__ = "run_lease"
+    name: str = Field(primary_key=True, max_length=128)  # "<flow>:<year>"
+    holder: str = Field(max_length=64)  # the flow run's id, or a process's own for a direct call
+    expires_at: float = 0.0
+
+
 # ------------------------------------------------------------------ audit
 class FlowRunAudit(SQLModel, table=True):
     __tablename__ = "flow_run_audit"

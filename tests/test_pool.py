@@ -690,3 +690,60 @@ def test_3_2_a_filed_standard_becomes_the_units_admission_bar(
     out = capsys.readouterr().out
     assert "入库标准表：已报送 1 个单位，未报送 69 个单位" in out  # 11 city-level units and 59 counties
     assert "乾安县（配置文件中有标准）" in out and "长岭县" not in out.split("未报送（")[1]
+
+
+def test_an_approval_outlasts_the_engines_lease_renewal(env: dict[str, object]) -> None:
+    """A deployment run paused for an operator waits as long as the campaign says, however long that is.
+
+    The run is executed as a worker or `campaign serve` executes it (Prefect's engine in a process of its
+    own). Prefect's engine renews a deployment concurrency lease at 0.75 of 300 s; a pause revokes that
+    lease, so the renewal ended the run Crashed after ~225 s. The engine here renews at 0.03 of its 300 s
+    (every 9 s), and the run stays paused well past that, while another run of the same flow works."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Pending
+
+    from config import load_config
+    from config.flows import BY_NAME
+    from flows.pool import pool_intake
+    from flows.registry import deployment_of
+
+    _pool_with_candidates(env)
+    deployment_id = deployment_of(BY_NAME["pool_intake"], load_config(), by_module=True).apply()
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(deployment_id, parameters={"today": str(TODAY)})
+        client.set_flow_run_state(run.id, Pending())  # as a runner or worker does before it starts one
+        engine = (
+            "import runpy, prefect.concurrency._leases as leases; leases._RENEWAL_FRACTION = 0.03; "
+            "runpy.run_module('prefect.engine', run_name='__main__')"
+        )
+        proc = subprocess.Popen([sys.executable, "-c", engine, str(run.id)], env=dict(os.environ))
+        try:
+            deadline = time.monotonic() + 90
+            while client.read_flow_run(run.id).state_type.value != "PAUSED":
+                assert proc.poll() is None and time.monotonic() < deadline, "the run never paused"
+                time.sleep(0.5)
+            paused_at = time.monotonic()
+            # While it waits, it blocks no one: another run of the same flow and year works and ends.
+            assert pool_intake(today=TODAY, approve=False)["proposals_open"] == 3
+            time.sleep(max(0.0, paused_at + 20 - time.monotonic()))  # two renewals' worth, idle
+            state = client.read_flow_run(run.id).state
+            assert state is not None and state.type.value == "PAUSED", state
+            with session_scope() as session:
+                recs = session.exec(select(Recommendation)).all()
+            answer: dict[str, object] = {"approver": "省就业服务局 李四"}
+            for r in recs:
+                answer |= {f"approve_{r.id}": True, f"reason_{r.id}": ""}
+            client.resume_flow_run(run.id, run_input=answer)
+            assert proc.wait(timeout=120) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        final = client.read_flow_run(run.id).state
+    assert final is not None and final.type.value == "COMPLETED", final
+    with session_scope() as session:
+        assert {r.status for r in session.exec(select(Recommendation)).all()} == {"approved"}
