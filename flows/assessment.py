@@ -9,7 +9,7 @@ from typing import Any
 from prefect import flow
 
 from config import CampaignConfig
-from flows.dated import dated_run_name
+from flows.dated import dated_run_name, refuses_calmly
 from flows.deadlines import deadline_cycle
 from tasks.assessment import assess, income_intake, income_progress
 
@@ -21,6 +21,7 @@ from tasks.assessment import assess, income_intake, income_progress
     "社会效益、经济效益、资金到位和执行（含因素法下达资金）、服务基地和宣传报道得分与排名，生成考核表和图表；"
     "考核截止日起向各市州发送本地评分卡。",
 )
+@refuses_calmly
 def annual_assessment(
     today: dt.date | None = None, dry_run: bool = False, campaign_year: int | None = None
 ) -> dict[str, Any]:

@@ -8,9 +8,10 @@ campaign refuses before it writes or sends anything, however it was started.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from config import CampaignConfig, load_config
 from config.errors import CampaignError, RunRefused
@@ -62,8 +63,35 @@ def refusal_text(cfg: CampaignConfig, day: dt.date) -> str:
     return (
         f"业务日期 {day:%Y-%m-%d} 不在{year}年度活动期内（{window.opens:%Y-%m-%d} 至 {window.closes:%Y-%m-%d}，"
         f"{year}年度活动{where}），本次运行未收件、未发送任何通知。"
-        "补办或演练请在“业务日期”中填写活动期内的日期；新年度请先运行 campaign new-year 生成并审核配置。"
+        "补办或演练请在“业务日期”中填写活动期内的日期；办理新的年度，须先由系统管理员生成并审核该年度的活动配置。"
     )
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def refuses_calmly(fn: Callable[P, R]) -> Callable[P, Any]:
+    """Under `@flow`: a deployment run (schedule, the UI's Quick run, a worker) asked for a day outside its
+    campaign ends `未办理` (a cancelled state, not a failure) with the refusal's Chinese sentence as its
+    message, and no traceback. A direct call (CLI, code) gets the RunRefused, which the CLI prints."""
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RunRefused as exc:
+            from prefect.context import FlowRunContext
+            from prefect.logging import get_run_logger
+            from prefect.states import Cancelled
+
+            context = FlowRunContext.get()
+            if context is None or context.flow_run is None or context.flow_run.deployment_id is None:
+                raise
+            get_run_logger().warning(exc.reason)
+            return Cancelled(name="未办理", message=exc.reason)
+
+    return run
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.dated import dated_run_name
+from flows.dated import dated_run_name, refuses_calmly
 from flows.deadlines import deadline_cycle
 from tasks.standards import OBLIGATION, standards_intake
 
@@ -17,6 +17,7 @@ from tasks.standards import OBLIGATION, standards_intake
     flow_run_name=dated_run_name("june_survey"),
     description="三(一) 组织开展调研：收取各市县调研材料（问题清单、任务清单、实施方案），按期提醒、逾期督办。",
 )
+@refuses_calmly
 def june_survey(
     today: dt.date | None = None, dry_run: bool = False, campaign_year: int | None = None
 ) -> dict[str, Any]:
@@ -30,6 +31,7 @@ def june_survey(
     description="三(二)、四(二) 制定建设标准并备案：收取市县两级基地建设标准、认定条件和培育库入库标准，按期提醒、逾期督办；"
     "各单位报送的入库标准表经校验接收后，即作为该单位培育库的入库条件。",
 )
+@refuses_calmly
 def standards_filing(
     today: dt.date | None = None, dry_run: bool = False, campaign_year: int | None = None
 ) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from config.errors import SubmissionError
 from config.settings import get_settings
 from flows.approval import ApprovalForm, ask_and_wait, decision_form, decisions_of
-from flows.dated import business_run, campaign_for, dated_run_name
+from flows.dated import business_run, campaign_for, dated_run_name, refuses_calmly
 from models.clock import moment, now
 from tasks.approval import ApprovalRequest
 from tasks.delivery import deliver_all
@@ -86,6 +86,7 @@ def _approval_form(waiting: list[dict[str, Any]]) -> Any:
     "发布三级培育库清单。经评审命名且符合上级入库条件的项目在基地评审命名时推荐上级（应推尽推）；"
     "年度配置为“入库即推荐”时，本流程对符合上一级入库条件的项目提请审批后推荐。",
 )
+@refuses_calmly
 def pool_intake(
     today: dt.date | None = None,
     dry_run: bool = False,

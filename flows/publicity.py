@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from config import load_config
 from config.errors import SubmissionError
-from flows.dated import dated_run_name
+from flows.dated import dated_run_name, refuses_calmly
 from flows.deadlines import deadline_cycle
 from models.clock import local_today
 from models.submissions import identify_unit
@@ -27,6 +27,7 @@ from tasks.sync import sync_campaign
     description="四(四) 宣传引导：各市州年度内选树 2 个创业基地优秀典型、总结 1 篇经验材料；收取宣传报道记录表，"
     "按市州统计完成情况，年末前提醒、逾期督办。",
 )
+@refuses_calmly
 def publicity(
     today: dt.date | None = None, dry_run: bool = False, campaign_year: int | None = None
 ) -> dict[str, Any]:

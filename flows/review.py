@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from config.schema import ReviewRules
 from flows.approval import ApprovalForm, ask_and_wait, decision_form, decisions_of
-from flows.dated import business_run, campaign_for, dated_run_name
+from flows.dated import business_run, campaign_for, dated_run_name, refuses_calmly
 from flows.deadlines import deadline_cycle
 from models.clock import now
 from models.review import NamingChoice, trimmed_mean_label
@@ -93,6 +93,7 @@ def _naming_form(rows: list[dict[str, Any]], review: ReviewRules) -> Any:
     "材料期间），去掉最高最低分取平均、加优先分后排名，按名额拟命名，经省级经办人审批后命名、定档，"
     "符合上级入库条件的推荐上级（进入上级培育库、包保、走访），结果通知各单位。",
 )
+@refuses_calmly
 def october_review(
     today: dt.date | None = None,
     dry_run: bool = False,

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from config import CampaignConfig, load_config
 from config.errors import SubmissionError
 from config.settings import get_settings
-from flows.dated import dated_run_name
+from flows.dated import dated_run_name, refuses_calmly
 from flows.deadlines import deadline_cycle
 from models.clock import local_today, moment
 from models.db import session_scope
@@ -39,6 +39,7 @@ from tasks.visits import ASSIGNMENT, VISITS, assign_leader, posting_intake, proj
     description="三(四) 推荐项目包保与每季度走访：为推荐上级的项目明确本级主要领导包保，收取走访记录与招聘发布记录，"
     "季度末前按工作日提醒、逾期向上级督办，按季度、市州和需求类别汇总走访收集的需求。",
 )
+@refuses_calmly
 def quarterly_visits(
     today: dt.date | None = None, dry_run: bool = False, campaign_year: int | None = None
 ) -> dict[str, Any]:
@@ -64,6 +65,7 @@ def _training_keys(cfg: CampaignConfig) -> list[str]:
     description="三(四) 市县创业人员培训（每半年一期）与同类项目农技人员培训（市级每年不少于2次、县级不少于1次）："
     "收取培训记录，按各单位应办次数统计进度，半年末和年末前提醒、逾期督办。",
 )
+@refuses_calmly
 def half_year_training(
     today: dt.date | None = None, dry_run: bool = False, campaign_year: int | None = None
 ) -> dict[str, Any]:
@@ -85,6 +87,7 @@ def half_year_training(
     description="三(五) 资金到位率、执行率 100%：收取各地资金台账，按节点核算到位率和执行率并提醒、督办；"
     "省级专项资金用于可用范围以外即作为挪用立即报告省厅；市级基地补助未与省级同步发放的予以预警。",
 )
+@refuses_calmly
 def funds_tracking(
     today: dt.date | None = None, dry_run: bool = False, campaign_year: int | None = None
 ) -> dict[str, Any]:
