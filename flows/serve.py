@@ -7,7 +7,9 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import html
 import http.server
+import io
 import logging
 import os
 import secrets
@@ -17,7 +19,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 
@@ -62,6 +66,10 @@ def prefect_server(port: int, *, ui: bool = True, env: dict[str, str] | None = N
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         env=server_env,
         preexec_fn=die_with_parent,
+        # Its own process group: a Ctrl-C in the terminal reaches `campaign serve` alone, which stops its
+        # runner while the server still answers, then the server (the runner talking to a server already
+        # gone retried for ~45 s before it gave up).
+        start_new_session=True,
         stdout=None if ui else subprocess.DEVNULL,
     )
     try:
@@ -163,12 +171,51 @@ class _ReportsHandler(http.server.SimpleHTTPRequestHandler):
         return False
 
     def do_GET(self) -> None:
-        if self._allowed():
+        if self._allowed() and self._inside():
             super().do_GET()
 
     def do_HEAD(self) -> None:
-        if self._allowed():
+        if self._allowed() and self._inside():
             super().do_HEAD()
+
+    def _inside(self) -> bool:
+        """Only regular files and folders inside the reports folder, never through a link: a link placed
+        there (to /etc, say) is refused as if it were not there."""
+        root = Path(self.directory).resolve()
+        asked = Path(self.translate_path(self.path))
+        real = asked.resolve()
+        if real == asked and real.is_relative_to(root) and (real.is_file() or real.is_dir()):
+            return True
+        self.send_error(404)  # the status line is Latin-1: no Chinese reason there
+        return False
+
+    def list_directory(self, path: str | os.PathLike[str]) -> io.BytesIO | None:
+        """A folder as a page that says what the site is: the campaign's reports, each a link."""
+        folder = Path(path)
+        entries = sorted(
+            (p for p in folder.iterdir() if not p.name.startswith(".") and not p.is_symlink()),
+            key=lambda p: (not p.is_dir(), p.name),
+        )
+        here = html.escape(urllib.parse.unquote(self.path.split("?", 1)[0]))
+        items = "".join(
+            f'<li><a href="{urllib.parse.quote(p.name)}{"/" if p.is_dir() else ""}">'
+            f"{html.escape(p.name)}{'/' if p.is_dir() else ''}</a></li>"
+            for p in entries
+        )
+        up = '<p><a href="../">上一级</a></p>' if here != "/" else ""
+        page = (
+            '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            "<title>返乡入乡创业基地建设行动 · 报表下载</title></head><body>"
+            f"<h1>返乡入乡创业基地建设行动 · 报表下载</h1><p>当前位置：{here}</p>{up}"
+            f"<ul>{items or '<li>暂无报表</li>'}</ul>"
+            "<p>各年度的进度一览、培育库清单、考核结果等报表，由各流程运行后生成，只读。</p></body></html>"
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        return io.BytesIO(page)
 
     def log_message(self, format: str, *args: object) -> None:  # no request lines on the console
         log.debug(format, *args)
@@ -195,7 +242,12 @@ def serve_reports(port: int, auth: str) -> http.server.ThreadingHTTPServer:
 
 def serve(port: int = 4200, reports_port: int | None = None) -> None:
     from prefect import serve as prefect_serve
-    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_AUTH_STRING,
+        PREFECT_API_URL,
+        PREFECT_RUNNER_POLL_FREQUENCY,
+        temporary_settings,
+    )
 
     newest = load_config()
     migrate()
@@ -215,10 +267,20 @@ def serve(port: int = 4200, reports_port: int | None = None) -> None:
     reports = serve_reports(reports_port, auth)
     os.environ["CAMPAIGN_REPORTS_URL"] = f"http://127.0.0.1:{reports_port}"
     get_settings.cache_clear()
-    guarded = {"PREFECT_SERVER_API_AUTH_STRING": auth, "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "true"}
+    guarded = {
+        "PREFECT_SERVER_API_AUTH_STRING": auth,
+        "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "true",
+        # One UI, the one the guide shows (README, "Why the V1 UI"): Prefect 3.9 opens its V2 preview by
+        # default, where a paused run has no Resume button and artifacts have no page of their own.
+        "PREFECT_SERVER_UI_V2_ENABLED": "false",
+    }
+    # A run submitted from a form starts within seconds (Prefect's runner looks every 10 s by default).
+    poll = int(os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY", RUNNER_POLL_SECONDS))
     with (
         local_prefect_server(port, env=guarded) as url,
-        temporary_settings(updates={PREFECT_API_URL: url, PREFECT_API_AUTH_STRING: auth}),
+        temporary_settings(
+            updates={PREFECT_API_URL: url, PREFECT_API_AUTH_STRING: auth, PREFECT_RUNNER_POLL_FREQUENCY: poll}
+        ),
     ):
         # flow runs start in subprocesses that read the environment
         os.environ["PREFECT_API_URL"] = url
@@ -234,7 +296,24 @@ def serve(port: int = 4200, reports_port: int | None = None) -> None:
             f"报表下载：{os.environ['CAMPAIGN_REPORTS_URL']}/（同一口令）\n"
             f"服务年度：{'、'.join(f'{y}年' for y in years)}"
         )
+        signal.signal(signal.SIGINT, _stop_on_ctrl_c)
         try:
             prefect_serve(*deployments(cfgs), pause_on_shutdown=False)  # type: ignore[arg-type]
         finally:
             reports.shutdown()
+
+
+STOP_WITHIN_SECONDS = 4.0
+RUNNER_POLL_SECONDS = 2
+
+
+def _stop_on_ctrl_c(signum: int, frame: object) -> None:
+    """Ctrl-C stops like SIGTERM: Prefect's runner shuts down gracefully on SIGTERM within seconds, but on
+    SIGINT its event loop waited ~45 s. Whatever still holds on after a few seconds is cut short; a run
+    cut off in the middle is taken up again by the next one (its work is claimed and kept in the
+    database)."""
+    print("正在停止……", flush=True)
+    watchdog = threading.Timer(STOP_WITHIN_SECONDS, os._exit, args=(0,))
+    watchdog.daemon = True
+    watchdog.start()
+    os.kill(os.getpid(), signal.SIGTERM)

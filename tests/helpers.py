@@ -156,8 +156,7 @@ def campaign_served(root: Path, **extra: str) -> Iterator[tuple[subprocess.Popen
     the life of the block: (the process, the UI/API port, the reports port). Its output is readable
     from `proc.stdout`."""
     port, reports_port = free_port(), free_port()
-    # The runner looks for runs to start every second instead of every ten: the tests wait less.
-    env = fresh_cli_env(root, PREFECT_RUNNER_POLL_FREQUENCY="1", **extra)
+    env = fresh_cli_env(root, **extra)
     command = ["serve", "--port", str(port), "--reports-port", str(reports_port)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", *command],
@@ -170,11 +169,52 @@ def campaign_served(root: Path, **extra: str) -> Iterator[tuple[subprocess.Popen
     try:
         yield proc, port, reports_port
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        leftovers = descendants(proc.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        for pid in leftovers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process under `pid` (children, their children …), from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to read its status counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def stop_as_ctrl_c(proc: subprocess.Popen[bytes]) -> float:
+    """Press Ctrl-C in the terminal of `proc` (SIGINT to its process group); the seconds until it and
+    every process it started have ended (at most 30)."""
+    processes = descendants(proc.pid) | {proc.pid}
+    started = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=30)
+    while any(alive(p) for p in processes) and time.monotonic() - started < 30:
+        time.sleep(0.1)
+    return time.monotonic() - started
 
 
 def city_row(book: Any, sheet: str, city: str) -> dict[str, Any]:

@@ -24,7 +24,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import answer, authenticated, campaign_served, config_copy, recommend_on_admission
+from tests.helpers import (
+    answer,
+    authenticated,
+    campaign_served,
+    config_copy,
+    recommend_on_admission,
+    stop_as_ctrl_c,
+)
 from tests.pool_data import application, write_xlsx
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -112,6 +119,9 @@ def test_serve_gives_operators_runnable_deployments_in_the_browser(tmp_path: Pat
         else:
             _operate(tmp_path, client, port, by_flow, None)
         _reports_behind_the_password(tmp_path, client, port, reports_port)
+        # Ctrl-C in the terminal of `make run` ends the served runner, its Prefect server and the
+        # reports within seconds.
+        assert stop_as_ctrl_c(proc) < 5
 
 
 def _served_deployments(
@@ -180,7 +190,9 @@ def _served_deployments(
     assert "BYDAY=MO,TU,WE,TH,FR" in rule and "20221003T090000" in rule and "20221008T090000" in rule
 
     quick: dict = answer(client, "POST", f"{api}/deployments/{june['id']}/create_flow_run", json={})  # type: ignore[assignment]
-    refused = _wait_for_state(client, api, quick["id"], ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"))["state"]
+    refused = _wait_for_state(client, api, quick["id"], ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"))[
+        "state"
+    ]
     # a calm refusal: not a failure, its message the Chinese sentence alone (no exception, no command)
     assert (refused["type"], refused["name"]) == ("CANCELLED", "未办理"), refused
     assert refused["message"].startswith("业务日期 ") and "不在2022年度活动期内" in refused["message"]
@@ -307,3 +319,15 @@ def _reports_behind_the_password(tmp_path: Path, client: httpx.Client, port: int
     png = httpx.get(link, auth=(user, password), timeout=5)
     assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
     assert httpx.put(link, auth=(user, password), content=b"x", timeout=5).status_code == 501
+    # The site says what it is; a link placed in the reports folder leads nowhere.
+    home = httpx.get(f"http://127.0.0.1:{reports_port}/", auth=(user, password), timeout=5)
+    assert "返乡入乡创业基地建设行动 · 报表下载" in home.text and "Directory listing" not in home.text
+    reports = tmp_path / "var" / "reports"
+    (reports / "etc").symlink_to("/etc")
+    (reports / "passwd").symlink_to("/etc/passwd")
+    for path in ("etc/", "etc/passwd", "passwd", "2022/../../../etc/passwd"):
+        leak = httpx.get(f"http://127.0.0.1:{reports_port}/{path}", auth=(user, password), timeout=5)
+        assert leak.status_code == 404 and "root:" not in leak.text, path
+    assert (
+        "passwd" not in httpx.get(f"http://127.0.0.1:{reports_port}/", auth=(user, password), timeout=5).text
+    )
