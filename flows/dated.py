@@ -101,7 +101,8 @@ def business_run(
     """Everything the run records is as of `today` (models/clock.py), inside its audit row, while no other
     run of the same flow and year works (tasks/run_lease.py; a pause for an operator lets others on)."""
     year = cfg.campaign.year
-    waiting = f"{BY_NAME[flow_name].title}（{year}年度）的另一次运行正在办理，待其办完后本次运行继续"
+    title = BY_NAME[flow_name].title if flow_name in BY_NAME else flow_name  # a step such as the naming
+    waiting = f"{title}（{year}年度）的另一次运行正在办理，待其办完后本次运行继续"
     with (
         one_at_a_time(f"{flow_name}:{year}", current_trigger()[0], waiting),
         business_day(today, cfg.campaign),

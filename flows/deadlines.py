@@ -17,9 +17,10 @@ from typing import Any
 from prefect.logging import get_run_logger
 
 from config import CampaignConfig
-from config.flows import obligations_for
+from config.flows import BY_NAME, obligations_for
 from flows.dated import business_run, campaign_for
 from models.clock import moment
+from models.messages import run_summary
 from tasks.delivery import deliver_all
 from tasks.intake import take_in_inbox
 from tasks.notify import preview_notices, record_reminders
@@ -96,5 +97,5 @@ def deadline_cycle(
         if publish is not None:
             counts["published"] = publish(cfg, today)
         counts["overview"] = publish_overview(cfg, today)
-        log.info("%s %s：%s", flow_name, today, {k: v for k, v in counts.items() if k != "intake"})
+        log.info(run_summary(BY_NAME[flow_name].title, today, counts))
     return counts

@@ -14,10 +14,12 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from config.errors import SubmissionError
+from config.flows import BY_NAME
 from config.settings import get_settings
 from flows.approval import ApprovalForm, ask_and_wait, decision_form, decisions_of
 from flows.dated import business_run, campaign_for, dated_run_name, refuses_calmly
 from models.clock import moment, now
+from models.messages import run_summary
 from tasks.approval import ApprovalRequest
 from tasks.delivery import deliver_all
 from tasks.intake import refuse_entry, scan_inbox, submitted_file
@@ -167,5 +169,5 @@ def pool_intake(
         returned = [(r["file"], r["refused"]) for r in results if r.get("refused")]
         counts["pools"] = publish_pools(cfg, returned)
         counts["overview"] = publish_overview(cfg, today)
-        log.info("pool_intake %s：%s", today, {k: v for k, v in counts.items() if k != "files"})
+        log.info(run_summary(BY_NAME["pool_intake"].title, today, counts))
     return counts

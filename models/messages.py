@@ -117,6 +117,37 @@ COUNT_LABELS = {
 }
 
 
+DELIVERY_LABELS = {"sent": "已发送", "retrying": "待重试", "dead": "停止重试", "left": "留待下次"}
+INTAKE_LABELS = {"accepted": "受理", "duplicates": "重复", "rejected": "退回"}
+
+
+def run_summary(title: str, day: dt.date, counts: dict[str, Any]) -> str:
+    """A dated run's closing line in the operator's words: "三(一)实地调研 2022-06-21 办理完毕。通知：
+    启动通知 70，新入队 70；投递：已发送 70；收件：受理 3，退回 1。" (parts with nothing to say are left out)."""
+    parts = []
+    if counts.get("notifications"):
+        parts.append("通知：" + counts_text(counts["notifications"]))
+    if counts.get("delivery"):
+        parts.append("投递：" + _labelled(counts["delivery"], DELIVERY_LABELS))
+    files = counts.get("intake")
+    files = files.get("files", files) if isinstance(files, dict) else None
+    if files and any(isinstance(v, int) and v for v in files.values()):
+        parts.append("收件：" + _labelled(files, INTAKE_LABELS))
+    if isinstance(counts.get("files"), list):
+        workbooks = counts["files"]
+        refused = sum(1 for f in workbooks if f.get("refused"))
+        parts.append(f"申报表 {len(workbooks)} 个" + (f"（退回 {refused} 个）" if refused else ""))
+    for key, label in (("proposals_open", "待审批推荐"), ("namings_open", "待审批命名")):
+        if counts.get(key):
+            parts.append(f"{label} {counts[key]} 项")
+    return f"{title} {day:%Y-%m-%d} 办理完毕。" + ("；".join(parts) or "本日无新的通知、投递或收件") + "。"
+
+
+def _labelled(counts: dict[str, Any], labels: dict[str, str]) -> str:
+    shown = [f"{labels.get(k, k)} {v}" for k, v in counts.items() if isinstance(v, int) and v]
+    return "，".join(shown) or "无"
+
+
 def counts_text(counts: dict[str, int]) -> str:
     """ "启动通知 70，新入队 70": a run's counts for a Chinese summary (unknown keys shown as they are)."""
     return "，".join(f"{COUNT_LABELS.get(k, k)} {v}" for k, v in sorted(counts.items()) if v) or "无"

@@ -110,3 +110,26 @@ def test_masking_and_redaction() -> None:
     )
     assert "pw123" not in redact("smtps://user:pw123@smtp.example.cn", [])
     assert redact("token tok-SECRET-1 refused", ["tok-SECRET-1"]) == "token *** refused"
+
+
+def test_a_runs_summary_is_a_chinese_sentence() -> None:
+    from models.messages import run_summary
+
+    counts = {
+        "synced": 3,
+        "intake": {"accepted": 2, "duplicates": 0, "rejected": 1},
+        "notifications": {"kickoff": 70, "queued": 70},
+        "delivery": {"sent": 69, "retrying": 1},
+        "overview": {"units": 70},
+    }
+    assert run_summary("三(一)实地调研", dt.date(2022, 6, 21), counts) == (
+        "三(一)实地调研 2022-06-21 办理完毕。通知：启动通知 70，新入队 70；投递：已发送 69，待重试 1；"
+        "收件：受理 2，退回 1。"
+    )
+    pool = {"files": [{"file": "a.xlsx"}, {"file": "b.csv", "refused": "不是申报表"}], "proposals_open": 2}
+    assert run_summary("三(三)培育库入库", dt.date(2022, 7, 5), pool) == (
+        "三(三)培育库入库 2022-07-05 办理完毕。申报表 2 个（退回 1 个）；待审批推荐 2 项。"
+    )
+    assert run_summary("三(四)季度走访", dt.date(2022, 7, 6), {}) == (
+        "三(四)季度走访 2022-07-06 办理完毕。本日无新的通知、投递或收件。"
+    )
