@@ -25,11 +25,12 @@ class ScheduleKind(StrEnum):
 @dataclass(frozen=True)
 class FlowSpec:
     name: str  # the Prefect flow's name, the CLI's FLOW and the YAML's `flow:` value
-    title: str  # what operators call it: deployment and run names, the overview
+    title: str  # what operators call it: deployment and run names (short: the UI's lists cut at ~18)
     target: str  # "module:function"
     schedule: ScheduleKind
     approval: bool = False  # pauses for an operator's form; a CLI run passes approve=False
     takes_today: bool = True  # has a `today` parameter (the business date)
+    named_by: str | None = None  # a form's parameter whose value follows the title in its runs' names
 
     @property
     def dated(self) -> bool:
@@ -55,10 +56,10 @@ FLOWS: tuple[FlowSpec, ...] = (
         ScheduleKind.calendar,
         approval=True,
     ),
-    FlowSpec("publicity", "四(四)选树典型与经验材料", "flows.publicity:publicity", ScheduleKind.calendar),
     FlowSpec(
         "annual_assessment", "四(三)年度考核", "flows.assessment:annual_assessment", ScheduleKind.calendar
     ),
+    FlowSpec("publicity", "四(四)典型经验", "flows.publicity:publicity", ScheduleKind.calendar),
     FlowSpec(
         "deliver_notifications",
         "通知投递与重发",
@@ -67,13 +68,32 @@ FLOWS: tuple[FlowSpec, ...] = (
         takes_today=False,
     ),
     FlowSpec("record_submission", "登记线下报送", "flows.submission:record_submission", ScheduleKind.form),
-    FlowSpec("assign_leaders", "三(四)确定包保领导", "flows.services:assign_leaders", ScheduleKind.form),
-    FlowSpec("record_services", "三(四)登记三送服务", "flows.services:record_services", ScheduleKind.form),
     FlowSpec(
-        "exchange_meeting", "四(四)三送经验交流会", "flows.publicity:exchange_meeting", ScheduleKind.form
+        "assign_leaders",
+        "三(四)确定包保领导",
+        "flows.services:assign_leaders",
+        ScheduleKind.form,
+        named_by="operator",
+    ),
+    FlowSpec(
+        "record_services",
+        "三(四)登记三送服务",
+        "flows.services:record_services",
+        ScheduleKind.form,
+        named_by="sender",
+    ),
+    FlowSpec(
+        "exchange_meeting",
+        "四(四)三送交流会",
+        "flows.publicity:exchange_meeting",
+        ScheduleKind.form,
+        named_by="operator",
     ),
 )
 BY_NAME = {spec.name: spec for spec in FLOWS}
+# A dated flow's place in the calendar ("01" … "09"), before its title in the deployment's name: the UI
+# sorts names by code point, where 三(三) comes before 三(二) and 四(四) before 四(三).
+STEP = {spec.name: n for n, spec in enumerate((s for s in FLOWS if s.dated), start=1)}
 DATED = tuple(spec.name for spec in FLOWS if spec.dated)
 RUNNABLE = tuple(spec.name for spec in FLOWS if spec.schedule is not ScheduleKind.form)  # `campaign run`
 

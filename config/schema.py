@@ -206,6 +206,7 @@ Schedule = Annotated[Once | Periodic | Rolling | Checkpoints | AfterEvent, Field
 class Obligation(Frozen):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     title: str
+    short: str = Field(default="", max_length=8)  # a few characters for narrow places (column headers)
     source: str
     owed_by: tuple[Level, ...] = ()
     units: tuple[str, ...] = ()  # explicit units, in addition to levels
@@ -221,6 +222,11 @@ class Obligation(Frozen):
     # and listed as late in the status tables, but neither told they are overdue nor escalated.
     principle_only: tuple[Level, ...] = ()
     kickoff_notice: bool = True  # False: the event that starts it already told the unit (e.g. 包保)
+
+    @property
+    def heading(self) -> str:
+        """ "三(一) 实地调研": clause and short title, whole, where a column is narrow."""
+        return f"{self.source} {self.short or self.title}"
 
     def count_for(self, level: Level) -> int:
         return self.count if isinstance(self.count, int) else self.count.get(level, 0)

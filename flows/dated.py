@@ -111,22 +111,33 @@ def business_run(
         yield counts
 
 
-def dated_run_name(flow_name: str) -> Any:
-    """A flow_run_name callable: the flow's Chinese title (config/flows.py) and the business date it acts
-    on (today's when the form left it empty), the same in the UI's run list, the CLI and the logs."""
-    title = BY_NAME[flow_name].title
+def run_name(flow_name: str, parameters: dict[str, Any], day: dt.date | None = None) -> str:
+    """What a run of `flow_name` is called, the same in the UI's run list, the CLI and the logs: a dated
+    flow's Chinese title and the business date it acts on (`day` when its form left the date empty),
+    a form's title and who filled it in."""
+    spec = BY_NAME[flow_name]
+    if spec.dated:
+        on = parameters.get("today") or day
+        dry = "·预演" if parameters.get("dry_run") else ""
+        return f"{spec.title}·{str(on)[:10]}{dry}" if on else spec.title
+    who = parameters.get(spec.named_by) if spec.named_by else None
+    return f"{spec.title}·{who}" if who else spec.title
+
+
+def run_namer(flow_name: str) -> Callable[[], str]:
+    """A `flow_run_name` callable: `run_name` of the running run (a dated run without a date acts on
+    today in its campaign's timezone). `campaign serve` names new runs the same way before they start."""
 
     def name() -> str:
         from prefect.runtime import flow_run
 
         params = flow_run.parameters or {}
-        day = params.get("today")
-        if not day:
+        day = None
+        if BY_NAME[flow_name].dated and not params.get("today"):
             try:
                 day = local_today(load_config(params.get("campaign_year")).campaign)
             except CampaignError:  # the run itself reports a broken config
                 day = dt.date.today()
-        dry = "·预演" if params.get("dry_run") else ""
-        return f"{title}·{str(day)[:10]}{dry}"
+        return run_name(flow_name, params, day)
 
     return name

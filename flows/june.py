@@ -7,14 +7,14 @@ from typing import Any
 
 from prefect import flow
 
-from flows.dated import dated_run_name, refuses_calmly
+from flows.dated import refuses_calmly, run_namer
 from flows.deadlines import deadline_cycle
 from tasks.standards import OBLIGATION, standards_intake
 
 
 @flow(
     name="june_survey",
-    flow_run_name=dated_run_name("june_survey"),
+    flow_run_name=run_namer("june_survey"),
     description="三(一) 组织开展调研：收取各市县调研材料（问题清单、任务清单、实施方案），按期提醒、逾期督办。",
 )
 @refuses_calmly
@@ -27,7 +27,7 @@ def june_survey(
 
 @flow(
     name="standards_filing",
-    flow_run_name=dated_run_name("standards_filing"),
+    flow_run_name=run_namer("standards_filing"),
     description="三(二)、四(二) 制定建设标准并备案：收取市县两级基地建设标准、认定条件和培育库入库标准，按期提醒、逾期督办；"
     "各单位报送的入库标准表经校验接收后，即作为该单位培育库的入库条件。",
 )

@@ -9,6 +9,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from config import load_config
+from flows.dated import run_namer
 from models.clock import local_today
 from tasks.audit import audited
 from tasks.delivery import deliver_all, queue_dead_digest, revive_dead
@@ -17,7 +18,7 @@ from tasks.report import publish_dead_messages
 
 @flow(
     name="deliver_notifications",
-    flow_run_name="deliver-notifications",
+    flow_run_name=run_namer("deliver_notifications"),
     description="投递待发通知：重试此前失败的邮件和群机器人消息；多次失败且超过期限的标记为失败，"
     "列入“投递失败”表并每日汇总告知省就业服务局。勾选“重新投递失败消息”可在修正地址或配置后重新发送。",
 )

@@ -17,7 +17,7 @@ from config.errors import SubmissionError
 from config.flows import BY_NAME
 from config.settings import get_settings
 from flows.approval import ApprovalForm, ask_and_wait, decision_form, decisions_of
-from flows.dated import business_run, campaign_for, dated_run_name, refuses_calmly
+from flows.dated import business_run, campaign_for, refuses_calmly, run_namer
 from models.clock import moment, now
 from models.messages import run_summary
 from tasks.approval import ApprovalRequest
@@ -83,7 +83,7 @@ def _approval_form(waiting: list[dict[str, Any]]) -> Any:
 
 @flow(
     name="pool_intake",
-    flow_run_name=dated_run_name("pool_intake"),
+    flow_run_name=run_namer("pool_intake"),
     description="三(三) 培育库滚动入库：收取各地培育库申报表，逐行校验、应收尽收，将处理结果通知报送单位，"
     "发布三级培育库清单。经评审命名且符合上级入库条件的项目在基地评审命名时推荐上级（应推尽推）；"
     "年度配置为“入库即推荐”时，本流程对符合上一级入库条件的项目提请审批后推荐。",

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from config import load_config
 from config.errors import SubmissionError
-from flows.dated import dated_run_name, refuses_calmly
+from flows.dated import refuses_calmly, run_namer
 from flows.deadlines import deadline_cycle
 from models.clock import local_today
 from models.submissions import identify_unit
@@ -23,7 +23,7 @@ from tasks.sync import sync_campaign
 
 @flow(
     name="publicity",
-    flow_run_name=dated_run_name("publicity"),
+    flow_run_name=run_namer("publicity"),
     description="四(四) 宣传引导：各市州年度内选树 2 个创业基地优秀典型、总结 1 篇经验材料；收取宣传报道记录表，"
     "按市州统计完成情况，年末前提醒、逾期督办。",
 )
@@ -52,7 +52,7 @@ class MeetingPlan(BaseModel):
 
 @flow(
     name="exchange_meeting",
-    flow_run_name="exchange-meeting-{operator}",
+    flow_run_name=run_namer("exchange_meeting"),
     description="四(四) “三送”服务经验交流会：省级经办人选定作经验介绍的市（县），系统登记并通知各发言单位。",
 )
 def exchange_meeting(meeting: MeetingPlan, operator: str, today: dt.date | None = None) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The registry's flows as Prefect objects: resolve a `FlowSpec` (config/flows.py) to its flow, and the
 deployments `campaign serve` offers.
 
-Each campaign year served is its own set of dated deployments (`2022年·三(一)实地调研`), scheduled by
+Each campaign year served is its own set of dated deployments (`2022年·01 三(一)实地调研`), scheduled by
 its kind and bound to its year; the form flows and the delivery, which belong to no one year, are
 served once.
 """
@@ -13,7 +13,7 @@ import importlib
 from typing import Any
 
 from config import CampaignConfig
-from config.flows import BY_NAME, FLOWS, FlowSpec, ScheduleKind
+from config.flows import BY_NAME, FLOWS, STEP, FlowSpec, ScheduleKind
 from flows.dated import PARAMETER_HELP
 from flows.schedules import daily_schedule, delivery_schedule, flow_windows, working_day_schedule
 
@@ -26,7 +26,8 @@ def flow_of(spec: FlowSpec | str) -> Any:
 
 
 def deployment_name(spec: FlowSpec, cfg: CampaignConfig) -> str:
-    return f"{cfg.campaign.year}年·{spec.title}" if spec.dated else spec.title
+    """`2022年·01 三(一)实地调研`: year, step and title, so that sorting A→Z gives the notice's order."""
+    return f"{cfg.campaign.year}年·{STEP[spec.name]:02d} {spec.title}" if spec.dated else spec.title
 
 
 def _schedule_text(spec: FlowSpec, cfg: CampaignConfig) -> str:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from config.schema import ReviewRules
 from flows.approval import ApprovalForm, ask_and_wait, decision_form, decisions_of
-from flows.dated import business_run, campaign_for, dated_run_name, refuses_calmly
+from flows.dated import business_run, campaign_for, refuses_calmly, run_namer
 from flows.deadlines import deadline_cycle
 from models.clock import now
 from models.review import NamingChoice, trimmed_mean_label
@@ -87,7 +87,7 @@ def _naming_form(rows: list[dict[str, Any]], review: ReviewRules) -> Any:
 
 @flow(
     name="october_review",
-    flow_run_name=dated_run_name("october_review"),
+    flow_run_name=run_namer("october_review"),
     description="三(六) 10 月底前完成市县两级基地评审认定，其后省级从市州推荐的项目中评审命名省级基地："
     "收取分阶段评审方案并提醒、督办；收取专家评分表，核对评分是否齐全（专家人数、评分项、分值范围、回避、"
     "材料期间），去掉最高最低分取平均、加优先分后排名，按名额拟命名，经省级经办人审批后命名、定档，"

@@ -22,6 +22,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -297,10 +298,70 @@ def serve(port: int = 4200, reports_port: int | None = None) -> None:
             f"服务年度：{'、'.join(f'{y}年' for y in years)}"
         )
         signal.signal(signal.SIGINT, _stop_on_ctrl_c)
+        threading.Thread(target=name_new_runs, name="run names", daemon=True).start()
         try:
             prefect_serve(*deployments(cfgs), pause_on_shutdown=False)  # type: ignore[arg-type]
         finally:
             reports.shutdown()
+
+
+NAMING_SECONDS = 1.0
+
+
+def name_new_runs(every: float = NAMING_SECONDS) -> None:
+    """Give every new run of a served deployment its Chinese name within a second of its creation,
+    whoever created it (the scheduler, a form, Quick run): Prefect names it at random ("practical-emu")
+    and the run renames itself only when it starts, so the run list, the form's pop-up and the upcoming
+    runs showed English words until then. The name is the one the run will give itself (`run_name`)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    from config.flows import BY_NAME
+    from flows.dated import run_name
+    from models.clock import local_date
+
+    flows: dict[Any, str] = {}  # flow id → flow name
+    seen: set[Any] = set()
+    waiting = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED, StateType.PENDING]))
+    with get_client(sync_client=True) as client:
+        while True:
+            time.sleep(every)
+            try:
+                runs = client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        deployment_id=FlowRunFilterDeploymentId(is_null_=False),
+                        state=waiting,
+                        id=FlowRunFilterId(not_any_=list(seen)) if seen else None,
+                    ),
+                    sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+                    limit=200,
+                )
+                for run in runs:
+                    seen.add(run.id)
+                    if run.flow_id not in flows:
+                        flows[run.flow_id] = client.read_flow(run.flow_id).name
+                    flow_name = flows[run.flow_id]
+                    if flow_name not in BY_NAME:
+                        continue
+                    params = run.parameters or {}
+                    day = None
+                    if BY_NAME[flow_name].dated and not params.get("today") and run.expected_start_time:
+                        day = local_date(
+                            run.expected_start_time, load_config(params.get("campaign_year")).campaign
+                        )
+                    name = run_name(flow_name, params, day)
+                    if name != run.name:
+                        client.update_flow_run(run.id, name=name)
+            except Exception as exc:  # the server busy or stopping: the next round tries again
+                log.debug("naming new runs: %s", exc)
 
 
 STOP_WITHIN_SECONDS = 4.0

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from config import CampaignConfig, load_config
 from config.errors import SubmissionError
 from config.settings import get_settings
-from flows.dated import dated_run_name, refuses_calmly
+from flows.dated import refuses_calmly, run_namer
 from flows.deadlines import deadline_cycle
 from models.clock import local_today, moment
 from models.db import session_scope
@@ -35,7 +35,7 @@ from tasks.visits import ASSIGNMENT, VISITS, assign_leader, posting_intake, proj
 
 @flow(
     name="quarterly_visits",
-    flow_run_name=dated_run_name("quarterly_visits"),
+    flow_run_name=run_namer("quarterly_visits"),
     description="三(四) 推荐项目包保与每季度走访：为推荐上级的项目明确本级主要领导包保，收取走访记录与招聘发布记录，"
     "季度末前按工作日提醒、逾期向上级督办，按季度、市州和需求类别汇总走访收集的需求。",
 )
@@ -61,7 +61,7 @@ def _training_keys(cfg: CampaignConfig) -> list[str]:
 
 @flow(
     name="half_year_training",
-    flow_run_name=dated_run_name("half_year_training"),
+    flow_run_name=run_namer("half_year_training"),
     description="三(四) 市县创业人员培训（每半年一期）与同类项目农技人员培训（市级每年不少于2次、县级不少于1次）："
     "收取培训记录，按各单位应办次数统计进度，半年末和年末前提醒、逾期督办。",
 )
@@ -83,7 +83,7 @@ def half_year_training(
 
 @flow(
     name="funds_tracking",
-    flow_run_name=dated_run_name("funds_tracking"),
+    flow_run_name=run_namer("funds_tracking"),
     description="三(五) 资金到位率、执行率 100%：收取各地资金台账，按节点核算到位率和执行率并提醒、督办；"
     "省级专项资金用于可用范围以外即作为挪用立即报告省厅；市级基地补助未与省级同步发放的予以预警。",
 )
@@ -116,7 +116,7 @@ class LeaderChoice(BaseModel):
 
 @flow(
     name="assign_leaders",
-    flow_run_name="assign-leaders-{operator}",
+    flow_run_name=run_namer("assign_leaders"),
     description="三(四) 指定包保领导：为已推荐上级的培育库项目登记本级主要领导包保（可一次登记多项），"
     "登记后相应的包保提醒即停止，季度走访由该领导负责。",
 )
@@ -182,7 +182,7 @@ class TrainingEntry(BaseModel):
 
 @flow(
     name="record_services",
-    flow_run_name="record-services-{sender}",
+    flow_run_name=run_namer("record_services"),
     description="三(四) 登记走访与培训：省级经办人代报送单位登记通过电话、邮件或纸质材料收到的走访记录和培训记录，"
     "与报表按同样的规则逐行校验；有误的行连同原因通知报送单位，其余照常登记。",
 )

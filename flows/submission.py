@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from config import load_config
 from config.errors import SubmissionError
 from config.schema import Once, Periodic
+from flows.dated import run_namer
 from models.clock import local_today
 from tasks.audit import audited
 from tasks.delivery import deliver_all
@@ -73,7 +74,7 @@ class SubmissionRecord(BaseModel):
 
 @flow(
     name="record_submission",
-    flow_run_name="record-submission",
+    flow_run_name=run_namer("record_submission"),
     description="操作员登记报送：登记各单位通过邮件、即时通讯或纸质方式报送的材料，登记后不再提醒该单位，并向其发送回执。",
 )
 def record_submission(record: SubmissionRecord) -> dict[str, Any]:

@@ -97,7 +97,7 @@ def _unit_order(cfg: CampaignConfig) -> list[Any]:
 
 
 def _titles(cfg: CampaignConfig) -> dict[str, str]:
-    return {ob.key: f"{ob.source} {ob.title[:10]}" for ob in cfg.campaign.obligations}
+    return {ob.key: ob.heading for ob in cfg.campaign.obligations}
 
 
 def _recent_refusals(cfg: CampaignConfig, today: dt.date) -> list[dict[str, str]]:

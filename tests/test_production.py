@@ -49,11 +49,11 @@ def production(tmp_path: Path) -> Iterator[Stack]:
 def test_two_workers_share_the_campaign_on_postgresql(production: Stack) -> None:
     p = production
     out = p.cli("deploy")
-    assert "已部署到工作池 campaign-it" in out and "2022年·三(一)实地调研" in out
+    assert "已部署到工作池 campaign-it" in out and "2022年·01 三(一)实地调研" in out
     for name in ("w1", "w2"):  # one run at a time each, so the second run must go to the other
         p.worker(name, limit=1)
     deployments = p.deployments()
-    june, pool = deployments["2022年·三(一)实地调研"], deployments["2022年·三(三)培育库入库"]
+    june, pool = deployments["2022年·01 三(一)实地调研"], deployments["2022年·03 三(三)培育库入库"]
     p.wait_online(2)
     doctor = subprocess.run(
         [sys.executable, "-m", "flows.cli", "doctor", "--today", "2022-07-04"],
