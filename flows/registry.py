@@ -43,10 +43,17 @@ def _schedule_text(spec: FlowSpec, cfg: CampaignConfig) -> str:
     return "不自动运行：在 Run 中填写表单后提交"
 
 
+# Parameters for the command line, not the operator: `files` names files on the server (`campaign
+# intake`), `approve=False` is how a terminal run, which nobody can answer, skips the approval form.
+CODE_ONLY = ("files", "approve")
+
+
 def _with_titles(deployment: Any) -> Any:
     """Chinese titles and help on the dated flows' common parameters, and a plain date field (not a
     `date | None` toggle): the run form is what operators fill in."""
     properties = deployment._parameter_openapi_schema.properties
+    for name in CODE_ONLY:  # the flow keeps them for the CLI; the form does not offer them
+        properties.pop(name, None)
     for name, (title, help_text) in PARAMETER_HELP.items():
         field = properties.get(name)
         if field is None:

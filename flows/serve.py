@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -137,6 +138,28 @@ def run_server() -> Iterator[None]:
             APILogWorker.drain_all(timeout=10)
             EventsWorker.drain_all(timeout=10)
             del os.environ["PREFECT_API_URL"]
+
+
+UI_FILES = Path(__file__).resolve().parent / "ui"
+LOGIN_PAGE = "campaign-login.html"
+# Before Prefect's app starts: a browser without the password goes to the campaign's login page, so
+# Prefect's UI never calls its API unsigned (each such call left an error toast after signing in).
+LOGIN_GUARD = (
+    "<script>if(!localStorage.getItem('prefect-password'))location.replace("
+    f"'/{LOGIN_PAGE}?next='+encodeURIComponent(location.pathname+location.search))</script>"
+)
+
+
+def add_login(static_dir: Path) -> None:
+    """Put the campaign's login page beside Prefect's V1 UI (the copy Prefect made in
+    PREFECT_UI_STATIC_DIRECTORY/v1 when its server started) and the guard at the top of its page."""
+    index = static_dir / "index.html"
+    shutil.copyfile(UI_FILES / LOGIN_PAGE, static_dir / LOGIN_PAGE)
+    page = index.read_text(encoding="utf-8")
+    if LOGIN_GUARD not in page:
+        tmp = index.with_name(f".index.{os.getpid()}.html")
+        tmp.write_text(page.replace("<head>", "<head>" + LOGIN_GUARD, 1), encoding="utf-8")
+        tmp.replace(index)
 
 
 def api_auth() -> str:
@@ -268,12 +291,14 @@ def serve(port: int = 4200, reports_port: int | None = None) -> None:
     reports = serve_reports(reports_port, auth)
     os.environ["CAMPAIGN_REPORTS_URL"] = f"http://127.0.0.1:{reports_port}"
     get_settings.cache_clear()
+    ui_files = (get_settings().home / "ui").resolve()
     guarded = {
         "PREFECT_SERVER_API_AUTH_STRING": auth,
         "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "true",
         # One UI, the one the guide shows (README, "Why the V1 UI"): Prefect 3.9 opens its V2 preview by
         # default, where a paused run has no Resume button and artifacts have no page of their own.
         "PREFECT_SERVER_UI_V2_ENABLED": "false",
+        "PREFECT_UI_STATIC_DIRECTORY": str(ui_files),
     }
     # A run submitted from a form starts within seconds (Prefect's runner looks every 10 s by default).
     poll = int(os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY", RUNNER_POLL_SECONDS))
@@ -291,9 +316,12 @@ def serve(port: int = 4200, reports_port: int | None = None) -> None:
             if os.environ.get("PREFECT_SERVER_API_AUTH_STRING")
             else get_settings().prefect_auth_file.resolve()
         )
+        ui = url.removesuffix("/api")
+        if (ui_files / "v1" / "index.html").exists():  # a server of our own (not one already running)
+            add_login(ui_files / "v1")
         print(
-            f"Prefect UI: {url.removesuffix('/api')}  — 打开界面，在 Deployments 中选择流程并点击 Run\n"
-            f"登录口令（用户名:密码）见 {where}\n"
+            f"操作界面：{ui}/{LOGIN_PAGE}  — 登录后在 Deployments 中选择流程并点击 Run\n"
+            f"登录口令见 {where}（整行“operator:…”或冒号后的密码均可）\n"
             f"报表下载：{os.environ['CAMPAIGN_REPORTS_URL']}/（同一口令）\n"
             f"服务年度：{'、'.join(f'{y}年' for y in years)}"
         )
@@ -365,7 +393,7 @@ def name_new_runs(every: float = NAMING_SECONDS) -> None:
 
 
 STOP_WITHIN_SECONDS = 4.0
-RUNNER_POLL_SECONDS = 2
+RUNNER_POLL_SECONDS = 1
 
 
 def _stop_on_ctrl_c(signum: int, frame: object) -> None:

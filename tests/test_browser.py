@@ -50,6 +50,21 @@ ARGS = [
 ]
 
 
+def no_toast(page: Any) -> None:
+    """An error toast anywhere fails the test (Prefect's UI shows one for any failed API call)."""
+    toasts = page.locator(".p-toast__card", has=page.locator(".p-toast__icon--error"))
+    if toasts.count():
+        page.screenshot(path=SCREENSHOTS / "failed-toast.png", full_page=True)
+        raise AssertionError(f"the UI shows a toast: {toasts.all_inner_texts()}")
+
+
+def watched(page: Any) -> list[str]:
+    """Every answer of 500 or more the browser gets, as `status method url`."""
+    errors: list[str] = []
+    page.on("response", lambda r: r.status >= 500 and errors.append(f"{r.status} {r.request.method} {r.url}"))
+    return errors
+
+
 def _chromium_present() -> bool:
     if Path(CHROMIUM).exists():
         return True
@@ -84,6 +99,7 @@ def _run_from_form(
     page.get_by_text("Select date").click()
     page.locator("input[type=date]").fill(day)
     page.get_by_role("button", name="Apply").click()
+    no_toast(page)
     page.screenshot(path=SCREENSHOTS / shot, full_page=True)
     page.get_by_role("button", name="Submit").click()
     deadline = time.monotonic() + 20
@@ -112,8 +128,11 @@ def test_serve_gives_operators_runnable_deployments_in_the_browser(tmp_path: Pat
                     viewport={"width": 1400, "height": 1000}, locale="zh-CN", timezone_id="Asia/Shanghai"
                 )
                 page.set_default_timeout(30_000)
+                server_errors = watched(page)
                 _operate(tmp_path, client, port, by_flow, page)
+                no_toast(page)
                 browser.close()
+                assert server_errors == []
         else:
             _operate(tmp_path, client, port, by_flow, None)
         _reports_behind_the_password(tmp_path, client, port, reports_port)
@@ -223,12 +242,16 @@ def _operate(
     auth_file = tmp_path / "var" / "prefect-auth"
     june, pool = by_flow["june_survey"], by_flow["pool_intake"]
     if page is not None:
-        # The UI asks for the served password (user:password) once.
+        # Any page asks for the served password once, on the campaign's login page; the password alone
+        # (what people type) is enough.
         page.goto(f"{base}/deployments")
-        page.get_by_placeholder("admin:pass").fill(auth_file.read_text().strip())
-        page.get_by_role("button", name="Login").click()
+        page.get_by_label("口令").fill(auth_file.read_text().strip().split(":", 1)[1])
+        page.screenshot(path=SCREENSHOTS / "00-login.png")
+        page.get_by_role("button", name="登录").click()
         page.get_by_text("2022年·01 三(一)实地调研").wait_for()
         assert page.get_by_text("2022年·03 三(三)培育库入库").is_visible()
+        page.wait_for_load_state("networkidle")
+        no_toast(page)
         page.screenshot(path=SCREENSHOTS / "01-deployments.png")
 
     # Run june_survey for 2022-06-21 from the form; the run is named for its flow and date.
@@ -256,6 +279,7 @@ def _operate(
             "各单位 × 各项任务：逾期未报 0，进行中 70，逾期完成 0，已完成 0"
         ).first.is_visible()
         assert page.locator("img[alt=全省进度一览热力图]").first.is_visible()
+        no_toast(page)
         page.screenshot(path=SCREENSHOTS / "03-overview.png", full_page=True)
 
     # A county's pool workbook arrives; pool_intake proposes its project and waits for the operator.
@@ -269,6 +293,7 @@ def _operate(
         dialog = page.get_by_role("dialog")
         assert dialog.get_by_text("1号 肉牛养殖项目1：同意推荐").is_visible()
         dialog.locator("textarea").first.fill("省就业服务局 王五")  # 审批人, the form's first field
+        no_toast(page)
         page.screenshot(path=SCREENSHOTS / "05-approval.png", full_page=True)
         assert page.get_by_role("button", name="Add item").count() == 0  # proposals are read-only
         _submit_and_wait(dialog, client, api, run_id)
