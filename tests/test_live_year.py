@@ -133,7 +133,7 @@ def test_serve_takes_this_year_and_last_year_until_its_window_closes(env: dict[s
 
     served = deployments([load_config(2026), load_config(2027)])
     names = [d.name for d in served]
-    assert "2026年·三(一)实地调研" in names and "2027年·三(一)实地调研" in names
+    assert "2026年·01 三(一)实地调研" in names and "2027年·01 三(一)实地调研" in names
     assert names.count("登记线下报送") == 1 and names.count("通知投递与重发") == 1
-    june_2027 = next(d for d in served if d.name == "2027年·三(一)实地调研")
+    june_2027 = next(d for d in served if d.name == "2027年·01 三(一)实地调研")
     assert june_2027.parameters == {"campaign_year": 2027}

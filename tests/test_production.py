@@ -63,7 +63,7 @@ def test_two_workers_share_the_campaign_on_postgresql(production: Stack) -> None
         text=True,
     ).stdout
     assert "✓ 工作池 campaign-it：在线 worker 2 个" in doctor
-    assert "✓ 共享文件夹：与部署时一致" in doctor and "✓ 活动数据库：版本 0008" in doctor
+    assert "✓ 共享文件夹：与部署时一致" in doctor and "✓ 活动数据库：版本 0009" in doctor
     assert not (p.root / "var" / "campaign.db").exists()  # the campaign lives in PostgreSQL
     assert "共享文件夹：与部署时一致" in p.cli("check")  # what each worker machine can ask
 
@@ -77,7 +77,7 @@ def test_two_workers_share_the_campaign_on_postgresql(production: Stack) -> None
     assert p.taken_by(paused) != p.taken_by(first)  # spread over both workers
     [runner] = p.taken_by(first)
     logged = (p.root / f"{runner}.log").read_text()
-    assert f"Flow run '三(一)实地调研·2022-06-21' [{first}] - june_survey 2022-06-21" in logged  # the run id
+    assert f"Flow run '三(一)实地调研·2022-06-21' [{first}] - 三(一)实地调研 2022-06-21 办理完毕" in logged  # the run id
 
     details = p.client.get(f"{p.api}/flow_runs/{paused}").json()["state"]["state_details"]
     assert details["pause_reschedule"] is False  # the worker's process waits, as in `serve`
