@@ -22,7 +22,6 @@ import json
 import logging
 import mimetypes
 import re
-import shutil
 import smtplib
 import ssl
 import time
@@ -42,6 +41,7 @@ from config.settings import Settings, get_settings, known_secret_values, secret
 from models.messages import fit_to_channel
 from models.outbox import message_id
 from models.privacy import redact
+from tasks.files import copy_atomically, write_text
 
 
 class _RedactTokens(logging.Filter):
@@ -341,11 +341,9 @@ class MailboxTransport:
         attachment = _attachment(msg)
         if attachment is not None:
             attached = target / f"{stamp}-{msg.id:06d}-{attachment.name}"
-            shutil.copyfile(attachment, attached)
+            copy_atomically(attachment, attached)
             text += f"\n附件：{attached.name}\n"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)  # a reader never sees half a message
+        write_text(path, text)  # a reader never sees half a message
 
     def close(self) -> None:
         return None

@@ -9,6 +9,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tasks.files import write_atomically
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -46,9 +48,8 @@ def _figure(title: str, width: float) -> tuple[Figure, Axes]:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    write_atomically(path, lambda tmp: fig.savefig(tmp, format="png"))
     _pyplot().close(fig)
     return path
 
@@ -141,6 +142,4 @@ def heat_map(
         y = grid_y + 24 * k
         draw.rectangle((lx, y, lx + 16, y + 16), fill=colour)
         draw.text((lx + 24, y + 8), label, font=font, fill="#222222", anchor="lm")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG", optimize=False)
-    return path
+    return write_atomically(path, lambda tmp: image.save(tmp, format="PNG", optimize=False))

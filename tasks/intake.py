@@ -11,7 +11,6 @@ import datetime as dt
 import hashlib
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from models.outbox import outbox_key
 from models.planning import Decision, period_label
 from models.submissions import identify_unit, period_for, screen
 from models.tables import IntakeRejection, MessageKind, ObligationInstance, ObligationStatus, Submission
+from tasks.files import copy_atomically
 from tasks.notify import enqueue
 from tasks.unit_of_work import task
 from tasks.workbooks import private_folder
@@ -57,10 +57,7 @@ def archive(path: Path, sha: str, *folders: str) -> Path:
     a second copy is not made."""
     target = private_folder(get_settings().archive.joinpath(*folders)) / f"{sha[:16]}-{path.name}"
     if not target.exists():
-        tmp = target.with_name(f".{target.name}.part")
-        shutil.copyfile(path, tmp)
-        tmp.chmod(0o600)
-        tmp.replace(target)
+        copy_atomically(path, target)
     return target
 
 

@@ -43,6 +43,7 @@ from models.sheets import CheckContext, Sheet, check_sheet
 from models.submissions import identify_unit
 from models.tables import IntakeFile, MessageKind
 from models.workbook import CHUNK_ROWS, ROW, read_table
+from tasks.files import write_bytes
 from tasks.intake import archive, refuse_after_error, refuse_entry, refuse_file, scan_inbox, sha256_of
 from tasks.notify import enqueue
 from tasks.unit_of_work import task
@@ -402,6 +403,4 @@ def sheet_from_form(folder: Path, sender: Unit, sheet: Sheet, rows: list[dict[st
     data = frame.to_csv(index=False).encode("utf-8")
     digest = hashlib.sha256(data).hexdigest()[:12]
     path = folder / f"{sender.key}-{sheet.title}-表单-{digest}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
+    return write_bytes(path, data)  # the inbox's reader never sees half a form

@@ -15,6 +15,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from models.messages import clip
 from models.sheets import ERROR_COLUMN, FALSE_WORDS, TRUE_WORDS, Sheet
 from models.workbook import ROW
+from tasks.files import write_atomically
 
 BOLD = Font(bold=True)
 REQUIRED = PatternFill("solid", fgColor="FFF2CC")
@@ -43,11 +44,7 @@ def _save(book: Workbook, path: Path) -> Path:
                     if cell.data_type == "f":
                         cell.data_type = "s"
     private_folder(path.parent)
-    tmp = path.with_name(path.stem + ".tmp.xlsx")
-    book.save(tmp)
-    tmp.chmod(0o600)
-    tmp.replace(path)  # a reader never sees half a workbook
-    return path
+    return write_atomically(path, book.save)  # a reader never sees half a workbook
 
 
 def _text(sheet: object, value: object, echo_chars: int | None = None) -> object:
