@@ -23,7 +23,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._support import REPO, drop_postgres, isolated_env, local_smtp, postgres_database, record
 
-DELIVERER = "from config import load_config\nfrom tasks.delivery import deliver_kind\ndeliver_kind('email', load_config().campaign)"
+DELIVERER = "from config import load_config\nfrom tasks.deliverer import deliver_kind\ndeliver_kind('email', load_config().campaign)"
 
 
 class Received:

@@ -53,7 +53,7 @@ def main() -> None:
     from models.outbox import outbox_key
     from models.planning import Decision
     from models.tables import Channel, MessageKind
-    from tasks.delivery import deliver_kind
+    from tasks.deliverer import deliver_kind
     from tasks.notify import enqueue
     from tasks.sync import sync_hierarchy
 

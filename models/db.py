@@ -7,22 +7,24 @@ import datetime as dt
 import fcntl
 import io
 import json
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from itertools import compress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, create_engine
 
 from config.settings import get_settings
+
+if TYPE_CHECKING:  # pandas and Alembic load on first use: a deliverer's process needs neither
+    import pandas as pd
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -66,6 +68,8 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
 
 
 def alembic_config(url: str | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["url"] = url or get_settings().db_url
@@ -82,6 +86,8 @@ def migrate(url: str | None = None) -> None:
     the second waits, then finds nothing left to do. PostgreSQL: an advisory lock held on the migrating
     connection. SQLite: an exclusive lock on a file beside the database.
     """
+    from alembic import command
+
     url = url or get_settings().db_url
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -262,7 +268,8 @@ def upsert(
     meanwhile (possible on PostgreSQL, where our lookup did not see its uncommitted rows), that insert
     is rolled back to its savepoint and every row goes through the merge instead.
     """
-    if isinstance(rows, pd.DataFrame):
+    pandas = sys.modules.get("pandas")  # a DataFrame exists only once pandas is loaded
+    if pandas is not None and isinstance(rows, pandas.DataFrame):
         if rows.empty:
             return
         names = [str(c) for c in rows.columns]

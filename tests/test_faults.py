@@ -105,7 +105,7 @@ def deliverer(code: str) -> subprocess.Popen[bytes]:
         [
             sys.executable,
             "-c",
-            "from config import load_config\nfrom tasks.delivery import deliver_kind\n" + code,
+            "from config import load_config\nfrom tasks.deliverer import deliver_kind\n" + code,
         ],
         cwd=REPO,
         env=dict(os.environ, PREFECT_LOGGING_LEVEL="WARNING"),
@@ -196,7 +196,7 @@ def test_poison_messages_fail_alone_and_everything_else_is_delivered(
     env: dict[str, object], mailbox: Mailbox, robots: HTTPServer
 ) -> None:
     from config import load_config
-    from tasks.delivery import deliver_kind
+    from tasks.deliverer import deliver_kind
 
     answers = {"good-token-0001": {"errcode": 0, "errmsg": "ok"}, "null-token-0002": None}
     robots.expect_request("/robot/send").respond_with_handler(
@@ -305,7 +305,7 @@ def test_an_outage_loses_nothing_and_the_backoff_is_what_happens(
     env: dict[str, object], smtp_port: int
 ) -> None:
     from config import load_config
-    from tasks.delivery import deliver_kind
+    from tasks.deliverer import deliver_kind
 
     set_delivery(
         env["config_dir"],  # type: ignore[arg-type]
@@ -349,7 +349,8 @@ def test_dead_only_past_attempts_and_age_listed_digested_and_sent_again(
 ) -> None:
     from config import load_config
     from flows.operations import deliver_notifications
-    from tasks.delivery import dead_messages, deliver_kind
+    from tasks.deliverer import deliver_kind
+    from tasks.delivery import dead_messages
 
     set_delivery(
         env["config_dir"],  # type: ignore[arg-type]

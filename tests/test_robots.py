@@ -190,7 +190,7 @@ def test_failed_message_waits_out_its_backoff(env: dict[str, object], robots: HT
     from config import load_config
     from flows.june import june_survey
     from flows.operations import deliver_notifications
-    from tasks.delivery import deliver_kind
+    from tasks.deliverer import deliver_kind
 
     set_delivery(env["config_dir"], retry_delays_seconds=[], max_attempts=5, backoff_minutes=[10, 60])  # type: ignore[arg-type]
     robots.expect_request("/robot/send").respond_with_json({"errcode": 310000, "errmsg": "sign not match"})
