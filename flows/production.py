@@ -149,6 +149,8 @@ def run_worker(name: str | None, limit: int | None) -> None:
         command += ["--name", name]
     if limit:
         command += ["--limit", str(limit)]
+    # The runs' `python` (the deployments' command, flows/registry.py) is this installation's.
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     # Every line a run logs names the run's id (the flow runs started by the worker inherit this).
     os.environ.setdefault("PREFECT_LOGGING_FORMATTERS_STANDARD_FLOW_RUN_FMT", FLOW_RUN_LOG_FORMAT)
     os.environ.setdefault("PREFECT_LOGGING_FORMATTERS_STANDARD_TASK_RUN_FMT", TASK_RUN_LOG_FORMAT)

@@ -76,11 +76,20 @@ def deployment_of(spec: FlowSpec, cfg: CampaignConfig, *, by_module: bool = Fals
     if by_module:
         from prefect.types.entrypoint import EntrypointType
 
-        options: dict[str, Any] = {"entrypoint_type": EntrypointType.MODULE_PATH}
+        # The engine started straight away: without a command, Prefect's process worker starts a
+        # workspace supervisor (a Python process of its own, ~2 s of CPU) to fetch code the installed
+        # package already has. `python` is the worker's own (flows/production.py, run_worker).
+        options: dict[str, Any] = {
+            "entrypoint_type": EntrypointType.MODULE_PATH,
+            "job_variables": {"command": "python -m prefect.engine"},
+        }
     else:
         options = {}
     year = cfg.campaign.year
-    description = f"**{deployment_name(spec, cfg)}**　{_schedule_text(spec, cfg)}\n\n{fl.description}"
+    description = (
+        f"**{deployment_name(spec, cfg)}**　{_schedule_text(spec, cfg)}\n\n"
+        f"[打开{year}年度全省进度一览](/campaign-overview.html?year={year})\n\n{fl.description}"
+    )
     if spec.schedule is ScheduleKind.form:  # run from the UI's form
         return _with_titles(
             fl.to_deployment(name=deployment_name(spec, cfg), description=description, **options)
