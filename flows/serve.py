@@ -32,6 +32,7 @@ from config.settings import get_settings
 from flows.registry import deployments, served_years
 from models.clock import local_today
 from models.db import migrate
+from tasks.files import write_text
 
 log = logging.getLogger("campaign.serve")
 
@@ -65,7 +66,7 @@ def prefect_server(port: int, *, ui: bool = True, env: dict[str, str] | None = N
     if not ui:
         server_env["PREFECT_UI_ENABLED"] = "false"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "flows.prefect_server", "--host", "127.0.0.1", "--port", str(port)],
         env=server_env,
         preexec_fn=die_with_parent,
         # Its own process group: a Ctrl-C in the terminal reaches `campaign serve` alone, which stops its
@@ -142,24 +143,29 @@ def run_server() -> Iterator[None]:
 
 UI_FILES = Path(__file__).resolve().parent / "ui"
 LOGIN_PAGE = "campaign-login.html"
+OVERVIEW_PAGE = "campaign-overview.html"
 # Before Prefect's app starts: a browser without the password goes to the campaign's login page, so
 # Prefect's UI never calls its API unsigned (each such call left an error toast after signing in).
 LOGIN_GUARD = (
     "<script>if(!localStorage.getItem('prefect-password'))location.replace("
     f"'/{LOGIN_PAGE}?next='+encodeURIComponent(location.pathname+location.search))</script>"
 )
+DRESSED = "<!-- campaign -->"
 
 
-def add_login(static_dir: Path) -> None:
-    """Put the campaign's login page beside Prefect's V1 UI (the copy Prefect made in
-    PREFECT_UI_STATIC_DIRECTORY/v1 when its server started) and the guard at the top of its page."""
+def dress_ui(static_dir: Path) -> None:
+    """Put the campaign's pages beside Prefect's V1 UI (the copy Prefect made in
+    PREFECT_UI_STATIC_DIRECTORY/v1 when its server started), and the login guard and the campaign's
+    style sheet (flows/ui/campaign.css: names whole, approval tables visible) at the top of its page."""
+    for page in (LOGIN_PAGE, OVERVIEW_PAGE):
+        shutil.copyfile(UI_FILES / page, static_dir / page)
     index = static_dir / "index.html"
-    shutil.copyfile(UI_FILES / LOGIN_PAGE, static_dir / LOGIN_PAGE)
     page = index.read_text(encoding="utf-8")
-    if LOGIN_GUARD not in page:
-        tmp = index.with_name(f".index.{os.getpid()}.html")
-        tmp.write_text(page.replace("<head>", "<head>" + LOGIN_GUARD, 1), encoding="utf-8")
-        tmp.replace(index)
+    if DRESSED not in page:
+        style = (UI_FILES / "campaign.css").read_text(encoding="utf-8")
+        head = f"<head>{DRESSED}{LOGIN_GUARD}<style>{style}</style>"
+        link = f'<body><a class="campaign-overview-link" href="/{OVERVIEW_PAGE}">全省进度一览</a>'
+        write_text(index, page.replace("<head>", head, 1).replace("<body>", link, 1), mode=0o644)
 
 
 def api_auth() -> str:
@@ -318,7 +324,7 @@ def serve(port: int = 4200, reports_port: int | None = None) -> None:
         )
         ui = url.removesuffix("/api")
         if (ui_files / "v1" / "index.html").exists():  # a server of our own (not one already running)
-            add_login(ui_files / "v1")
+            dress_ui(ui_files / "v1")
         print(
             f"操作界面：{ui}/{LOGIN_PAGE}  — 登录后在 Deployments 中选择流程并点击 Run\n"
             f"登录口令见 {where}（整行“operator:…”或冒号后的密码均可）\n"
@@ -333,7 +339,7 @@ def serve(port: int = 4200, reports_port: int | None = None) -> None:
             reports.shutdown()
 
 
-NAMING_SECONDS = 1.0
+NAMING_SECONDS = 0.5
 
 
 def name_new_runs(every: float = NAMING_SECONDS) -> None:
