@@ -4,7 +4,7 @@ tell the province, deliver at once, wait; on a timeout, say so again and leave e
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from prefect.client.orchestration import get_client
 from prefect.exceptions import FlowPauseTimeout
@@ -12,7 +12,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 from prefect.states import Running
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from config import CampaignConfig
 from tasks.approval import ApprovalRequest, ask_operator
@@ -22,8 +22,16 @@ from tasks.run_lease import released_while
 M = TypeVar("M", bound=BaseModel)
 
 
+def _every_field_asked(schema: dict[str, Any]) -> None:
+    """Every field of the form is listed as asked for: the UI marks the others "(Optional)", an English
+    word beside Chinese titles. Each decision has its default (the proposal), so nothing more is typed."""
+    schema["required"] = list(schema.get("properties", {}))
+
+
 class ApprovalForm(RunInput):
     """What every approval form asks first: who decides. `decision_form` adds each proposal's decisions."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_every_field_asked)
 
     approver: str = Field(title="审批人", min_length=1)
 
@@ -65,22 +73,29 @@ def wait_for_decision(form: Any, timeout_minutes: float) -> Any | None:
 
 
 def decision_form(
-    base: type[RunInput], items: list[BaseModel], decided: tuple[str, ...], description: str
+    base: type[RunInput],
+    items: list[BaseModel],
+    decided: tuple[str, ...],
+    description: str,
+    choices: dict[str, tuple[str, ...]] | None = None,
 ) -> Any:
     """The form for deciding on `items` (the proposals): they are shown read-only in `description` (a
     table); the form takes only each one's decisions (`decided`: an agree switch, a reason …) as fields
     named `<field>_<id>` and titled with the proposal's number and name, after the approver.
 
     One field per decision rather than a list of proposals: a list would let the operator edit the
-    proposals themselves, delete rows or add new ones in the UI.
+    proposals themselves, delete rows or add new ones in the UI. `choices` limits a decision to the
+    values given (e.g. the configured tiers).
     """
     fields: dict[str, Any] = {}
     for item in items:
         label = f"{item.id}号 {getattr(item, 'project', '')}".strip()  # type: ignore[attr-defined]
         for name in decided:
             info = type(item).model_fields[name]
+            # a field with `choices` is a list to pick from (the UI's select), not free text
+            kind = Literal[choices[name]] if choices and name in choices else info.annotation  # type: ignore[valid-type]
             fields[f"{name}_{item.id}"] = (  # type: ignore[attr-defined]
-                info.annotation,
+                kind,
                 Field(default=getattr(item, name), title=f"{label}：{info.title}"),
             )
     form = create_model(base.__name__, __base__=base, **fields)  # type: ignore[call-overload]

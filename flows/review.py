@@ -82,7 +82,8 @@ def _naming_form(rows: list[dict[str, Any]], review: ReviewRules) -> Any:
         "| 编号 | 评审单位 | 排名 | 项目名称 | 专家评分 | 优先分 | 总分 | 拟定 | 上级入库条件 | 推荐 |\n"
         f"|---|---|---|---|---|---|---|---|---|---|\n{table}"
     )
-    return decision_form(NamingApproval, _candidates(rows), DECIDED, description)
+    tiers = tuple(dict.fromkeys(t.name for level in review.tiers.values() for t in level))
+    return decision_form(NamingApproval, _candidates(rows), DECIDED, description, {"tier": ("", *tiers)})
 
 
 @flow(

@@ -4,6 +4,7 @@ commendation, the naming approval paused and resumed with changes, recommendatio
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +234,13 @@ def test_scores_checked_ranked_and_named_after_approval_with_changes(review_env:
     assert [b.application_id for b in order] == [ids[f"肉牛养殖项目{n}"] for n in (3, 1, 2, 4)]
     assert [b.total for b in order] == [92.0, 90.0, 90.0, 77.0]
     assert [b.status for b in order] == ["proposed", "proposed", "ranked", "ranked"]
+    # 档次 is a choice among the configured tiers (a select in the UI), not free text.
+    from prefect.input.actions import read_flow_run_input
+
+    keyset = paused.state.state_details.run_input_keyset
+    schema = read_flow_run_input(keyset["schema"], flow_run_id=paused.id)
+    schema = json.loads(schema) if isinstance(schema, str) else schema
+    assert schema["properties"][f"tier_{order[0].id}"]["enum"] == ["", "一档", "二档"]
     # The operator names 2 instead of 1 (with a reason), keeps 3 in the first tier and recommends it.
     # The form takes only the decisions per project (命名, 档次, 推荐上级, 理由); the ranking is read-only.
     answer: dict[str, object] = {"approver": "省就业服务局 李四"}
