@@ -12,7 +12,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 from prefect.states import Running
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field, create_model
 
 from config import CampaignConfig
 from tasks.approval import ApprovalRequest, ask_operator
@@ -22,16 +22,8 @@ from tasks.run_lease import released_while
 M = TypeVar("M", bound=BaseModel)
 
 
-def _every_field_asked(schema: dict[str, Any]) -> None:
-    """Every field of the form is listed as asked for: the UI marks the others "(Optional)", an English
-    word beside Chinese titles. Each decision has its default (the proposal), so nothing more is typed."""
-    schema["required"] = list(schema.get("properties", {}))
-
-
 class ApprovalForm(RunInput):
     """What every approval form asks first: who decides. `decision_form` adds each proposal's decisions."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_every_field_asked)
 
     approver: str = Field(title="审批人", min_length=1)
 

@@ -155,15 +155,17 @@ DRESSED = "<!-- campaign -->"
 
 def dress_ui(static_dir: Path) -> None:
     """Put the campaign's pages beside Prefect's V1 UI (the copy Prefect made in
-    PREFECT_UI_STATIC_DIRECTORY/v1 when its server started), and the login guard and the campaign's
-    style sheet (flows/ui/campaign.css: names whole, approval tables visible) at the top of its page."""
+    PREFECT_UI_STATIC_DIRECTORY/v1 when its server started), and at the top of its page the login guard,
+    the campaign's style sheet (flows/ui/campaign.css: names whole, approval tables visible) and script
+    (flows/ui/campaign.js: optional fields marked in Chinese)."""
     for page in (LOGIN_PAGE, OVERVIEW_PAGE):
         shutil.copyfile(UI_FILES / page, static_dir / page)
     index = static_dir / "index.html"
     page = index.read_text(encoding="utf-8")
     if DRESSED not in page:
         style = (UI_FILES / "campaign.css").read_text(encoding="utf-8")
-        head = f"<head>{DRESSED}{LOGIN_GUARD}<style>{style}</style>"
+        script = (UI_FILES / "campaign.js").read_text(encoding="utf-8")
+        head = f"<head>{DRESSED}{LOGIN_GUARD}<style>{style}</style><script>{script}</script>"
         link = f'<body><a class="campaign-overview-link" href="/{OVERVIEW_PAGE}">全省进度一览</a>'
         write_text(index, page.replace("<head>", head, 1).replace("<body>", link, 1), mode=0o644)
 

@@ -100,6 +100,9 @@ def _run_from_form(
     page.get_by_text("Select date").click()
     page.locator("input[type=date]").fill(day)
     page.get_by_role("button", name="Apply").click()
+    # every field titled in Chinese, an optional one marked so in Chinese too
+    assert page.get_by_text("业务日期（默认今天，北京时间）（选填）", exact=True).is_visible()
+    assert page.get_by_text("(Optional)").count() == 0
     no_toast(page)
     page.screenshot(path=SCREENSHOTS / shot, full_page=True)
     page.get_by_role("button", name="Submit").click()
@@ -346,7 +349,7 @@ def _operate(
         page.get_by_text("拟逐级推荐（应推尽推）").first.wait_for()
         dialog = page.get_by_role("dialog")
         # The proposals' table stays readable above the decisions, on a laptop and on a large screen;
-        # every decision is titled in Chinese alone (no "(Optional)").
+        # every decision is titled in Chinese alone (Prefect's "(Optional)" reads "（选填）").
         for width, height in ((1366, 768), (1920, 1080)):
             page.set_viewport_size({"width": width, "height": height})
             table = dialog.locator("table").first
@@ -355,7 +358,7 @@ def _operate(
             box = table.bounding_box()
             assert box is not None and box["height"] > 40 * PROPOSED and last.is_visible(), (width, box)
             page.screenshot(path=SCREENSHOTS / f"05-approval-{width}.png")
-        assert dialog.get_by_text("1号 肉牛养殖项目1：同意推荐", exact=True).is_visible()
+        assert dialog.get_by_text("1号 肉牛养殖项目1：同意推荐（选填）", exact=True).is_visible()
         assert dialog.get_by_text("(Optional)").count() == 0
         dialog.locator("textarea").first.fill("省就业服务局 王五")  # 审批人, the form's first field
         no_toast(page)
