@@ -113,6 +113,10 @@ class DeliveryPolicy(Frozen):
     dead_after_working_days: int = Field(default=3, ge=0, le=30)
     # A deliverer claims a message for at least this long; a dead deliverer's claim expires after it.
     lease_seconds: float = Field(default=300.0, ge=1, le=3600)
+    # A send that ended without knowing whether the message arrived (the line cut after its content
+    # went out) is never repeated in the same run; after this many such sends the message is given up,
+    # so it reaches its recipient at most this many times.
+    max_unknown_outcomes: int = Field(default=2, ge=1, le=5)
     channels: dict[str, ChannelPolicy] = Field(default_factory=dict)  # by channel kind; default otherwise
 
     def channel(self, kind: str) -> ChannelPolicy:
@@ -141,6 +145,9 @@ class IntakeLimits(Frozen):
     max_columns: int = Field(default=300, ge=1)  # XLSX sheets and CSV lines
     max_cell_chars: int = Field(default=10_000, ge=100)  # one cell's text; a longer one refuses the file
     echo_chars: int = Field(default=200, ge=10)  # a submitted value quoted back in messages and reports
+    # A file the system failed on (not the sender's fault) stays in its inbox for the next run; after
+    # this many failed runs it is moved to the archive's quarantine folder for an operator to look at.
+    quarantine_after_faults: int = Field(default=3, ge=1, le=100)
 
 
 class WorkingDays(Frozen):

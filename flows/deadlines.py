@@ -22,11 +22,12 @@ from flows.dated import business_run, campaign_for
 from models.clock import moment
 from models.messages import run_summary
 from tasks.delivery import deliver_all
-from tasks.intake import take_in_inbox
+from tasks.inbox import FolderIntake, fail_if_nothing_done, tell_refusals
+from tasks.intake import document_counts, take_in_inbox
 from tasks.notify import preview_notices, record_reminders
 from tasks.overview import publish_overview
 from tasks.report import publish_status
-from tasks.sheets import SheetIntake, brief, take_in_folder
+from tasks.sheets import SheetIntake, brief, take_in_sheets
 from tasks.sync import sync_campaign
 
 
@@ -69,24 +70,26 @@ def deadline_cycle(
         if file_obligations is None:
             file_obligations = [] if sheets else obligation_keys
         counts["intake"] = {}
-        refused: list[tuple[str, str]] = []  # (file, reason): shown in the run's log and its summaries
+        intakes: list[FolderIntake] = []
         if file_obligations:
-            intake_files = take_in_inbox(cfg, list(file_obligations), today)
+            documents = take_in_inbox(cfg, list(file_obligations), today)
+            intakes += documents
             # a files-only cycle reports the files' counts as its intake; a mixed one under "files"
-            counts["intake"] = {"files": intake_files.counts()} if sheets else intake_files.counts()
-            for item in intake_files.rejected:
-                log.warning("退回 %s：%s", item["file"], item["reason"])
-                refused.append((item["file"], item["reason"]))
+            counts["intake"] = {"files": document_counts(documents)} if sheets else document_counts(documents)
         if sheets:
             received_at = moment(today, cfg.campaign)
             for make in sheets:
                 intake = make(cfg)
-                summaries = take_in_folder(cfg, intake, received_at)
-                counts["intake"][intake.kind] = [brief(s) for s in summaries]
-                for s in summaries:
-                    if s.get("refused"):
-                        log.warning("退回 %s：%s", s["file"], s["refused"])
-                        refused.append((s["file"], s["refused"]))
+                workbooks = take_in_sheets(cfg, intake, received_at)
+                intakes.append(workbooks)
+                counts["intake"][intake.kind] = [brief(s) for s in workbooks.results]
+        refused = [pair for i in intakes for pair in i.refused()]  # shown in the run's log and summaries
+        for file, reason in refused:
+            log.warning("退回 %s：%s", file, reason)
+        kept = [k for i in intakes for k in i.kept]
+        if kept:
+            counts["kept"] = kept
+        tell_refusals(cfg)
         if progress is not None:
             counts["progress"] = progress(cfg, today)
         counts["notifications"] = record_reminders(cfg, obligation_keys, today)
@@ -98,4 +101,5 @@ def deadline_cycle(
             counts["published"] = publish(cfg, today)
         counts["overview"] = publish_overview(cfg, today)
         log.info(run_summary(BY_NAME[flow_name].title, today, counts))
+        fail_if_nothing_done(intakes)
     return counts

@@ -22,17 +22,19 @@ from models.clock import moment, now
 from models.messages import run_summary
 from tasks.approval import ApprovalRequest
 from tasks.delivery import deliver_all
-from tasks.intake import refuse_entry, scan_inbox, submitted_file
+from tasks.inbox import FolderIntake, fail_if_nothing_done, tell_refusals
+from tasks.intake import submitted_file
 from tasks.overview import publish_overview
 from tasks.pool import (
     OBLIGATION,
+    POOL_INTAKE,
     decide_recommendations,
     pool_rules,
     propose_recommendations,
     publish_pools,
     take_in_workbook_task,
 )
-from tasks.sheets import brief, empty_summary
+from tasks.sheets import brief, empty_summary, take_in_sheets
 from tasks.sync import sync_campaign
 
 
@@ -120,30 +122,28 @@ def pool_intake(
                 "预演：收件箱中有 %d 个待处理的培育库申报表，未处理：%s", len(waiting), "、".join(waiting)
             )
             return counts
-        refused: list[dict[str, Any]] = []
-        if files is None:
-            paths, remove = [], True
-            ob = cfg.campaign.obligation(OBLIGATION)
-            for entry in scan_inbox(get_settings().inbox / OBLIGATION):
-                if entry.refusal is None:
-                    paths.append(entry.path)
-                else:
-                    answer = refuse_entry(cfg, ob, entry, received_at)
-                    refused.append(empty_summary(Path(answer["name"])) | {"refused": answer["reason"]})
+        intakes: list[FolderIntake] = []
+        if files is None:  # the inbox, through the one way a file leaves it (tasks/inbox.py)
+            intakes.append(take_in_sheets(cfg, POOL_INTAKE, received_at))
+            results = list(intakes[0].results)
         else:  # named by an operator: only files inside the inbox or upload folders, left where they are
-            paths, remove = [], False
+            results = []
             for name in files:
                 try:
-                    paths.append(submitted_file(name))
+                    path = submitted_file(name)
                 except SubmissionError as exc:
                     log.error("不予受理 %s：%s", name, exc.reason)
-                    refused.append(empty_summary(Path(name)) | {"refused": exc.reason})
-        results = [take_in_workbook_task(cfg, p, received_at, remove) for p in paths]
-        results += refused
+                    results.append(empty_summary(Path(name)) | {"refused": exc.reason})
+                    continue
+                results.append(take_in_workbook_task(cfg, path, received_at))
+        tell_refusals(cfg)
         counts["files"] = [brief(r) for r in results]  # the audit keeps counts and the first errors
         for r in results:
             if r.get("refused"):
                 log.warning("退回 %s：%s", r["file"], r["refused"])
+        kept = [k for i in intakes for k in i.kept]
+        if kept:
+            counts["kept"] = kept
         # 2022: projects go up through the review's naming (应推尽推 of the named); only a year whose
         # notice recommends on admission proposes here.
         waiting = propose_recommendations(cfg, today, received_at) if rules.propose_on_admission else []
@@ -170,4 +170,5 @@ def pool_intake(
         counts["pools"] = publish_pools(cfg, returned)
         counts["overview"] = publish_overview(cfg, today)
         log.info(run_summary(BY_NAME["pool_intake"].title, today, counts))
+        fail_if_nothing_done(intakes)
     return counts

@@ -123,6 +123,10 @@ def deploy(today: dt.date) -> list[str]:
     cfgs = [load_config(y) for y in served_years(today)]
     names = []
     for deployment in deployments(cfgs, by_module=True):
+        # The engine started straight away: without a command, Prefect's process worker starts a
+        # workspace supervisor (a Python process of its own, ~2 s of CPU) to fetch code the installed
+        # package already has. `python` is the worker's own (run_worker puts its folder first on PATH).
+        deployment.job_variables = {"command": "python -m prefect.engine"}
         deployment.apply(work_pool_name=pool)
         names.append(str(deployment.name))
     return names

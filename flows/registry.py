@@ -76,13 +76,7 @@ def deployment_of(spec: FlowSpec, cfg: CampaignConfig, *, by_module: bool = Fals
     if by_module:
         from prefect.types.entrypoint import EntrypointType
 
-        # The engine started straight away: without a command, Prefect's process worker starts a
-        # workspace supervisor (a Python process of its own, ~2 s of CPU) to fetch code the installed
-        # package already has. `python` is the worker's own (flows/production.py, run_worker).
-        options: dict[str, Any] = {
-            "entrypoint_type": EntrypointType.MODULE_PATH,
-            "job_variables": {"command": "python -m prefect.engine"},
-        }
+        options: dict[str, Any] = {"entrypoint_type": EntrypointType.MODULE_PATH}
     else:
         options = {}
     year = cfg.campaign.year

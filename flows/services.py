@@ -25,6 +25,7 @@ from models.submissions import identify_unit
 from tasks.audit import audited
 from tasks.delivery import deliver_all
 from tasks.funds import fund_intake
+from tasks.inbox import tell_refusals
 from tasks.records import services_of
 from tasks.services import publish_services, update_progress
 from tasks.sheets import brief, sheet_from_form, take_in_sheet
@@ -240,6 +241,7 @@ def record_services(
             intake = training_intake(cfg)
             path = sheet_from_form(folder, unit, intake.sheet, rows)
             counts["trainings"] = brief(take_in_sheet(cfg, intake, path, received_at, sender=unit))
+        tell_refusals(cfg)
         counts["progress"] = update_progress(cfg, today, ["projects", "trainings"])
         counts["delivery"] = deliver_all(cfg.campaign)
     return counts

@@ -167,6 +167,27 @@ class IntakeRejection(SQLModel, table=True):
     reason: str
     kept_at: str
     received_at: dt.datetime = Field(sa_type=UTCDateTime)
+    # When its sender was told (one message per sender and run lists all of theirs; tasks/inbox.py).
+    told_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class InboxFault(SQLModel, table=True):
+    """A file the system could not take in (the database, the disk, a bug): not the sender's fault, so
+    the file stays in its inbox for the next run and its sender hears nothing; operators see it here
+    (the overview lists it). After `intake_limits.quarantine_after_faults` runs it is moved aside."""
+
+    __tablename__ = "inbox_fault"
+    __table_args__ = (sa.UniqueConstraint("folder", "file_name", "sha256"),)
+    id: int | None = Field(default=None, primary_key=True)
+    folder: str = Field(max_length=64)  # the inbox folder (an obligation's key, or a sheet's)
+    file_name: str
+    sha256: str = Field(max_length=64)
+    unit_key: str | None = Field(default=None, max_length=16)
+    faults: int = 0  # runs that failed on it
+    reason: str  # the last one, without secrets
+    first_at: dt.datetime = Field(sa_type=UTCDateTime)
+    last_at: dt.datetime = Field(sa_type=UTCDateTime)
+    quarantined_at: str = ""  # where it was moved, once it was
 
 
 class IntakeFile(SQLModel, table=True):
@@ -537,6 +558,9 @@ class OutboxMessage(SQLModel, table=True):
     body: str
     status: str = Field(default=OutboxStatus.pending, max_length=16, index=True)
     attempts: int = 0
+    # Sends that ended without knowing whether the message arrived (the line cut after its content
+    # went out): never repeated in the same run, and capped (`delivery.max_unknown_outcomes`).
+    unknown_outcomes: int = 0
     last_error: str | None = None
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     next_attempt_at: dt.datetime | None = _ts()

@@ -17,6 +17,7 @@ import io
 import re
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,6 +162,7 @@ def read_table(
         table, chunks = _read_csv(path, expected, chunk_rows)
     else:
         table, chunks = _read_workbook(path, expected, chunk_rows)
+    chunks = _read_through(path, chunks)
     labels: dict[str, str] = {}
     for folded, canonical in expected.items():  # the header as the template writes it (folded)
         labels.setdefault(canonical, folded)
@@ -221,7 +223,10 @@ def _check_zipped_sheets(path: Path, limits: IntakeLimits) -> None:
             )
         for member in members:
             if member.filename.startswith("xl/worksheets/") and member.filename.endswith(".xml"):
-                _check_sheet_extent(path.name, book, member, limits)
+                try:
+                    _check_sheet_extent(path.name, book, member, limits)
+                except (zipfile.BadZipFile, zlib.error, EOFError):  # a member cut short or corrupt
+                    raise SubmissionError(path.name, DAMAGED) from None
 
 
 def _check_sheet_extent(
@@ -285,6 +290,10 @@ def _check_csv(path: Path, limits: IntakeLimits) -> None:
     """The header area's lines, parsed as CSV, must fit the column limit; the reader takes the rest."""
     with path.open("rb") as fh:
         head = fh.read(MB)
+    if not head:
+        raise SubmissionError(path.name, EMPTY)
+    if utf16(head):
+        raise SubmissionError(path.name, UTF16)
     lines = head.split(b"\n", HEADER_SEARCH_ROWS)
     if len(lines) == 1 and len(head) == MB:
         raise SubmissionError(path.name, "CSV 首行超过 1 MB，不是有效的表格")
@@ -321,15 +330,70 @@ def _cells_within(
         yield frame
 
 
+# What a file that no reader can open is, by its first bytes, and what its sender can do about it.
+EMPTY = "文件为空（0 字节）：请重新导出后报送"
+ENCRYPTED = "文件设有打开密码，无法读取：请在 Excel 中取消密码保护（文件 → 信息 → 保护工作簿）后重新报送"
+HTML = "文件是网页（HTML），不是 Excel 表格：请在 Excel 中打开后另存为 .xlsx，或另存为“CSV UTF-8（逗号分隔）”后报送"
+UTF16 = (
+    "文件是 UTF-16 编码的文本（Excel 的“Unicode 文本”），无法读取：请在 Excel 中另存为 .xlsx，"
+    "或另存为“CSV UTF-8（逗号分隔）”后报送"
+)
+DAMAGED = "文件已损坏或不完整（可能未下载完或传输中断），无法读取：请重新导出后再次报送"
+FOREIGN = "无法读取表格：文件不是有效的 Excel 或 CSV 表格，请用发布的模板填写并另存为 .xlsx 后报送"
+_OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # an OLE2 container: an old .xls/.et, or an encrypted .xlsx
+_ENCRYPTION = "EncryptionInfo".encode("utf-16-le")
+
+
+def utf16(head: bytes) -> bool:
+    """UTF-16 text (a BOM, or every other byte NUL in the ASCII parts): what Excel's 'Unicode text' is."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return True
+    sample = head[:512]
+    return len(sample) >= 8 and sample.count(b"\x00") * 3 > len(sample)
+
+
+def unreadable(path: Path, exc: BaseException) -> SubmissionError:
+    """The refusal of a file a reader could not open or read through, named for what the file is.
+
+    Only the file's own faults come here (a reader's error about its content); the system's (a disk
+    error, memory) are OSError and MemoryError, which callers let through."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        head = b""
+    if not head:
+        return SubmissionError(path.name, EMPTY)
+    if "password" in type(exc).__name__.lower() or (head.startswith(_OLE) and _ENCRYPTION in head):
+        return SubmissionError(path.name, ENCRYPTED)
+    if utf16(head):
+        return SubmissionError(path.name, UTF16)
+    if head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html", b"<head", b"<meta", b"<table")):
+        return SubmissionError(path.name, HTML)
+    if head.startswith((b"PK\x03\x04", _OLE)):  # a workbook's container, but its content is broken
+        return SubmissionError(path.name, DAMAGED)
+    return SubmissionError(path.name, FOREIGN)
+
+
+def _read_through(path: Path, chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """A reader's error part-way through the file is the file's fault too (a truncated sheet)."""
+    try:
+        yield from chunks
+    except (SubmissionError, OSError, MemoryError):
+        raise
+    except Exception as exc:
+        raise unreadable(path, exc) from None
+
+
 def _read_workbook(
     path: Path, expected: dict[str, str], chunk_rows: int
 ) -> tuple[Table, Iterator[pd.DataFrame]]:
     try:
         book = CalamineWorkbook.from_path(str(path))
+    except (OSError, MemoryError):
+        raise
     except Exception as exc:  # calamine raises several types for a damaged or foreign file
-        raise SubmissionError(
-            path.name, f"无法读取表格（文件损坏或格式不符）：{type(exc).__name__}"
-        ) from None
+        raise unreadable(path, exc) from None
     for name in book.sheet_names:
         sheet = book.get_sheet_by_name(name)
         rows = sheet.iter_rows()
@@ -373,8 +437,10 @@ def _read_csv(path: Path, expected: dict[str, str], chunk_rows: int) -> tuple[Ta
             on_bad_lines="skip",  # only the header is looked for here; the full read reports bad lines
             engine="python",
         )
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise SubmissionError(path.name, f"无法读取 CSV：{type(exc).__name__}") from None
+    except (OSError, MemoryError):
+        raise
+    except Exception as exc:  # a NUL byte, a broken quote, no text at all …
+        raise unreadable(path, exc) from None
     found = _find_header(preview.values.tolist(), expected)
     if found is None:
         raise SubmissionError(path.name, NO_HEADER)

@@ -105,6 +105,10 @@ class Lease:
                 _logger().info(self.waiting_text)
                 told = True
             time.sleep(POLL_SECONDS)
+        self.keep_renewed()
+
+    def keep_renewed(self) -> None:
+        """Renew the (just claimed) lease in the background until it is given back."""
         self._stop = threading.Event()
         self._renewer = threading.Thread(target=self._renew, name=f"lease {self.name}", daemon=True)
         self._renewer.start()
@@ -152,3 +156,18 @@ def released_while() -> Iterator[None]:
         yield
     finally:
         lease.take()
+
+
+@contextlib.contextmanager
+def claimed(name: str, holder: str) -> Iterator[bool]:
+    """Hold `name` for the block if nobody else does (True), without waiting (False: another run has
+    it); kept renewed while held, so a long piece of work is never taken over, and given back after."""
+    if not try_claim(name, holder):
+        yield False
+        return
+    lease = Lease(name, holder, "")
+    lease.keep_renewed()
+    try:
+        yield True
+    finally:
+        lease.give_back()

@@ -10,7 +10,10 @@ need, how good rows are stored); what they share is here:
 - bad rows go back to the sender as an error workbook (original columns, masked, + 错误说明)
   attached to the result message, which lists every count and the first errors;
 - a file that cannot be read at all (no sender, no header, missing columns, no rows, a broken CSV
-  line) is kept aside and its sender is told why; its transaction rolls back, so nothing of it stays.
+  line, a damaged or encrypted workbook) is kept aside and its sender is told why; its transaction
+  rolls back, so nothing of it stays;
+- a failure that is not the file's (the database, the disk, a bug) is raised: the file stays in its
+  inbox for the next run (tasks/inbox.py) and its sender hears nothing.
 
 One transaction per workbook.
 """
@@ -44,7 +47,7 @@ from models.submissions import identify_unit
 from models.tables import IntakeFile, MessageKind
 from models.workbook import CHUNK_ROWS, ROW, read_table
 from tasks.files import write_bytes
-from tasks.intake import archive, refuse_after_error, refuse_entry, refuse_file, scan_inbox, sha256_of
+from tasks.inbox import FolderIntake, archive, refuse_file, sha256_of, take_in_folder
 from tasks.notify import enqueue
 from tasks.unit_of_work import task
 from tasks.workbooks import write_error_workbook
@@ -108,9 +111,9 @@ def empty_summary(path: Path) -> dict[str, Any]:
 def brief(summary: dict[str, Any], items: int = MESSAGE_ITEMS) -> dict[str, Any]:
     """A workbook's summary for the run's record: counts, and only the first errors and warnings."""
     short = dict(summary)
-    for key in ("errors", "warnings"):
-        short[f"{key}_total"] = len(summary[key])
-        short[key] = summary[key][:items]
+    for key in ("errors", "warnings"):  # an inbox entry refused unread has none
+        short[f"{key}_total"] = len(summary.get(key, []))
+        short[key] = summary.get(key, [])[:items]
     return short
 
 
@@ -186,20 +189,13 @@ def take_in_sheet(
     chunk_rows: int = CHUNK_ROWS,
 ) -> dict[str, Any]:
     """Take one workbook in; returns the summary its sender is told (also the CLI's JSON)."""
-    ob = cfg.campaign.obligation(intake.obligation_key)
     summary = empty_summary(path) | {k: 0 for k, _ in intake.count_labels}
     sender = sender or identify_unit(path.name, list(cfg.units))
     summary["unit"] = sender.key if sender else None
     _headers(cfg, intake.sheet, intake.kind)  # a broken import mapping stops the run, refusing no file
-    try:
-        return _take_in_sheet(cfg, intake, path, received_at, sender, summary, chunk_rows)
-    except Exception as exc:  # whatever one file does, it ends refused with its reason
-        refused = refuse_after_error(cfg, ob, path, received_at, exc)
-        return empty_summary(path) | {
-            "unit": summary["unit"],
-            "refused": refused["reason"],
-            "kept_at": refused["kept_at"],
-        }
+    # The file's faults end in a refusal its sender is told (inside); the system's propagate: the
+    # caller keeps the file for the next run (tasks/inbox.py) or reports the error (the CLI).
+    return _take_in_sheet(cfg, intake, path, received_at, sender, summary, chunk_rows)
 
 
 def _headers(cfg: CampaignConfig, sheet: Sheet, key: str) -> dict[str, str]:
@@ -357,7 +353,6 @@ def _take_in_sheet(
         with session_scope() as session:
             kept = refuse_file(
                 session,
-                cfg,
                 path=path,
                 sha=sha,
                 ob=ob,
@@ -369,27 +364,14 @@ def _take_in_sheet(
     return summary
 
 
-@task(name="take-in-sheets", description="收取并校验报送的表格", cache_policy=NO_CACHE, retries=1)
-def take_in_folder(
-    cfg: CampaignConfig, intake: SheetIntake, received_at: dt.datetime
-) -> list[dict[str, Any]]:
-    """Every workbook waiting in the intake's inbox folder, one transaction each.
-
-    A file leaves the inbox only after its transaction committed (the archive and the database hold
-    it then); a retry meets the files already taken in as duplicates, by their hash.
-    """
+@task(name="take-in-sheets", description="收取并校验报送的表格", cache_policy=NO_CACHE)
+def take_in_sheets(cfg: CampaignConfig, intake: SheetIntake, received_at: dt.datetime) -> FolderIntake:
+    """Every workbook waiting in the intake's inbox folder, one transaction each (tasks/inbox.py: the
+    file leaves the inbox only after its outcome committed; the system's faults leave it in place)."""
     ob = cfg.campaign.obligation(intake.obligation_key)
-    summaries = []
-    for entry in scan_inbox(get_settings().inbox / intake.kind):
-        if entry.refusal is not None:
-            refused = refuse_entry(cfg, ob, entry, received_at)
-            summaries.append(
-                empty_summary(Path(refused["name"])) | {"refused": refused["reason"], "kept_at": ""}
-            )
-            continue
-        summaries.append(take_in_sheet(cfg, intake, entry.path, received_at))
-        entry.path.unlink(missing_ok=True)
-    return summaries
+    return take_in_folder(
+        cfg, ob, intake.kind, lambda path: take_in_sheet(cfg, intake, path, received_at), received_at
+    )
 
 
 def sheet_from_form(folder: Path, sender: Unit, sheet: Sheet, rows: list[dict[str, str]]) -> Path:
