@@ -56,9 +56,14 @@ class SubmissionError(CampaignError):
 
 @dataclass
 class DeliveryError(CampaignError):
+    """A send that failed. `retryable`: a later try may succeed. `unknown`: the message may have
+    arrived all the same (the line was cut after its content went out), so it is not sent again at
+    once (tasks/deliverer.py)."""
+
     channel: str
     reason: str
     retryable: bool = True
+    unknown: bool = False
 
     def __post_init__(self) -> None:
         super().__init__(str(self))

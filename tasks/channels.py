@@ -72,6 +72,7 @@ class Outgoing:
     attachment: str | None = None  # a file path: attached to e-mail, named in other channels
     dedupe_key: str = ""  # the outbox row's unique key: with the id, its stable Message-ID
     queued_at: dt.datetime | None = None  # queued, or revived by an operator: what its age counts from
+    unknown_outcomes: int = 0  # sends so far that may or may not have arrived
 
     @property
     def text(self) -> str:
@@ -117,19 +118,43 @@ class SmtpAccount:
         )
 
 
+class _Tracking:
+    """An SMTP session that knows whether the current message's content went out (DATA began): after
+    that, a cut line leaves the outcome unknown."""
+
+    content_sent = False
+
+    def data(self, msg: bytes | str) -> tuple[int, bytes]:
+        self.content_sent = True
+        return super().data(msg)  # type: ignore[misc]
+
+
+class _SMTP(_Tracking, smtplib.SMTP):
+    pass
+
+
+class _SMTPSSL(_Tracking, smtplib.SMTP_SSL):
+    pass
+
+
+UNKNOWN = "发信服务器在收到邮件内容后断开，投递结果未知"
+
+
 class SmtpTransport:
-    """One SMTP session for a whole delivery batch; reconnects once if the server hung up."""
+    """One SMTP session for a whole delivery batch. A session the server closed while idle is opened
+    again once, before anything of the message was sent; after its content went out, a cut line is an
+    unknown outcome, never a reason to send it again here."""
 
     def __init__(self, account: SmtpAccount, timeout: float) -> None:
         self.account = account
         self.timeout = timeout
-        self._smtp: smtplib.SMTP | None = None
+        self._smtp: _SMTP | _SMTPSSL | None = None
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> _SMTP | _SMTPSSL:
         a = self.account
         try:
             if a.security == "ssl":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                smtp: _SMTP | _SMTPSSL = _SMTPSSL(
                     a.host,
                     a.port,
                     timeout=self.timeout,
@@ -137,7 +162,7 @@ class SmtpTransport:
                     local_hostname="localhost",
                 )
             else:
-                smtp = smtplib.SMTP(a.host, a.port, timeout=self.timeout, local_hostname="localhost")
+                smtp = _SMTP(a.host, a.port, timeout=self.timeout, local_hostname="localhost")
                 if a.security == "starttls":
                     smtp.starttls(context=ssl.create_default_context())
             if a.user and a.password:
@@ -179,15 +204,20 @@ class SmtpTransport:
     def send(self, msg: Outgoing) -> None:
         mail = self._message(msg)
         for attempt in (1, 2):
+            reused = self._smtp is not None
             if self._smtp is None:
                 self._smtp = self._connect()
+            smtp = self._smtp
+            smtp.content_sent = False
             try:
-                refused = self._smtp.send_message(mail)
-            except smtplib.SMTPServerDisconnected:
+                refused = smtp.send_message(mail)
+            except (smtplib.SMTPServerDisconnected, OSError) as exc:
                 self._smtp = None
-                if attempt == 2:
-                    raise DeliveryError("email", "发信服务器断开连接") from None
-                continue
+                if smtp.content_sent:
+                    raise DeliveryError("email", UNKNOWN, unknown=True) from None
+                if reused and attempt == 1:  # the idle session had been closed: nothing of this went out
+                    continue
+                raise DeliveryError("email", f"发信服务器断开连接: {type(exc).__name__}") from None
             except smtplib.SMTPRecipientsRefused as exc:
                 codes = [code for code, _ in exc.recipients.values()]
                 raise DeliveryError(  # 5xx: the address is wrong, asking again will not help
@@ -195,11 +225,11 @@ class SmtpTransport:
                     f"收件地址被拒绝 (SMTP {', '.join(map(str, codes))})",
                     retryable=not all(c >= 500 for c in codes),
                 ) from None
-            except smtplib.SMTPResponseException as exc:
+            except smtplib.SMTPResponseException as exc:  # the server answered: not accepted
                 raise DeliveryError(
                     "email", f"发信服务器拒收 (SMTP {exc.smtp_code})", retryable=exc.smtp_code < 500
                 ) from None
-            except (OSError, smtplib.SMTPException) as exc:
+            except smtplib.SMTPException as exc:
                 self._smtp = None
                 raise DeliveryError("email", f"发送失败: {type(exc).__name__}") from None
             if refused:
@@ -271,6 +301,11 @@ class RobotTransport:
         kind = msg.channel_kind
         try:
             response = self.client.post(url, params=params, json=payload)
+        except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            # the request went out (or part of it): the robot may have posted the message
+            raise DeliveryError(
+                kind, f"请求已发出但未收到应答，投递结果未知: {type(exc).__name__}", unknown=True
+            ) from None
         except httpx.HTTPError as exc:
             raise DeliveryError(kind, f"请求失败: {type(exc).__name__}") from None
         if response.status_code != 200:

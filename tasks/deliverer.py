@@ -129,6 +129,7 @@ def _load(session: Session, outbox_id: int) -> Outgoing:
             OutboxMessage.attachment,
             OutboxMessage.dedupe_key,
             sa.func.coalesce(OutboxMessage.revived_at, OutboxMessage.created_at),
+            OutboxMessage.unknown_outcomes,
         )
         .join(Unit, Unit.key == OutboxMessage.unit_key)  # type: ignore[arg-type]
         .where(OutboxMessage.id == outbox_id)
@@ -187,24 +188,26 @@ def _send(
     pacer: Pacer,
     secrets: list[str],
     deadline: float,
-) -> tuple[str | None, bool]:
-    """Try one message, retrying transient failures at once per the policy's delays while the kind's
-    budget lasts. Returns (redacted error or None, permanent). Never raises: whatever one message does
-    is that message's failure."""
+) -> tuple[str | None, bool, bool]:
+    """Try one message: the one retry layer of delivery. A failure known not to have delivered it is
+    tried again at once per the policy's delays while the kind's budget lasts; one whose outcome is
+    unknown never is. Returns (redacted error or None, permanent, unknown). Never raises: whatever one
+    message does is that message's failure."""
     delays = list(policy.retry_delays_seconds)
     while True:
         pacer.wait(endpoint_of(msg.channel_kind, msg.recipient))
+        unknown = False
         try:
             if isinstance(transport, DeliveryError):
                 raise transport  # the channel could not even be set up (e.g. no SMTP server configured)
             transport.send(msg)
-            return None, False
+            return None, False, False
         except DeliveryError as exc:
-            error, permanent = redact(str(exc), secrets), not exc.retryable
+            error, permanent, unknown = redact(str(exc), secrets), not exc.retryable, exc.unknown
         except Exception as exc:  # a bug or an odd message must not stop the channel
             error, permanent = redact(f"{msg.channel_kind}: {type(exc).__name__}: {exc}", secrets), True
-        if permanent or not delays or time.monotonic() + delays[0] > deadline:
-            return clip(error, ERROR_CHARS), permanent
+        if permanent or unknown or not delays or time.monotonic() + delays[0] > deadline:
+            return clip(error, ERROR_CHARS), permanent, unknown
         time.sleep(delays.pop(0))
 
 
@@ -240,7 +243,7 @@ def deliver_kind(kind: str, campaign: Campaign, *, now: dt.datetime | None = Non
                     transport = transport_for(kind, settings, channel.timeout_seconds)
                 except DeliveryError as exc:
                     transport = exc
-            error, permanent = _send(transport, msg, policy, pacer, secrets, deadline)
+            error, permanent, unknown = _send(transport, msg, policy, pacer, secrets, deadline)
             endpoint = endpoint_of(kind, msg.recipient)
             if error is None:
                 in_a_row[endpoint] = 0
@@ -257,6 +260,11 @@ def deliver_kind(kind: str, campaign: Campaign, *, now: dt.datetime | None = Non
                 )
                 counts["sent"] += 1
                 continue
+            unknowns = msg.unknown_outcomes + unknown
+            if unknown and unknowns >= policy.max_unknown_outcomes:
+                # It may have arrived every time: sending it again could flood its recipient.
+                error = clip(f"{error}（已 {unknowns} 次结果未知，为免重复，不再发送）", ERROR_CHARS)
+                permanent = True
             outcome = after_failure(
                 attempts_before=msg.attempts,
                 permanent=permanent,
@@ -269,6 +277,7 @@ def deliver_kind(kind: str, campaign: Campaign, *, now: dt.datetime | None = Non
             values: dict[str, object] = {
                 "status": outcome.status,
                 "attempts": outcome.attempts,
+                "unknown_outcomes": unknowns,
                 "last_error": error,
                 "next_attempt_at": outcome.next_attempt_at,
                 "dead_at": clock() if outcome.status == OutboxStatus.dead else None,

@@ -111,6 +111,7 @@ def revive_dead(ids: list[int] | None = None, *, now: dt.datetime | None = None)
             .values(
                 status=OutboxStatus.pending,
                 attempts=0,
+                unknown_outcomes=0,
                 next_attempt_at=None,
                 dead_at=None,
                 revived_at=now or dt.datetime.now(dt.UTC),

@@ -116,3 +116,65 @@ def test_smtp_password_never_stored_or_logged(
     assert row.status == "dead" and row.last_error
     assert "S3cretPassw0rd" not in row.last_error
     assert "S3cretPassw0rd" not in caplog.text
+
+
+class DropsAfterData(Inbox):
+    """Takes the content of every mail, then, for one recipient, cuts the line instead of answering:
+    the sender cannot know whether the mail arrived (it did)."""
+
+    def __init__(self, drop_for: str) -> None:
+        super().__init__()
+        self.drop_for = drop_for
+
+    async def handle_DATA(self, server, session, envelope):
+        await super().handle_DATA(server, session, envelope)
+        if self.drop_for in envelope.rcpt_tos:
+            server.transport.abort()
+        return "250 OK"
+
+
+def test_a_line_cut_after_the_content_repeats_a_mail_at_most_once(env: dict[str, object]) -> None:
+    """The promise is at most one repeat: a send whose outcome is unknown is not tried again in the
+    same run (it was sent 6 times a run, 30 in 5 runs), once in a later run, then given up with its
+    reason. The other recipient's mail goes once, whatever happens beside it."""
+    from config import load_config
+    from flows.june import june_survey
+    from tasks.deliverer import deliver_kind
+
+    port = free_port()
+    handler = DropsAfterData("drop@nanguan.example.cn")
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        import os
+
+        os.environ["CAMPAIGN_SMTP_URL"] = f"smtp://127.0.0.1:{port}"
+        get_settings.cache_clear()
+        set_channels(
+            env["config_dir"],  # type: ignore[arg-type]
+            {
+                "220102": [{"kind": "email", "to": "drop@nanguan.example.cn"}],
+                "220103": [{"kind": "email", "to": "ok@kuancheng.example.cn"}],
+            },
+        )
+        june_survey(today=dt.date(2022, 6, 23))  # queues both reminders and delivers them once
+        campaign = load_config().campaign
+        start = dt.datetime.now(dt.UTC)  # the run above delivered on the real clock
+        for run in range(1, 6):  # five later delivery runs, past every back-off
+            deliver_kind("email", campaign, now=start + dt.timedelta(hours=3 * run))
+    finally:
+        controller.stop()
+        os.environ.pop("CAMPAIGN_SMTP_URL", None)
+        get_settings.cache_clear()
+
+    copies: dict[str, int] = {}
+    for mail in handler.messages:
+        key = f"{mail['To'].addresses[0].addr_spec} {mail['Message-ID']}"
+        copies[key] = copies.get(key, 0) + 1
+    dropped = [n for key, n in copies.items() if key.startswith("drop@")]
+    kept = [n for key, n in copies.items() if key.startswith("ok@")]
+    assert dropped == [2] and kept == [1], copies
+    row = next(m for m in outbox() if m.unit_key == "220102")
+    assert (row.status, row.unknown_outcomes) == ("dead", 2)
+    assert "投递结果未知" in (row.last_error or "") and "不再发送" in (row.last_error or "")
+    assert next(m for m in outbox() if m.unit_key == "220103").status == "sent"
