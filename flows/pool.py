@@ -18,6 +18,7 @@ from config.flows import BY_NAME
 from config.settings import get_settings
 from flows.approval import ApprovalForm, ask_and_wait, decision_form, decisions_of
 from flows.dated import business_run, campaign_for, refuses_calmly, run_namer
+from models import markdown
 from models.clock import moment, now
 from models.messages import run_summary
 from tasks.approval import ApprovalRequest
@@ -72,13 +73,11 @@ def _proposals(waiting: list[dict[str, Any]]) -> list[ProposalDecision]:
 
 
 def _approval_form(waiting: list[dict[str, Any]]) -> Any:
-    rows = "\n".join(
-        f"| {p['id']} | {p['route']} | {p['project']} | {p['entity']} | {p['priority']} |" for p in waiting
-    )
+    rows = [(p["id"], p["route"], p["project"], p["entity"], p["priority"]) for p in waiting]
     description = (
         f"**{len(waiting)} 个培育库项目符合上一级入库条件，拟逐级推荐（应推尽推）。**\n\n"
         "请填写审批人；对不同意推荐的项目，关闭其“同意推荐”并填写理由，然后提交。\n\n"
-        f"| 编号 | 推荐路径 | 项目名称 | 申报主体 | 优先分 |\n|---|---|---|---|---|\n{rows}"
+        + markdown.table(("编号", "推荐路径", "项目名称", "申报主体", "优先分"), rows)
     )
     return decision_form(RecommendationApproval, _proposals(waiting), DECIDED, description)
 

@@ -15,6 +15,7 @@ from config.schema import ReviewRules
 from flows.approval import ApprovalForm, ask_and_wait, decision_form, decisions_of
 from flows.dated import business_run, campaign_for, refuses_calmly, run_namer
 from flows.deadlines import deadline_cycle
+from models import markdown
 from models.clock import now
 from models.review import NamingChoice, trimmed_mean_label
 from tasks.approval import ApprovalRequest
@@ -67,11 +68,23 @@ def _candidates(rows: list[dict[str, Any]]) -> list[NamingDecision]:
 
 
 def _naming_form(rows: list[dict[str, Any]], review: ReviewRules) -> Any:
-    table = "\n".join(
-        f"| {r['id']} | {r['route']} | {r['rank']} | {r['project']} | {r['expert_score']} | {r['priority']} "
-        f"| {r['total']} | {'拟命名' if r['name'] else ''} {r['tier']} | {r['upper_bar']} "
-        f"| {'拟推荐' if r['recommend'] else ''} |"
-        for r in rows
+    table = markdown.table(
+        ("编号", "评审单位", "排名", "项目名称", "专家评分", "优先分", "总分", "拟定", "上级入库条件", "推荐"),
+        [
+            (
+                r["id"],
+                r["route"],
+                r["rank"],
+                r["project"],
+                r["expert_score"],
+                r["priority"],
+                r["total"],
+                f"{'拟命名' if r['name'] else ''} {r['tier']}".strip(),
+                r["upper_bar"],
+                "拟推荐" if r["recommend"] else "",
+            )
+            for r in rows
+        ],
     )
     description = (
         f"**{len({r['unit_key'] for r in rows})} 个单位的专家评分已齐全，按名额拟命名 "
@@ -79,8 +92,7 @@ def _naming_form(rows: list[dict[str, Any]], review: ReviewRules) -> Any:
         f"总分 = 专家评分（{trimmed_mean_label(review)}）+ 优先分（三个助力与政策倾斜）；同分时优先分高者在前。"
         "经评审命名且符合上级入库条件的基地推荐上级（应推尽推），进入上级培育库，由本级明确主要领导包保、"
         "每季度走访。名额内可调整命名、档次和是否推荐上级；取消拟命名的须填写理由。填写审批人后提交。\n\n"
-        "| 编号 | 评审单位 | 排名 | 项目名称 | 专家评分 | 优先分 | 总分 | 拟定 | 上级入库条件 | 推荐 |\n"
-        f"|---|---|---|---|---|---|---|---|---|---|\n{table}"
+        + table
     )
     tiers = tuple(dict.fromkeys(t.name for level in review.tiers.values() for t in level))
     return decision_form(NamingApproval, _candidates(rows), DECIDED, description, {"tier": ("", *tiers)})

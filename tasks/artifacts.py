@@ -18,18 +18,14 @@ import pandas as pd
 from prefect.artifacts import create_table_artifact
 
 from config.settings import get_settings
+from models import markdown
 from tasks.workbooks import write_report
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
-    """A small frame as a markdown table, for an artifact's text (a big one goes to publish_table)."""
-
-    def cell(value: object) -> str:
-        return str(value).replace("|", "｜").replace("\n", " ")
-
-    lines = ["| " + " | ".join(map(cell, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
+    """A small frame as a Markdown table of literal text, for an artifact's text (a big one goes to
+    publish_table)."""
+    return markdown.table(list(frame.columns), frame.itertuples(index=False))
 
 
 def report_link(path: Path) -> str:
@@ -39,11 +35,11 @@ def report_link(path: Path) -> str:
     try:
         relative = path.resolve().relative_to(settings.reports.resolve())
     except ValueError:
-        return str(path)
+        return markdown.text(path)
     if not settings.reports_url:
-        return str(path)
+        return markdown.text(path)
     url = f"{settings.reports_url.rstrip('/')}/{quote(relative.as_posix())}"
-    return f"[{path.name}]({url})"
+    return markdown.link(path.name, url)
 
 
 MAX_ROWS = 300  # what an operator scrolls through in the UI; the rest is in the workbook
@@ -78,5 +74,9 @@ def publish_table(
         path = get_settings().reports / str(year) / f"{key}-{stamp}.xlsx"
         write_report(path, title or key, [(key, frame)])
         description += f"（共 {len(rows)} 行，此处显示前 {shown} 行；完整表格：{report_link(path)}）"
-    create_table_artifact(key=key, table=rows[:shown], description=description)
+    # The UI renders every cell as Markdown: text from outside is shown literally, never as a link.
+    cells = [
+        {k: markdown.text(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows[:shown]
+    ]
+    create_table_artifact(key=key, table=cells, description=description)
     return {"rows": len(rows), "shown": shown, "file": str(path) if path else None}

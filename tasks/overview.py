@@ -23,7 +23,7 @@ from config.schema import Level
 from config.settings import get_settings
 from models.db import session_scope
 from models.tables import IntakeRejection, ObligationInstance, ObligationStatus, OutboxMessage, OutboxStatus
-from tasks.artifacts import report_link
+from tasks.artifacts import markdown_table, report_link
 from tasks.charts import heat_map
 from tasks.unit_of_work import task
 from tasks.workbooks import write_report
@@ -135,16 +135,6 @@ def _undelivered() -> dict[str, int]:
     return {str(status): int(n) for status, n in rows}
 
 
-def _markdown_table(frame: pd.DataFrame) -> str:
-    head = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = [
-        "| " + " | ".join(str(v).replace("|", "｜") for v in row) + " |"
-        for row in frame.itertuples(index=False)
-    ]
-    return "\n".join([head, rule, *body])
-
-
 def _heat_map(
     cfg: CampaignConfig,
     grid: pd.DataFrame,
@@ -217,7 +207,7 @@ def publish_overview(cfg: CampaignConfig, today: dt.date) -> dict[str, Any]:
         f"**近 7 天退回的文件**：{len(refused)} 个" + ("" if refused else "。"),
     ]
     if refused:
-        lines += ["", _markdown_table(pd.DataFrame(refused))]
+        lines += ["", markdown_table(pd.DataFrame(refused))]
     if chart is not None:
         png = chart.read_bytes()
         lines += ["", "### 热力图", ""]
@@ -225,7 +215,7 @@ def publish_overview(cfg: CampaignConfig, today: dt.date) -> dict[str, Any]:
             lines.append(f"![全省进度一览热力图](data:image/png;base64,{base64.b64encode(png).decode()})")
         lines.append(f"下载：热力图 {report_link(chart)}")
     lines += ["", f"### 各单位进度（完整表格：{report_link(workbook)}）", ""]
-    lines.append(_markdown_table(shown.head(MAX_TABLE_ROWS)))
+    lines.append(markdown_table(shown.head(MAX_TABLE_ROWS)))
     if len(shown) > MAX_TABLE_ROWS:
         lines.append(f"\n（共 {len(shown)} 个单位，此处显示前 {MAX_TABLE_ROWS} 个；完整表格见上方下载链接）")
     create_markdown_artifact(key=KEY, markdown="\n".join(lines), description=f"{year}年度全省进度一览")

@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from config import CampaignConfig
 from config.schema import LEVEL_LABELS, Level, PoolRules, Unit
+from models import markdown
 from models.applications import APPLICATION_SHEET, COLUMNS
 from models.db import insert_ignoring_duplicates, session_scope
 from models.messages import render
@@ -433,7 +434,7 @@ def publish_pools(cfg: CampaignConfig, refused: list[tuple[str, str]] | None = N
         )
     if refused:
         lines += ["", f"**本次运行退回 {len(refused)} 个文件**（已通知报送单位）：", ""]
-        lines += [f"- {file}：{reason}" for file, reason in refused]
+        lines += [f"- {markdown.text(file)}：{markdown.text(reason)}" for file, reason in refused]
     create_markdown_artifact(
         key="pool-summary", markdown="\n".join(lines), description="三级培育库各单位项目数"
     )

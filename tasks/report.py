@@ -12,6 +12,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import select
 
 from config import CampaignConfig
+from models import markdown
 from models.db import session_scope
 from models.deadlines import step_label
 from models.messages import counts_text
@@ -147,7 +148,7 @@ def publish_status(
     ]
     if refused:
         lines += ["", f"**本次运行退回 {len(refused)} 个文件**（已通知报送单位）：", ""]
-        lines += [f"- {file}：{reason}" for file, reason in refused]
+        lines += [f"- {markdown.text(file)}：{markdown.text(reason)}" for file, reason in refused]
     dead = dead_count()
     if dead:
         lines += [

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from config import CampaignConfig
 from config.schema import Level
+from models import markdown
 from models.clock import moment
 from models.db import session_scope
 from models.deadlines import periods
@@ -215,7 +216,9 @@ def publish_services(cfg: CampaignConfig, today: dt.date, sections: list[str]) -
     if funds is not None:
         flagged = funds[funds["预警"] != ""]
         lines = [f"### 资金预警（{as_of}）", ""]
-        lines += [f"- {r['单位']}：{r['预警']}" for r in flagged.to_dict("records")] or ["无"]
+        lines += [
+            f"- {markdown.text(r['单位'])}：{markdown.text(r['预警'])}" for r in flagged.to_dict("records")
+        ] or ["无"]
         create_markdown_artifact(key="funds-flags", markdown="\n".join(lines), description="资金预警")
     return {key: len(frame) for key, frame, _ in tables}
 

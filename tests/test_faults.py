@@ -770,3 +770,70 @@ def test_odd_documents_never_stop_the_days_reminders(env: dict[str, object], pre
     subjects = [m.subject for m in outbox() if m.kind in ("receipt", "rejection")]
     assert "\n" not in "".join(subjects) and len(subjects) == 5
     assert list(inbox.iterdir()) == []
+
+
+# ------------------------------------------------------------------ what operators read
+def _links_and_html(source: str) -> tuple[list[str], list[str]]:
+    """What a CommonMark renderer makes of `source`: its links' targets and its raw HTML."""
+    from markdown_it import MarkdownIt
+
+    links, html = [], []
+    stack = MarkdownIt("commonmark").enable("table").parse(source)
+    while stack:
+        token = stack.pop()
+        stack += token.children or []
+        if token.type in ("link_open", "image"):
+            links.append(str(token.attrGet("href") or token.attrGet("src")))
+        if token.type in ("html_inline", "html_block"):
+            html.append(token.content)
+    return links, html
+
+
+def test_nothing_a_bureau_types_is_a_link_in_the_ui(env: dict[str, object], prefect_harness: None) -> None:
+    """A workbook's cells and a file's name are shown to operators as written: in the pool's tables and
+    summary and in the overview (Prefect renders artifacts, tables' cells included, as Markdown), no
+    link, no HTML, no bare address turned into a link. The product's own links (reports) stay links."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from flows.pool import pool_intake
+    from tests.pool_data import application, write_xlsx
+
+    inbox = Path(str(env["home"])) / "inbox" / "pool_intake"
+    inbox.mkdir(parents=True)
+    phishing = "[省厅通知：点此重新登录](https://evil.example/login)"
+    markup = "<a href='https://evil.example/a'>点此</a> https://evil.example/bare www.evil.example **加急**"
+    write_xlsx(inbox / "乾安县-培育库申报表.xlsx", [application(1, 项目名称=phishing, 申报主体名称=markup)])
+    (inbox / "乾安县-[点此下载省厅整改通知](https:evil.example).xlsx").write_bytes(b"not a workbook")
+
+    state = pool_intake(today=dt.date(2022, 7, 5), approve=False, return_state=True)
+    assert state.is_completed()
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    shown = {a.key: a for a in found}
+    assert {"pool-summary", "pool-county", "campaign-overview"} <= set(shown)
+    sources = []
+    for artifact in found:
+        sources.append(artifact.description or "")
+        data = (
+            json.loads(artifact.data)
+            if artifact.type == "table" and isinstance(artifact.data, str)
+            else artifact.data
+        )
+        if artifact.type == "table":
+            sources += [str(v) for row in data for v in row.values()]  # each cell is rendered as Markdown
+        else:
+            sources.append(str(data))
+    everything = "\n".join(sources)
+    assert "省厅通知：点此重新登录" in everything and "点此下载省厅整改通知" in everything  # shown, as text
+    for source in sources:
+        links, html = _links_and_html(source)
+        assert html == [], source
+        assert all(
+            not link.startswith(("https://evil", "http://www.evil", "https:evil")) for link in links
+        ), source
+        assert "://evil" not in source and "www.evil" not in source, source  # autolinking finds none
