@@ -440,6 +440,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(f"恢复失败：{exc}", file=sys.stderr)
         return 2
     print(json.dumps(result, ensure_ascii=False, indent=1))
+    if result["requeued"]:
+        print(
+            f"备份之后受理的 {len(result['requeued'])} 个文件已放回收件箱，下次运行时重新受理：",
+            *result["requeued"],
+            sep="\n",
+            file=sys.stderr,
+        )
     return 0
 
 

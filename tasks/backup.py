@@ -5,6 +5,8 @@ the reports folder — one dated `.tar.gz` that IT can keep elsewhere and restor
 - PostgreSQL: `pg_dump --format=custom` and `pg_restore --clean`; the password goes to the tools by
   `PGPASSWORD`, never on a command line or into the backup's manifest.
 - The inbox is not backed up: what waits there has not been taken in yet (and is still with its sender).
+- A restore puts every file taken in after the backup back in its inbox folder (the restored database
+  does not know it), so the next run takes it in again: restore + one run loses nothing.
 """
 
 from __future__ import annotations
@@ -167,11 +169,47 @@ def restore(path: Path) -> dict[str, Any]:
                 ],
                 env,
             )
+        replaced: dict[str, Path] = {}
         for name in FOLDERS:
             current = _folder(settings, name)
             if current.exists():
-                current.rename(current.with_name(f"{current.name}.before-restore-{stamp}"))
+                replaced[name] = current.with_name(f"{current.name}.before-restore-{stamp}")
+                current.rename(replaced[name])
             if name in manifest["folders"]:
                 current.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(Path(tmp) / name), current)
-    return {"restored": path.name, "created_at": manifest["created_at"], "revision": manifest["revision"]}
+    requeued = []
+    if "archive" in replaced:
+        requeued = _requeue_later_files(replaced["archive"], settings.archive, settings.inbox)
+    return {
+        "restored": path.name,
+        "created_at": manifest["created_at"],
+        "revision": manifest["revision"],
+        "requeued": requeued,
+    }
+
+
+def _requeue_later_files(before: Path, restored: Path, inbox: Path) -> list[str]:
+    """Files taken in after the snapshot are in the archive being replaced but not in the backup's, and
+    the restored database knows nothing of them: each goes back to the inbox folder it came from, under
+    the name its sender gave it, and the next run takes it in again. Refused and quarantined files
+    (whose senders were told, or which wait for an operator) are left in the kept-aside archive.
+    Returns the inbox paths, for `campaign restore` to list."""
+    from tasks.files import copy_atomically
+
+    out = []
+    for file in sorted(before.rglob("*"), key=lambda p: (p.stat().st_mtime_ns, str(p))):
+        relative = file.relative_to(before)
+        # archive/<year>/<inbox folder>/<unit>/<sha16>-<name>: what was accepted in a year
+        if not file.is_file() or len(relative.parts) != 4 or not relative.parts[0].isdigit():
+            continue
+        if (restored / relative).exists():
+            continue
+        folder, original = relative.parts[1], relative.name.split("-", 1)[-1]
+        target = inbox / folder / original
+        if target.exists():  # the sender sent two files of one name: both come back
+            target = target.with_name(f"{target.stem}（{relative.name[:8]}）{target.suffix}")
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        copy_atomically(file, target)
+        out.append(str(target))
+    return out

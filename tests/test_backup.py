@@ -83,3 +83,47 @@ def test_a_file_that_is_no_backup_is_refused(
     fake.write_bytes(b"not a tarball")
     assert main(["restore", str(fake), "--yes"]) == 2
     assert "不是本系统的备份文件" in capsys.readouterr().err
+
+
+@pytest.mark.also_postgres
+def test_restore_and_one_run_lose_nothing_taken_in_after_the_backup(
+    env: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Files taken in after the snapshot are unknown to the restored database: the restore puts them
+    back in their inbox (and says so), and the next run takes them in again; nothing is lost or twice."""
+    from flows.cli import main
+    from flows.pool import pool_intake
+    from models.db import session_scope
+    from sqlmodel import select
+
+    from models.tables import IntakeFile, PoolApplication
+    from tests.pool_data import application, write_xlsx
+
+    home = Path(str(env["home"]))
+    inbox = home / "inbox" / "pool_intake"
+    inbox.mkdir(parents=True)
+    write_xlsx(inbox / "乾安县-培育库申报表.xlsx", [application(n) for n in range(1, 6)])
+    pool_intake(today=dt.date(2022, 7, 5), approve=False)
+    assert main(["backup", "--to", str(home / "backups")]) == 0
+    [backup] = (home / "backups").glob("campaign-backup-*.tar.gz")
+    # After the snapshot: four more workbooks, one of them a second file of the same name.
+    for batch, (name, first) in enumerate(
+        [("乾安县-第二批.xlsx", 10), ("乾安县-第三批.xlsx", 20), ("乾安县-第四批.xlsx", 30)]
+    ):
+        write_xlsx(inbox / name, [application(n) for n in range(first, first + 5)])
+        pool_intake(today=dt.date(2022, 7, 6 + batch), approve=False)
+    write_xlsx(inbox / "乾安县-第二批.xlsx", [application(n) for n in range(40, 45)])
+    pool_intake(today=dt.date(2022, 7, 11), approve=False)
+    assert not list(inbox.iterdir())
+    capsys.readouterr()
+
+    assert main(["restore", str(backup), "--yes"]) == 0
+    told = capsys.readouterr().err
+    assert "备份之后受理的 4 个文件已放回收件箱" in told
+    assert len(list(inbox.iterdir())) == 4
+    pool_intake(today=dt.date(2022, 7, 12), approve=False)
+    with session_scope() as session:
+        projects = sorted(a.project_name for a in session.exec(select(PoolApplication)).all())
+        files = len(session.exec(select(IntakeFile)).all())
+    assert projects == sorted(f"肉牛养殖项目{n}" for first in (1, 10, 20, 30, 40) for n in range(first, first + 5))
+    assert files == 5 and not list(inbox.iterdir())
