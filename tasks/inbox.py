@@ -41,7 +41,7 @@ from models.db import insert_ignoring_duplicates, session_scope
 from models.messages import clip, one_line, render
 from models.outbox import outbox_key
 from models.planning import Decision
-from models.privacy import redact
+from models.privacy import mask_personal_data, redact
 from models.submissions import identify_unit, period_for
 from models.tables import InboxFault, IntakeRejection, MessageKind
 from tasks.files import copy_atomically
@@ -262,9 +262,12 @@ def tell_refusals(cfg: CampaignConfig) -> int:
 
 # ---------------------------------------------------------------- faults: the system's
 def _fault_reason(exc: BaseException) -> str:
-    """What went wrong, for operators: the exception's type and words, secrets taken out."""
-    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-    return clip(redact(text, known_secret_values(get_settings())), REASON_CHARS)
+    """What went wrong, for operators: the exception's type and the driver's or system's own words —
+    never a statement's SQL or parameters (the rows of a workbook, ID numbers among them) — with
+    secrets taken out and any personal number left masked."""
+    words = exc.orig if isinstance(exc, sa.exc.StatementError) and exc.orig is not None else exc
+    text = " ".join(f"{type(exc).__name__}: {words}".split())
+    return clip(mask_personal_data(redact(text, known_secret_values(get_settings()))), REASON_CHARS)
 
 
 def keep_for_next_run(
@@ -338,6 +341,22 @@ def _resolved(folder: str, name: str) -> None:
         )
 
 
+def _forget_gone(folder: str, waiting: set[str]) -> set[str]:
+    """Drop the fault records of files no longer in the inbox (an operator removed them; quarantined
+    ones stay); returns the names of those still waiting with a fault record."""
+    table = InboxFault.__table__  # type: ignore[attr-defined]
+    with session_scope() as session:
+        rows = session.execute(
+            sa.select(table.c.id, table.c.file_name).where(
+                table.c.folder == folder, table.c.quarantined_at == ""
+            )
+        ).all()
+        gone = [row.id for row in rows if row.file_name not in waiting]
+        if gone:
+            session.execute(sa.delete(table).where(table.c.id.in_(gone)))
+    return {row.file_name for row in rows if row.file_name in waiting}
+
+
 def open_faults(limit: int = 50) -> list[dict[str, Any]]:
     """The files the system could not take in yet (or quarantined), newest first, for operators."""
     with session_scope() as session:
@@ -375,7 +394,9 @@ def take_in_folder(
     goes before the name of an entry refused unread, as the handler names its files."""
     out = FolderIntake()
     holder = f"inbox-{uuid.uuid4().hex[:16]}"
-    for entry in scan_inbox(get_settings().inbox / folder):
+    entries = scan_inbox(get_settings().inbox / folder)
+    failed_before = _forget_gone(folder, {e.path.name for e in entries})
+    for entry in entries:
         if entry.refusal is not None:
             out.results.append(refuse_entry(cfg, ob, entry, received_at, prefix))
             continue
@@ -390,6 +411,8 @@ def take_in_folder(
                 continue
             entry.path.unlink(missing_ok=True)  # the archive and the database hold it now
             out.results.append(summary)
+            if entry.path.name not in failed_before:
+                continue
             try:
                 _resolved(folder, entry.path.name)
             except Exception as exc:  # only bookkeeping: the file itself is safely in

@@ -25,6 +25,7 @@ from models.db import session_scope
 from models.tables import IntakeRejection, ObligationInstance, ObligationStatus, OutboxMessage, OutboxStatus
 from tasks.artifacts import markdown_table, report_link
 from tasks.charts import heat_map
+from tasks.inbox import open_faults
 from tasks.unit_of_work import task
 from tasks.workbooks import write_report
 
@@ -124,6 +125,24 @@ def _recent_refusals(cfg: CampaignConfig, today: dt.date) -> list[dict[str, str]
     ]
 
 
+def _kept_files(cfg: CampaignConfig) -> list[dict[str, Any]]:
+    """Files the system failed on (tasks/inbox.py), as operators read them."""
+    names = {u.key: u.name for u in cfg.units}
+    zone = ZoneInfo(cfg.campaign.timezone)
+    return [
+        {
+            "收件箱": f["folder"],
+            "文件": f["file_name"],
+            "单位": names.get(f["unit_key"] or "", ""),
+            "失败次数": f["faults"],
+            "最近原因": f["reason"],
+            "最近时间": f["last_at"].astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+            "状态": "已隔离" if f["quarantined_at"] else "留在收件箱，待下次运行",
+        }
+        for f in open_faults()
+    ]
+
+
 def _undelivered() -> dict[str, int]:
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
     with session_scope() as session:
@@ -208,6 +227,15 @@ def publish_overview(cfg: CampaignConfig, today: dt.date) -> dict[str, Any]:
     ]
     if refused:
         lines += ["", markdown_table(pd.DataFrame(refused))]
+    faults = _kept_files(cfg)
+    if faults:
+        lines += [
+            "",
+            f"**因系统原因未能处理的文件**：{len(faults)} 个（不是报送单位的问题，未通知报送单位；"
+            "留在收件箱的由下次运行重新处理，已隔离的请系统管理员核查）",
+            "",
+            markdown_table(pd.DataFrame(faults)),
+        ]
     if chart is not None:
         png = chart.read_bytes()
         lines += ["", "### 热力图", ""]

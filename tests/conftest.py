@@ -132,9 +132,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     upserts, claims, JSON, migrations, one cycle, one intake, one approval) run on PostgreSQL too."""
     if "db_url" not in metafunc.fixturenames:
         return
+    postgres = pytest.param("postgresql", marks=pytest.mark.postgres)
     dialects: list[object] = ["sqlite"]
-    if metafunc.definition.get_closest_marker("also_postgres"):
-        dialects.append(pytest.param("postgresql", marks=pytest.mark.postgres))
+    if metafunc.definition.get_closest_marker("only_postgres"):  # what only PostgreSQL can show
+        dialects = [postgres]
+    elif metafunc.definition.get_closest_marker("also_postgres"):
+        dialects.append(postgres)
     metafunc.parametrize("db_url", dialects, indirect=True)
 
 

@@ -91,11 +91,11 @@ def test_restore_and_one_run_lose_nothing_taken_in_after_the_backup(
 ) -> None:
     """Files taken in after the snapshot are unknown to the restored database: the restore puts them
     back in their inbox (and says so), and the next run takes them in again; nothing is lost or twice."""
+    from sqlmodel import select
+
     from flows.cli import main
     from flows.pool import pool_intake
     from models.db import session_scope
-    from sqlmodel import select
-
     from models.tables import IntakeFile, PoolApplication
     from tests.pool_data import application, write_xlsx
 
