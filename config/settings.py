@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     # read-only behind the UI's password): artifacts link to files under it.
     reports_url: str | None = None
 
+    # The bureaus' pages (portal/): the address every message's link starts with (what bureaus can
+    # reach: behind a proxy, its public https address), and the key that signs the links. Without a key
+    # one is made once in `<home>/portal-secret`; every process that sends messages or serves pages
+    # (serve, workers, `campaign portal`) must share it.
+    portal_url: str = "http://127.0.0.1:4202"
+    portal_secret: SecretStr | None = None
+    max_upload_mb: float = Field(default=50, gt=0)  # one uploaded file; a larger one is refused unread
+
     inbox_dir: Path | None = None
     archive_dir: Path | None = None
     mailbox_dir: Path | None = None
@@ -63,6 +71,10 @@ class Settings(BaseSettings):
         return self.home / "prefect-auth"
 
     @property
+    def portal_secret_file(self) -> Path:
+        return self.home / "portal-secret"
+
+    @property
     def uploads(self) -> Path:
         """Where operators put files they name in a form (besides the inbox)."""
         return self.home / "uploads"
@@ -95,6 +107,8 @@ def known_secret_values(settings: Settings) -> list[str]:
         parts = urlsplit(settings.smtp_url.get_secret_value())
         if parts.password:
             values.append(parts.password)
+    if settings.portal_secret is not None:
+        values.append(settings.portal_secret.get_secret_value())
     return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
 
 

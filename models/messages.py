@@ -89,13 +89,18 @@ def render(template: str, context: dict[str, Any]) -> Rendered:
 
 
 def fit_to_channel(text: str, channel_kind: str) -> str:
-    """Cut text to the channel's byte limit on a character boundary, saying that it was cut."""
+    """Cut text to the channel's byte limit on a character boundary, saying that it was cut. A last
+    line that is a link (the unit's page) is kept whole after the cut: it is how the rest is read."""
     limit = CHANNEL_LIMITS.get(channel_kind)
     data = text.encode("utf-8")
     if limit is None or len(data) <= limit:
         return text
-    room = limit - len(TRUNCATION_MARK.encode("utf-8"))
-    return data[:room].decode("utf-8", errors="ignore") + TRUNCATION_MARK
+    head, _, last = text.rstrip().rpartition("\n")
+    tail = f"\n{last}" if "http" in last and len(last.encode()) < limit // 4 else ""
+    if not tail:
+        head = text
+    room = limit - len(TRUNCATION_MARK.encode("utf-8")) - len(tail.encode("utf-8"))
+    return head.encode("utf-8")[:room].decode("utf-8", errors="ignore") + TRUNCATION_MARK + tail
 
 
 # How each message kind and each count of a run is named in Chinese summaries and tables.

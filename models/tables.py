@@ -208,6 +208,60 @@ class IntakeFile(SQLModel, table=True):
     archived_path: str
     error_workbook: str | None = None
     counts: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    # The first row errors (row, column, value, reason) as its sender's page lists them; the error
+    # workbook has all of them.
+    errors: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+
+
+# ------------------------------------------------------------------ the bureaus' pages (portal/)
+class UnitLink(SQLModel, table=True):
+    """A unit's link to its page for a year (models/links.py): only the token's hash is kept. The live
+    link is the newest version without `revoked_at`; reissuing adds a version."""
+
+    __tablename__ = "unit_link"
+    __table_args__ = (sa.UniqueConstraint("unit_key", "year", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    unit_key: str = Field(foreign_key="unit.key", max_length=16)
+    year: int
+    version: int = 1
+    token_hash: str = Field(max_length=64, unique=True)
+    issued_at: dt.datetime = Field(sa_type=UTCDateTime)
+    revoked_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_by: str | None = None
+
+
+class Upload(SQLModel, table=True):
+    """A file uploaded through a unit's page, recorded before the page says 已收到: its receipt is the
+    row's number. The same file for the same inbox twice is the same upload (unique hash)."""
+
+    __tablename__ = "upload"
+    __table_args__ = (sa.UniqueConstraint("unit_key", "folder", "sha256"),)
+    id: int | None = Field(default=None, primary_key=True)
+    year: int
+    unit_key: str = Field(foreign_key="unit.key", max_length=16, index=True)
+    obligation_key: str = Field(max_length=64)
+    folder: str = Field(max_length=64)  # the inbox folder it was put in
+    original_name: str  # as the sender's device named it (shown; never used as a path)
+    stored_name: str  # what the server named it in the inbox
+    size: int
+    sha256: str = Field(max_length=64)
+    kind: str = Field(max_length=16)  # what its bytes are: xlsx, pdf, zip …
+    received_at: dt.datetime = Field(sa_type=UTCDateTime)
+    uploaded_by: str  # the unit itself, or the operator who uploaded it on its behalf
+    address: str = Field(default="", max_length=64)  # the client's address (audit)
+
+
+class IntakeRequest(SQLModel, table=True):
+    """Uploads waiting for a flow's intake: the portal asks for a run (a Prefect event) only when none
+    is outstanding, so a burst of uploads is one run (and one after it), and a sweep asks again for a
+    request no run took within a minute (an event can be lost)."""
+
+    __tablename__ = "intake_request"
+    flow: str = Field(primary_key=True, max_length=64)
+    year: int = Field(primary_key=True)
+    requested_at: dt.datetime = Field(sa_type=UTCDateTime)
+    asked_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)  # the event last sent
+    taken_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)  # a run began its intake
 
 
 # ------------------------------------------------------------------ incubation pool (三(三))

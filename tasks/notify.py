@@ -20,7 +20,7 @@ from models.db import insert_ignoring_duplicates, session_scope
 from models.deadlines import step_label
 from models.messages import COUNT_LABELS
 from models.planning import Decision, OpenInstance, decide
-from models.tables import Channel, ObligationInstance, ObligationStatus, OutboxMessage
+from models.tables import Channel, ObligationInstance, ObligationStatus, OutboxMessage, Unit
 from tasks.artifacts import publish_table
 from tasks.unit_of_work import task
 
@@ -49,9 +49,40 @@ def dedupe_key(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def with_page_link(session: Session, decisions: list[Decision]) -> dict[int, str]:
+    """Each decision's body with its unit's page link at the end (tasks/links.py): every message a
+    city or county gets — kickoff, reminder, escalation, receipt, refusal, result — by any channel,
+    carries the way to answer it. The province's messages point into the operators' UI instead."""
+    from tasks.links import page_url
+
+    keys = {d.unit_key for d in decisions}
+    province = set(
+        session.exec(select(Unit.key).where(Unit.key.in_(keys), Unit.level == "province")).all()  # type: ignore[attr-defined]
+    )
+    urls: dict[tuple[str, int], str | None] = {}
+    bodies = {}
+    for i, d in enumerate(decisions):
+        body = d.message.body
+        year_part = d.dedupe_base.split(":", 2)[1]  # outbox_key: kind:year:…
+        if d.unit_key not in province and year_part.isdigit():
+            year = int(year_part)
+            if (d.unit_key, year) not in urls:
+                urls[d.unit_key, year] = page_url(session, d.unit_key, year)
+            url = urls[d.unit_key, year]
+            if url:
+                body = f"{body.rstrip()}\n\n{PAGE_LINK}{url}\n"
+        bodies[i] = body
+    return bodies
+
+
+PAGE_LINK = "本单位办理页面（待办事项、模板下载、上传材料、处理结果）："
+
+
 def enqueue(session: Session, decisions: list[Decision]) -> int:
-    """One outbox row per decision and channel; duplicates of earlier decisions are skipped."""
+    """One outbox row per decision and channel; duplicates of earlier decisions are skipped. The one
+    way a message enters the outbox: its unit's page link is added here."""
     channels = channels_by_unit(session, {d.unit_key for d in decisions})
+    bodies = with_page_link(session, decisions)
     rows = [
         {
             "dedupe_key": dedupe_key(f"{d.dedupe_base}:{kind}:{address}"),
@@ -62,13 +93,13 @@ def enqueue(session: Session, decisions: list[Decision]) -> int:
             "channel_kind": kind,
             "recipient": address,
             "subject": d.message.subject,
-            "body": d.message.body,
+            "body": bodies[i],
             "status": "pending",
             "attempts": 0,
             "created_at": now(),
             "attachment": d.attachment,
         }
-        for d in decisions
+        for i, d in enumerate(decisions)
         for kind, address in channels[d.unit_key]
     ]
     return insert_ignoring_duplicates(session, OutboxMessage, rows, unique=["dedupe_key"])

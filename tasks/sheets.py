@@ -313,6 +313,7 @@ def _take_in_sheet(
                 record.error_workbook = str(target)
             counted = {k: summary[k] for k in ("rows_read", *(k for k, _ in intake.count_labels), "rejected")}
             record.counts = counted
+            record.errors = summary["errors"][:MESSAGE_ITEMS]  # what its sender's page lists
             session.add(record)
             message = render(
                 "intake_result",

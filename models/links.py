@@ -1,0 +1,36 @@
+"""A unit's link to its page: a capability, per unit and campaign year.
+
+The token is an HMAC of the unit, the year and the link's version under the portal's secret key: it
+cannot be guessed or forged, any process that holds the key can write it into a message without
+storing it, and the database keeps only its hash (a stolen database gives no working link). Reissuing
+a link is a new version; the old token then finds no live row and gets the page that says whom to ask.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
+
+
+def token(secret: bytes, unit_key: str, year: int, version: int) -> str:
+    digest = hmac.new(secret, f"unit-link|{unit_key}|{year}|{version}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:32]
+
+
+def token_hash(value: str) -> str:
+    """What the database keeps of a token."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def well_formed(value: str) -> bool:
+    """A token's shape: anything else is refused before the database is asked."""
+    return bool(TOKEN.match(value))
+
+
+def form_token(secret: bytes, link_hash: str) -> str:
+    """The CSRF token of a page's forms: bound to its link, so a form on another site cannot post."""
+    return hmac.new(secret, f"form|{link_hash}".encode(), hashlib.sha256).hexdigest()[:32]
