@@ -43,6 +43,7 @@ def publicity_intake(cfg: CampaignConfig) -> SheetIntake:
     return SheetIntake(
         sheet=publicity_sheet(rules),
         obligation_key=rules.categories[rules.typical_category],
+        serves=tuple(rules.categories.values()),
         folder="publicity",
         topic="宣传报道",
         count_labels=COUNTS,

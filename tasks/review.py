@@ -91,6 +91,7 @@ def score_intake(cfg: CampaignConfig) -> SheetIntake:
     return SheetIntake(
         sheet=score_sheet(review, cfg.campaign.application_window, levels),
         obligation_key=review.scores_obligation,
+        serves=tuple(k for k in (review.provincial_scores_obligation,) if k),
         topic="基地评审",
         count_labels=COUNTS,
         context=_own_pool,

@@ -90,6 +90,12 @@ class SheetIntake:
     notes_title: str = ""  # heading of Stored.notes in the message
     resubmit_hint: str = ""  # how a corrected resubmission is matched
     folder: str = ""  # the inbox folder and the intake_file kind; default: the obligation key
+    serves: tuple[str, ...] = ()  # further obligations whose records come in the same sheet
+
+    @property
+    def obligations(self) -> tuple[str, ...]:
+        """Every obligation whose records this sheet carries."""
+        return (self.obligation_key, *(k for k in self.serves if k != self.obligation_key))
 
     @property
     def kind(self) -> str:

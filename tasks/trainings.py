@@ -29,6 +29,7 @@ def training_intake(cfg: CampaignConfig) -> SheetIntake:
     return SheetIntake(
         sheet=training_sheet(services),
         obligation_key=next(iter(services.training_kinds.values())),
+        serves=tuple(services.training_kinds.values()),
         folder=TRAINING_FOLDER,
         topic="培训",
         count_labels=COUNTS,
