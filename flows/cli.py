@@ -21,7 +21,11 @@ campaign demo                        the June flows through five 2022 days into 
 campaign deploy                      production: register the deployments to the work pool ($CAMPAIGN_WORK_POOL)
 campaign worker [--name N]           production: a worker of that pool (any number, on any machine)
 campaign doctor                      check server, database, work pool, folders, channels and this year's config
-campaign serve [--port P]            local Prefect server + every deployment on its schedule
+campaign serve [--port P]            local Prefect server + every deployment on its schedule, the
+                                     reports (port + 1) and the bureaus' pages (port + 2)
+campaign portal [--port 4202]        production: the bureaus' pages on their own (stateless)
+campaign links [list|revoke|reissue UNIT] [--year Y]
+                                     the units' page links (each message carries its unit's)
 """
 
 from __future__ import annotations
@@ -324,19 +328,15 @@ def _record_sheet(name: str) -> tuple[object, Callable[..., Any]]:
 def cmd_template(args: argparse.Namespace) -> int:
     from config import load_config
     from config.settings import get_settings
-    from models.applications import APPLICATION_SHEET
-    from tasks.pool import pool_rules, template_appendix
-    from tasks.workbooks import write_template
+    from tasks.catalog import SHEETS
+    from tasks.templates import blank_template
 
     cfg = load_config()
     year = cfg.campaign.year
-    if args.sheet == "pool":
-        sheet, appendix = APPLICATION_SHEET, template_appendix(pool_rules(cfg))
-    else:
-        intake, _ = _record_sheet(args.sheet)
-        sheet, appendix = intake.sheet, None  # type: ignore[attr-defined]
-    path = args.path or get_settings().reports / str(year) / f"{year}年{sheet.title}（模板）.xlsx"
-    write_template(path, sheet, year, appendix)
+    title = SHEETS[args.sheet].make(cfg).sheet.title
+    path = blank_template(
+        cfg, args.sheet, args.path or get_settings().reports / str(year) / f"{year}年{title}（模板）.xlsx"
+    )
     print(f"模板已生成：{path}")
     return 0
 
@@ -484,7 +484,58 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from flows.serve import serve
 
-    serve(port=args.port, reports_port=args.reports_port)
+    serve(port=args.port, reports_port=args.reports_port, portal_port=args.portal_port)
+    return 0
+
+
+def cmd_portal(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from models.db import migrate
+    from portal.app import create_app
+
+    migrate()
+    print(f"各单位报送页面：http://{args.host}:{args.port}/  （链接前缀 CAMPAIGN_PORTAL_URL）", flush=True)
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning", proxy_headers=True)
+    return 0
+
+
+def cmd_links(args: argparse.Namespace) -> int:
+    from config import load_config
+    from models.db import migrate, session_scope
+    from tasks.links import listing, reissue, revoke, token_for
+    from tasks.sync import sync_hierarchy
+
+    cfg = load_config(args.year)
+    year = cfg.campaign.year
+    migrate()
+    with session_scope() as session:
+        sync_hierarchy(session, cfg)
+    units = {u.key: u for u in cfg.units}
+    if args.action in ("revoke", "reissue"):
+        if not args.unit:
+            print("请指定单位（名称或代码）", file=sys.stderr)
+            return 2
+        unit = next((u for u in cfg.units if args.unit in (u.key, u.name)), None)
+        if unit is None:
+            print(f"未知单位：{args.unit}", file=sys.stderr)
+            return 2
+        if args.action == "revoke":
+            done = revoke(unit.key, year, by=args.by or "operator")
+            print(f"{unit.name} {year} 年度链接{'已停用' if done else '本已停用'}；停用的链接打开后提示向省就业服务局索取新链接")
+        else:
+            print(f"{unit.name} {year} 年度新链接（旧链接已停用）：{reissue(unit.key, year)}")
+        return 0
+    with session_scope() as session:  # every unit has its link once listed
+        for key in units:
+            if key != cfg.province.key:
+                token_for(session, key, year)
+    for row in listing(year):
+        key = str(row["unit_key"])
+        if key == cfg.province.key:
+            continue
+        state = row["url"] or f"已停用（{row['revoked_at']:%Y-%m-%d}）"
+        print(f"{units[key].name}\t{key}\t第{row['version']}版\t{state}")
     return 0
 
 
@@ -581,7 +632,18 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve", help="serve every deployment with a local Prefect server")
     p.add_argument("--port", type=int, default=4200, help="the Prefect UI and API")
     p.add_argument("--reports-port", type=int, help="the reports download (default: port + 1)")
+    p.add_argument("--portal-port", type=int, help="the bureaus' pages (default: port + 2)")
     p.set_defaults(fn=cmd_serve)
+    p = sub.add_parser("portal", help="production: serve the bureaus' pages (any number, behind a proxy)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=4202)
+    p.set_defaults(fn=cmd_portal)
+    p = sub.add_parser("links", help="the units' page links: list, revoke or reissue one")
+    p.add_argument("action", nargs="?", choices=("list", "revoke", "reissue"), default="list")
+    p.add_argument("unit", nargs="?", help="the unit (name or code) to revoke or reissue")
+    p.add_argument("--year", type=int)
+    p.add_argument("--by", help="who revokes it (recorded)")
+    p.set_defaults(fn=cmd_links)
     args = parser.parse_args(argv)
     # Archives, reports and the SQLite file hold personal data: only the service's account reads them.
     os.umask(0o077)

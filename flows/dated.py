@@ -21,6 +21,7 @@ from config.settings import get_settings
 from models.clock import business_day, local_today
 from models.deadlines import campaign_window
 from tasks.audit import audited, current_trigger
+from tasks.intake_requests import taken
 from tasks.run_lease import one_at_a_time
 
 PARAMETER_HELP = {  # the dated flows' common parameters, as the UI's run form shows them
@@ -108,6 +109,7 @@ def business_run(
         business_day(today, cfg.campaign),
         audited(flow_name, {"today": today, **parameters}) as counts,
     ):
+        taken(flow_name, year, dt.datetime.now(dt.UTC))  # uploads waiting now are this run's to take in
         yield counts
 
 

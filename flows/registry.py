@@ -100,8 +100,24 @@ def deployment_of(spec: FlowSpec, cfg: CampaignConfig, *, by_module: bool = Fals
             description=description,
             parameters={"campaign_year": year} if spec.dated else {},
             tags=[f"campaign-{year}"] if spec.dated else [],
+            triggers=[upload_trigger(spec, year)] if spec.dated else [],
             **options,
         )
+    )
+
+
+def upload_trigger(spec: FlowSpec, year: int) -> Any:
+    """A run of the flow for today when a bureau's upload waits for its intake (tasks/intake_requests:
+    one event per burst; a sweep asks again for what an event missed)."""
+    from prefect.events import DeploymentEventTrigger
+
+    from tasks.intake_requests import EVENT
+
+    return DeploymentEventTrigger(
+        name=f"{spec.title}·收到上传",
+        expect={EVENT},
+        match={"campaign.flow": spec.name, "campaign.year": str(year)},
+        parameters={"campaign_year": year},
     )
 
 

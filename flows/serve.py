@@ -33,6 +33,7 @@ from config.settings import get_settings
 from flows.registry import deployments, served_years
 from models.clock import local_today
 from models.db import migrate
+from tasks.auth import operator_login
 from tasks.files import write_text
 
 log = logging.getLogger("campaign.serve")
@@ -171,24 +172,6 @@ def dress_ui(static_dir: Path) -> None:
         write_text(index, page.replace("<head>", head, 1).replace("<body>", link, 1), mode=0o644)
 
 
-def api_auth() -> str:
-    """`user:password` guarding the Prefect API and UI of `campaign serve`.
-
-    PREFECT_SERVER_API_AUTH_STRING if the operator set it; otherwise created once, at random, in
-    `<home>/prefect-auth` (readable only by the service's account). Never logged.
-    """
-    given = os.environ.get("PREFECT_SERVER_API_AUTH_STRING")
-    if given:
-        return given
-    path = get_settings().prefect_auth_file
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"operator:{secrets.token_urlsafe(18)}\n")
-    return path.read_text().strip()
-
-
 class _ReportsHandler(http.server.SimpleHTTPRequestHandler):
     """GET and HEAD only, for a request that carries the UI's basic-auth password."""
 
@@ -306,7 +289,22 @@ def serve_reports(port: int, auth: str) -> http.server.ThreadingHTTPServer:
     return server
 
 
-def serve(port: int = 4200, reports_port: int | None = None) -> None:
+def serve_portal(port: int) -> Any:
+    """The bureaus' pages (portal/) in a background thread of `campaign serve`; in production they are
+    a process of their own (`campaign portal`)."""
+    import uvicorn
+
+    from portal.app import create_app
+
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, name="portal", daemon=True).start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server
+
+
+def serve(port: int = 4200, reports_port: int | None = None, portal_port: int | None = None) -> None:
     from prefect import serve as prefect_serve
     from prefect.settings import (
         PREFECT_API_AUTH_STRING,
@@ -328,10 +326,14 @@ def serve(port: int = 4200, reports_port: int | None = None) -> None:
             years,
             today.year,
         )
-    auth = api_auth()
+    auth = operator_login()
     reports_port = reports_port or port + 1
     reports = serve_reports(reports_port, auth)
     os.environ["CAMPAIGN_REPORTS_URL"] = f"http://127.0.0.1:{reports_port}"
+    portal_port = portal_port or port + 2
+    # Every message's link starts here (its runs read it from the environment): the address the
+    # bureaus reach, when IT set one; else this machine's portal.
+    os.environ.setdefault("CAMPAIGN_PORTAL_URL", f"http://127.0.0.1:{portal_port}")
     get_settings.cache_clear()
     ui_files = (get_settings().home / "ui").resolve()
     guarded = {
@@ -361,10 +363,12 @@ def serve(port: int = 4200, reports_port: int | None = None) -> None:
         ui = url.removesuffix("/api")
         if (ui_files / "v1" / "index.html").exists():  # a server of our own (not one already running)
             dress_ui(ui_files / "v1")
+        portal = serve_portal(portal_port)
         print(
             f"操作界面：{ui}/{LOGIN_PAGE}  — 登录后在 Deployments 中选择流程并点击 Run\n"
             f"登录口令见 {where}（整行“operator:…”或冒号后的密码均可）\n"
             f"报表下载：{os.environ['CAMPAIGN_REPORTS_URL']}/（同一口令）\n"
+            f"各单位报送页面：http://127.0.0.1:{portal_port}/operator（经办人用同一口令；各单位凭通知中的链接进入）\n"
             f"服务年度：{'、'.join(f'{y}年' for y in years)}"
         )
         signal.signal(signal.SIGINT, _stop_on_ctrl_c)
@@ -373,6 +377,7 @@ def serve(port: int = 4200, reports_port: int | None = None) -> None:
             prefect_serve(*deployments(cfgs), pause_on_shutdown=False)  # type: ignore[arg-type]
         finally:
             reports.shutdown()
+            portal.should_exit = True
 
 
 NAMING_SECONDS = 0.5

@@ -1,7 +1,7 @@
 """A file uploaded through a unit's page, put where the flows read it (tasks/inbox.py).
 
-The bytes are streamed to a hidden temporary file in the target inbox folder (flows skip hidden names)
-with the size limit counted as they come, so an oversized upload is cut off, never read whole. What
+The bytes are streamed to a hidden spool file beside the inbox folders (flows skip hidden names) with
+the size limit counted as they come, so an oversized upload is cut off, never read whole. What
 the file is is judged from its bytes, not from the name the sender's device gave it; the server names
 it (`<unit>-<obligation>-<receipt>.<kind>`, so the inbox knows its sender), renames it into place at
 once, and records the upload (its receipt number) in the same step. The same file for the same inbox
@@ -14,7 +14,6 @@ import datetime as dt
 import hashlib
 import os
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +90,60 @@ def receipt(upload: Upload) -> str:
     return f"{upload.year}-{upload.id:06d}"
 
 
+class TooLarge(SubmissionError):
+    pass
+
+
+class Spool:
+    """An upload's bytes as they arrive, in a hidden file beside the inbox folders (the same disk, so
+    it is renamed into place, never copied), counted against the size limit, hashed on the way."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.limit = int(get_settings().max_upload_mb * (1 << 20))
+        folder = private_folder(get_settings().inbox / ".incoming")
+        self.path = temporary_name(folder / "upload")
+        self._fh = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self.head = b""
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise TooLarge(
+                self.name, f"文件超过 {get_settings().max_upload_mb:g} MB 的上限，请压缩或拆分后上传"
+            )
+        if len(self.head) < CHUNK:
+            self.head += chunk[: CHUNK - len(self.head)]
+        self._digest.update(chunk)
+        self._fh.write(chunk)
+
+    def finish(self) -> str:
+        """Flush the bytes to disk; returns their SHA-256."""
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        return self._digest.hexdigest()
+
+    def discard(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _extension(kind: str, original_name: str, sheet: bool) -> str:
+    """The stored file's extension, from its kind (an OLE2 file keeps the sender's .doc/.wps/.et)."""
+    if kind == "xls":
+        suffix = Path(original_name).suffix.lower().lstrip(".")
+        return suffix if suffix in OLE_EXTENSIONS else ("xls" if sheet else "doc")
+    return kind
+
+
+OLE_EXTENSIONS = ("xls", "et", "doc", "wps")
+KIND_EXTENSIONS = {"xls": OLE_EXTENSIONS}  # an OLE2 container may be any of these
+
+
 def store_upload(
     cfg: CampaignConfig,
     *,
@@ -99,49 +152,39 @@ def store_upload(
     folder: str,
     sheet: bool,
     original_name: str,
-    chunks: Iterator[bytes],
+    spool: Spool,
     uploaded_by: str,
     address: str,
     now: dt.datetime,
 ) -> Received:
-    """Stream `chunks` into the inbox `folder` and record the upload. Raises SubmissionError (the
-    sender's fault: too large, empty, not a kind this obligation takes) before anything is kept."""
-    limit = int(get_settings().max_upload_mb * (1 << 20))
-    target_folder = private_folder(get_settings().inbox / folder)
-    tmp = temporary_name(target_folder / "upload")
-    digest = hashlib.sha256()
-    size = 0
+    """Judge the spooled file, put it in the inbox `folder` under a name the server chooses and record
+    the upload. Raises SubmissionError (the sender's fault: empty, or not a kind this obligation
+    takes) before anything is kept; the spool is gone either way."""
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            for chunk in chunks:
-                size += len(chunk)
-                if size > limit:
-                    raise SubmissionError(
-                        original_name, f"文件超过 {get_settings().max_upload_mb:g} MB 的上限，请压缩或拆分后上传"
-                    )
-                digest.update(chunk)
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if size == 0:
+        sha = spool.finish()
+        if spool.size == 0:
             raise SubmissionError(original_name, "文件为空（0 字节），请重新选择文件")
-        with tmp.open("rb") as fh:
-            head = fh.read(CHUNK)
-        kind = judge_kind(head, tmp)
-        allowed = SHEET_KINDS if sheet else DOCUMENT_KINDS & {e.lower() for e in cfg.campaign.accepted_extensions}
+        kind = judge_kind(spool.head, spool.path)
+        accepted = {e.lower() for e in cfg.campaign.accepted_extensions}
+        if sheet:
+            allowed = set(SHEET_KINDS)
+        else:
+            allowed = {k for k in DOCUMENT_KINDS if accepted & set(KIND_EXTENSIONS.get(k, (k,)))}
         if kind is None or kind not in allowed:
             what = "不是可受理的文件类型" if kind is None else f"是 {kind.upper()} 文件"
-            wanted = "Excel 表格（.xlsx）或 CSV" if sheet else "、".join(sorted(allowed))
-            raise SubmissionError(original_name, f"{what}，此项只受理 {wanted}（按文件内容判断，与文件名无关）")
-        sha = digest.hexdigest()
+            wanted = "Excel 表格（.xlsx）或 CSV" if sheet else "、".join(sorted(accepted))
+            raise SubmissionError(
+                original_name, f"{what}，此项只受理 {wanted}（按文件内容判断，与文件名无关）"
+            )
+        target_folder = private_folder(get_settings().inbox / folder)
         with session_scope() as session:
             found = session.exec(
-                select(Upload).where(Upload.unit_key == unit.key, Upload.folder == folder, Upload.sha256 == sha)
+                select(Upload).where(
+                    Upload.unit_key == unit.key, Upload.folder == folder, Upload.sha256 == sha
+                )
             ).first()
             if found is not None:
-                tmp.unlink()
-                return Received(found, new=False)
+                return Received(found.model_copy(), new=False)
             upload = Upload(
                 year=cfg.campaign.year,
                 unit_key=unit.key,
@@ -149,7 +192,7 @@ def store_upload(
                 folder=folder,
                 original_name=original_name[:200],
                 stored_name="",
-                size=size,
+                size=spool.size,
                 sha256=sha,
                 kind=kind,
                 received_at=now,
@@ -159,17 +202,18 @@ def store_upload(
             session.add(upload)
             session.flush()
             assert upload.id is not None
-            name = f"{unit.name}-{ob.title[:20]}-{receipt(upload)}.{'xls' if kind == 'xls' and sheet else kind}"
+            name = f"{unit.name}-{ob.title[:20]}-{receipt(upload)}.{_extension(kind, original_name, sheet)}"
             upload.stored_name = name
             session.add(upload)
-            # In place before the commit: a failed commit leaves a file the flows take in (as a
-            # drop-in from the sender) rather than a receipt for a file that is not there.
-            os.replace(tmp, target_folder / name)
+            # In place before the commit: a failed commit leaves a file the flows take in (as any file
+            # dropped in the inbox) rather than a receipt for a file that is not there.
+            os.replace(spool.path, target_folder / name)
             sync_folder(target_folder)
-        return Received(upload, new=True)
+            session.flush()
+            stored = upload.model_copy()
+        return Received(stored, new=True)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        spool.discard()
 
 
 def uploads_of(unit_key: str, year: int, limit: int = 50) -> list[Upload]:
