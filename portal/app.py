@@ -81,9 +81,18 @@ class Window:
             return True
 
 
-PER_ADDRESS = Window(120, 60)  # pages and polls from one address
-BAD_LINKS = Window(20, 60)  # links that open nothing, from one address
-UPLOADS = Window(30, 60)  # uploads per link
+class Limits:
+    """One app's rate limits (a process's: `campaign portal` processes behind a proxy each keep theirs)."""
+
+    def __init__(self) -> None:
+        self.per_address = Window(120, 60)  # pages and polls from one address
+        self.bad_links = Window(20, 60)  # links that open nothing, from one address
+        self.uploads = Window(30, 60)  # uploads per link
+
+
+def _limits(request: Request) -> Limits:
+    limits: Limits = request.app.state.limits
+    return limits
 
 
 def _address(request: Request) -> str:
@@ -115,7 +124,7 @@ def _unit_viewer(request: Request) -> Viewer | Response:
     token = request.path_params["token"]
     holder: Holder | None = holder_of(token)
     if holder is None:
-        if not BAD_LINKS.allow(_address(request)):
+        if not _limits(request).bad_links.allow(_address(request)):
             return too_many()
         return page(
             "message.html",
@@ -167,7 +176,7 @@ def viewer_route(handler: Handler, *, operator: bool) -> Callable[[Request], Awa
     stream) on the loop."""
 
     async def endpoint(request: Request) -> Response:
-        if not PER_ADDRESS.allow(_address(request)):
+        if not _limits(request).per_address.allow(_address(request)):
             return too_many()
         found = await run_in_threadpool(_operator_viewer if operator else _unit_viewer, request)
         if isinstance(found, Response):
@@ -303,6 +312,9 @@ class Form:
 def _shown_name(raw: str) -> str:
     """A file name as the sender's device gave it, for showing only (never a path): its last part,
     control characters and line breaks made spaces, cut to a readable length."""
+    # Browsers send a name's line breaks and quotes percent-encoded (the HTML standard's multipart form).
+    for coded, char in (("%0A", "\n"), ("%0D", "\r"), ("%22", '"')):
+        raw = raw.replace(coded, char).replace(coded.lower(), char)
     name = raw.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(" " if unicodedata.category(c).startswith("C") else c for c in name).strip()
     return (name or "未命名文件")[:MAX_NAME]
@@ -353,7 +365,7 @@ def _answer(request: Request, viewer: Viewer, status: int, notice: str, extra: d
 
 async def upload(request: Request, viewer: Viewer) -> Response:
     cfg, unit = viewer.cfg, viewer.unit
-    if not UPLOADS.allow(viewer.base):
+    if not _limits(request).uploads.allow(viewer.base):
         return too_many()
     origin = request.headers.get("origin")
     if origin and origin.split("//", 1)[-1] != request.headers.get("host", ""):
@@ -492,7 +504,7 @@ def create_app(*, sweeping: bool = True) -> Starlette:
         finally:
             stop.set()
 
-    return Starlette(
+    app = Starlette(
         routes=[
             *_routes("/u/{token}", operator=False),
             *_routes("/operator/unit/{unit_key}", operator=True),
@@ -503,3 +515,5 @@ def create_app(*, sweeping: bool = True) -> Starlette:
         middleware=[Middleware(SecurityHeaders)],
         lifespan=lifespan,
     )
+    app.state.limits = Limits()
+    return app

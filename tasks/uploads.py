@@ -202,7 +202,7 @@ def store_upload(
             session.add(upload)
             session.flush()
             assert upload.id is not None
-            name = f"{unit.name}-{ob.title[:20]}-{receipt(upload)}.{_extension(kind, original_name, sheet)}"
+            name = f"{unit.name}-{ob.short or ob.title[:10]}-{receipt(upload)}.{_extension(kind, original_name, sheet)}"
             upload.stored_name = name
             session.add(upload)
             # In place before the commit: a failed commit leaves a file the flows take in (as any file

@@ -1,0 +1,242 @@
+"""A unit's page (portal/): reached from the link in its messages, showing what it owes; uploads go
+through the one intake the flows have; links are capabilities; hostile uploads are refused with a
+reason and the others go on. The pages in a real browser are in test_browser.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+from starlette.testclient import TestClient
+
+from tests.helpers import outbox
+from tests.pool_data import application, write_xlsx
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+QIANAN, CHANGLING = "220723", "220722"
+LINK = re.compile(r"本单位办理页面（待办事项、模板下载、上传材料、处理结果）：(\S+)")
+
+
+def _client() -> TestClient:
+    from portal.app import create_app
+
+    return TestClient(create_app(sweeping=False), base_url="http://127.0.0.1:4202")
+
+
+def _link(unit_key: str) -> str:
+    """The link in the newest message the unit got, as its path."""
+    bodies = [m.body for m in outbox() if m.unit_key == unit_key]
+    assert bodies, f"no message to {unit_key}"
+    found = LINK.search(bodies[-1])
+    assert found, bodies[-1]
+    return found.group(1).removeprefix("http://127.0.0.1:4202")
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found
+    return found.group(1)
+
+
+def _upload(
+    client: TestClient,
+    path: str,
+    html: str,
+    name: str,
+    data: bytes,
+    folder: str = "pool_intake",
+    obligation: str = "pool_intake",
+    **extra: str,
+) -> Any:
+    return client.post(
+        f"{path}/upload",
+        data={"csrf": _csrf(html), "obligation": obligation, "folder": folder, **extra},
+        files={"file": (name, data, "application/octet-stream")},
+        headers={"Accept": "application/json"},
+    )
+
+
+def _xlsx(rows: list[dict[str, Any]], tmp_path: Path) -> bytes:
+    path = tmp_path / "book.xlsx"
+    write_xlsx(path, rows)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def started(env: dict[str, Any]) -> dict[str, Any]:
+    """2022-06-21: the June kickoff went out, every unit's message carrying its page link."""
+    from flows.june import june_survey
+
+    june_survey(today=dt.date(2022, 6, 21))
+    return env
+
+
+def test_a_unit_opens_its_page_from_its_message_and_its_upload_is_taken_in(
+    started: dict[str, Any], tmp_path: Path
+) -> None:
+    from flows.pool import pool_intake
+
+    client = _client()
+    path = _link(QIANAN)
+    page = client.get(path)
+    assert page.status_code == 200 and page.headers["referrer-policy"] == "no-referrer"
+    html = page.text
+    assert "乾安县" in html and "三(一) 开展返乡入乡创业实地调研" in html and "截止 2022-06-30" in html
+    assert "三(三)" in html and "常年受理" in html  # the rolling pool
+    template = client.get(f"{path}/template/pool")
+    assert template.status_code == 200
+    assert load_workbook(io.BytesIO(template.content)).sheetnames[0]
+
+    rows = [
+        application(1),
+        application(2),
+        application(3, 统一社会信用代码="bad"),
+        application(4, 成立日期="明天"),
+    ]
+    sent = _upload(client, path, html, "培育库申报表.xlsx", _xlsx(rows, tmp_path))
+    assert sent.status_code == 200, sent.text
+    receipt = sent.json()["receipt"]
+    assert sent.json()["notice"].startswith("已收到“培育库申报表.xlsx”，回执号 2022-")
+    status = client.get(f"{path}/status").json()
+    assert [(s["receipt"], s["state"]) for s in status] == [(receipt, "waiting")]
+    [stored] = (Path(str(started["home"])) / "inbox" / "pool_intake").iterdir()
+    assert (
+        stored.name == f"乾安县-培育库入库-{receipt}.xlsx" and oct(stored.stat().st_mode & 0o777) == "0o600"
+    )
+    again = _upload(client, path, html, "again.xlsx", _xlsx(rows, tmp_path))  # the same file twice
+    assert again.json()["receipt"] == receipt and again.json()["new"] is False
+
+    pool_intake(today=dt.date(2022, 7, 5), approve=False)  # what the upload's trigger runs
+    [result] = client.get(f"{path}/status").json()
+    assert result["state"] == "accepted" and "其中 2 行有错误" in result["result"]
+    assert {e["column"] for e in result["errors"]} == {"统一社会信用代码", "成立日期"}
+    errors = client.get(f"{path}/errors/{result['id']}")
+    assert errors.status_code == 200 and load_workbook(io.BytesIO(errors.content))
+    told = [m for m in outbox() if m.unit_key == QIANAN and m.kind == "intake_result"]
+    assert len(told) == 1 and path in told[0].body  # the result message carries the same link
+
+    # Another unit's link opens its own page only; its hand on the first unit's file finds nothing.
+    other = _link(CHANGLING)
+    assert "长岭县" in client.get(other).text and "培育库申报表.xlsx" not in client.get(other).text
+    assert client.get(f"{other}/errors/{result['id']}").status_code == 404
+    assert client.get(f"{other}/status").json() == []
+
+
+def test_a_revoked_link_says_whom_to_ask_and_a_reissued_one_works(started: dict[str, Any]) -> None:
+    from flows.cli import main
+
+    client = _client()
+    path = _link(QIANAN)
+    assert main(["links", "revoke", "乾安县", "--year", "2022"]) == 0
+    gone = client.get(path)
+    assert gone.status_code == 410 and "此链接已停用" in gone.text and "省就业服务局" in gone.text
+    assert main(["links", "reissue", "乾安县", "--year", "2022"]) == 0
+    from tasks.links import listing
+
+    [row] = [r for r in listing(2022) if r["unit_key"] == QIANAN]
+    assert row["version"] == 2 and row["url"]
+    assert client.get(str(row["url"]).removeprefix("http://127.0.0.1:4202")).status_code == 200
+    assert client.get(path).status_code == 410  # the old one stays stopped
+
+
+def test_hostile_uploads_are_refused_with_a_reason_and_the_others_go_on(
+    started: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from config.settings import get_settings
+
+    monkeypatch.setenv("CAMPAIGN_MAX_UPLOAD_MB", "1")
+    get_settings.cache_clear()
+    client = _client()
+    path = _link(QIANAN)
+    html = client.get(path).text
+    inbox = Path(str(started["home"])) / "inbox"
+    too_big = _upload(client, path, html, "大.xlsx", b"PK\x03\x04" + b"\0" * (2 << 20))
+    assert too_big.status_code == 413 and "超过 1 MB" in too_big.json()["notice"]
+    program = _upload(client, path, html, "申报表.xlsx", b"MZ\x90\x00" + b"\0" * 1000)
+    assert program.status_code == 400 and "按文件内容判断" in program.json()["notice"]
+    wrong = _upload(client, path, html, "x.pdf", b"%PDF-1.4 a document")  # a PDF where a sheet is owed
+    assert wrong.status_code == 400 and "只受理 Excel" in wrong.json()["notice"]
+    csrf = client.post(
+        f"{path}/upload",
+        data={"csrf": "0" * 32, "obligation": "pool_intake", "folder": "pool_intake"},
+        files={"file": ("a.xlsx", _xlsx([application(1)], tmp_path))},
+        headers={"Accept": "application/json"},
+    )
+    assert csrf.status_code == 403
+    odd = _upload(client, path, html, "../../etc/申报\n表.xlsx", _xlsx([application(5)], tmp_path))
+    assert odd.status_code == 200
+    stored = sorted(p.name for p in (inbox / "pool_intake").iterdir())
+    assert stored == [f"乾安县-培育库入库-{odd.json()['receipt']}.xlsx"]  # the server's name, in the inbox
+    [item] = client.get(f"{path}/status").json()
+    assert item["name"] == "申报 表.xlsx"  # shown as its last part, the line break a space
+    assert not list((inbox / ".incoming").iterdir())  # no spool left behind
+
+    bad = [client.get(f"/u/{'x' * 31}{n % 10}").status_code for n in range(1_000)]
+    assert set(bad) == {404, 429} and bad[:20] == [404] * 20 and 500 not in bad
+
+
+def test_an_upload_while_the_flows_server_is_down_is_kept_and_asked_for_again(
+    started: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event that asks for the intake cannot be sent: the upload is stored and its request waits;
+    the portal's sweep asks again once a minute has passed, and the run takes it in."""
+    import sqlalchemy as sa
+
+    from models.db import session_scope
+    from models.tables import IntakeRequest
+    from tasks import intake_requests
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # nothing listens there
+    client = _client()
+    path = _link(QIANAN)
+    sent = _upload(client, path, client.get(path).text, "申报表.xlsx", _xlsx([application(1)], tmp_path))
+    assert sent.status_code == 200
+    with session_scope() as session:
+        [request] = session.exec(sa.select(IntakeRequest)).scalars().all()
+        assert (request.flow, request.year, request.taken_at) == ("pool_intake", 2022, None)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=intake_requests.RETRY_SECONDS + 1)
+    asked: list[tuple[str, int]] = []
+    monkeypatch.setattr(intake_requests, "ask", lambda flow, year, now: asked.append((flow, year)) or True)
+    assert intake_requests.sweep(dt.datetime.now(dt.UTC)) == 0  # asked less than a minute ago
+    assert intake_requests.sweep(later) == 1 and asked == [("pool_intake", 2022)]
+    from flows.pool import pool_intake
+
+    pool_intake(today=dt.date(2022, 7, 5), approve=False)
+    assert client.get(f"{path}/status").json()[0]["state"] == "accepted"
+    assert intake_requests.sweep(later + dt.timedelta(minutes=5)) == 0  # the run took it: nothing left
+    with session_scope() as session:
+        [request] = session.exec(sa.select(IntakeRequest)).scalars().all()
+        assert request.taken_at is not None
+
+
+def test_operators_upload_on_a_units_behalf_behind_their_password(
+    started: dict[str, Any], tmp_path: Path
+) -> None:
+    from tasks.auth import operator_login
+
+    client = _client()
+    assert client.get("/operator").status_code == 401
+    user, password = operator_login().split(":", 1)
+    client.auth = (user, password)
+    index = client.get("/operator?year=2022")
+    assert index.status_code == 200 and "/operator/unit/220723?year=2022" in index.text
+    page = client.get("/operator/unit/220723?year=2022").text
+    assert "省就业服务局经办人视图" in page
+    nameless = _upload(client, "/operator/unit/220723", page, "a.xlsx", _xlsx([application(1)], tmp_path))
+    assert nameless.status_code == 400 and "上传人" in nameless.json()["notice"]
+    sent = _upload(
+        client,
+        "/operator/unit/220723",
+        page,
+        "微信收到的申报表.xlsx",
+        _xlsx([application(1)], tmp_path),
+        uploaded_by="李四",
+    )
+    assert sent.status_code == 200
+    [item] = client.get("/operator/unit/220723/status?year=2022").json()
+    assert item["uploaded_by"] == "省就业服务局 李四（代乾安县上传）"
