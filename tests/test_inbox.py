@@ -344,9 +344,8 @@ def test_two_runs_publishing_the_overview_at_once_both_complete(env: dict[str, A
     from openpyxl import load_workbook
 
     from config import load_config
-    from tasks.overview import publish_overview
-
     from flows.june import june_survey
+    from tasks.overview import publish_overview
 
     june_survey(today=dt.date(2022, 6, 23))  # the year's obligations, as any dated run leaves them
     cfg = load_config()
