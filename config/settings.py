@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: SQLite file in `home`
     config_dir: Path = CONFIG_DIR
     year: int | None = None  # default: the newest file in config/campaigns/
+    # The campaign years `campaign serve` and `campaign deploy` serve, e.g. [2022, 2026] to rehearse a
+    # past year beside the live one; default: this year's (and last year's until its window closes).
+    serve_years: list[int] | None = None
 
     # Where operators download the reports folder from (set by `campaign serve`, which serves it
     # read-only behind the UI's password): artifacts link to files under it.

@@ -137,9 +137,13 @@ def served_years(today: dt.date) -> list[int]:
     operators can still rehearse and replay it (its dated runs refuse days outside its window)."""
     from config import load_config
     from config.loader import available_years
+    from config.settings import get_settings
     from models.deadlines import campaign_window
 
     years = available_years()
+    chosen = get_settings().serve_years
+    if chosen:
+        return sorted(y for y in years if y in chosen) or years[-1:]
     served = [y for y in years if y == today.year]
     served += [
         y for y in years if y == today.year - 1 and today <= campaign_window(load_config(y).campaign).closes

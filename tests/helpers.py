@@ -152,13 +152,13 @@ def answer(client: httpx.Client, method: str, url: str, **kwargs: object) -> obj
 
 
 @contextlib.contextmanager
-def campaign_served(root: Path, **extra: str) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
+def campaign_served(root: Path, **extra: str) -> Iterator[tuple[subprocess.Popen[bytes], int, int, int]]:
     """`campaign serve` as a new user starts it (fresh_cli_env, plus `extra` settings), on free ports, for
-    the life of the block: (the process, the UI/API port, the reports port). Its output goes to
-    `root/serve.log` (a pipe nobody reads would fill and stop it)."""
-    port, reports_port = free_port(), free_port()
-    env = fresh_cli_env(root, **extra)
-    command = ["serve", "--port", str(port), "--reports-port", str(reports_port)]
+    the life of the block: (the process, the UI/API port, the reports port, the portal's port). Its
+    output goes to `root/serve.log` (a pipe nobody reads would fill and stop it)."""
+    port, reports_port, portal_port = free_port(), free_port(), free_port()
+    env = fresh_cli_env(root, CAMPAIGN_PORTAL_URL=f"http://127.0.0.1:{portal_port}", **extra)
+    command = ["serve", "--port", str(port), "--reports-port", str(reports_port), "--portal-port", str(portal_port)]
     with (root / "serve.log").open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "flows.cli", *command],
@@ -170,7 +170,7 @@ def campaign_served(root: Path, **extra: str) -> Iterator[tuple[subprocess.Popen
             preexec_fn=_ahead_of_the_other_tests,
         )
     try:
-        yield proc, port, reports_port
+        yield proc, port, reports_port, portal_port
     finally:
         leftovers = descendants(proc.pid)
         with contextlib.suppress(ProcessLookupError):

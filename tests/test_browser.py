@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,13 +29,18 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from tests.helpers import (
     answer,
     authenticated,
     campaign_served,
     config_copy,
+    edit_yaml,
+    fresh_cli_env,
     recommend_on_admission,
+    set_channels,
     stop_as_ctrl_c,
 )
 from tests.pool_data import application, write_xlsx
@@ -48,6 +56,7 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-quic",
+    "--lang=zh-CN",  # the browser's own words (a file box's 选择文件) in Chinese, as bureaus see them
 ]
 
 
@@ -116,14 +125,56 @@ def _run_from_form(
     raise AssertionError("submitting the form created no run")
 
 
-def test_serve_gives_operators_runnable_deployments_in_the_browser(tmp_path: Path) -> None:
-    # The pool's approval form, in a year that recommends on admission (a config switch, off in 2022,
-    # whose approval is the review's naming form, built by the same flows/approval.py).
-    config = str(recommend_on_admission(config_copy(tmp_path / "operator-config")))
+# The bureaus' pages work in the live year, today's; its file as `campaign new-year` writes it.
+LIVE_YEAR = dt.datetime.now(ZoneInfo("Asia/Shanghai")).year
+QIANAN, CHANGLING = "220723", "220722"
+LINK = re.compile(r"本单位办理页面（待办事项、模板下载、上传材料、处理结果）：(\S+)")
+
+
+def _config(tmp_path: Path) -> Path:
+    """2022, for the operators' walk through dated runs (its pool approval in a year that recommends on
+    admission: a config switch, off in 2022, whose approval is the review's naming form, built by the
+    same flows/approval.py); and the live year, as `campaign new-year` writes it from 2022, for the
+    bureaus' pages. 乾安县 is reached by its mailbox and a DingTalk group robot."""
+    config = config_copy(tmp_path / "operator-config")
+    env = fresh_cli_env(tmp_path, CAMPAIGN_CONFIG_DIR=str(config))
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "new-year", str(LIVE_YEAR)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    # its notice dated 1 January, so that an upload's intake runs on any day of the year this test runs
+    edit_yaml(config / "campaigns" / f"{LIVE_YEAR}.yaml", lambda d: d.update(starts=f"{LIVE_YEAR}-01-01"))
+    recommend_on_admission(config)  # 2022's file only
+    set_channels(config, {QIANAN: [{"kind": "mailbox"}, {"kind": "dingtalk", "token": "QIANAN_ROBOT"}]})
+    return config
+
+
+def test_serve_gives_operators_runnable_deployments_in_the_browser(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    config = str(_config(tmp_path))
+    robot: list[str] = []  # what 乾安县's DingTalk group robot was sent
+
+    def dingtalk(request: Request) -> Response:
+        robot.append(request.get_json()["text"]["content"])
+        return Response('{"errcode": 0, "errmsg": "ok"}', content_type="application/json")
+
+    httpserver.expect_request("/robot/send").respond_with_handler(dingtalk)
     with campaign_served(
-        tmp_path, CAMPAIGN_CONFIG_DIR=config, PREFECT_SERVER_LOG_RETRYABLE_ERRORS="true"
-    ) as (proc, port, reports_port):
-        client, by_flow = _served_deployments(tmp_path, proc, port)
+        tmp_path,
+        CAMPAIGN_CONFIG_DIR=config,
+        CAMPAIGN_SERVE_YEARS=f"[2022, {LIVE_YEAR}]",
+        CAMPAIGN_DINGTALK_BASE_URL=httpserver.url_for(""),
+        CAMPAIGN_SECRET_QIANAN_ROBOT="qianan-robot-token",
+        CAMPAIGN_PACE_ROBOT_SECONDS="0",
+        PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED="true",  # uploads start their intake by an event
+        PREFECT_SERVER_LOG_RETRYABLE_ERRORS="true",
+    ) as (proc, port, reports_port, portal_port):
+        client, by_flow, live = _served_deployments(tmp_path, proc, port)
         if _chromium_present():
             from playwright.sync_api import sync_playwright
 
@@ -137,10 +188,12 @@ def test_serve_gives_operators_runnable_deployments_in_the_browser(tmp_path: Pat
                 server_errors = watched(page)
                 _operate(tmp_path, client, port, by_flow, page)
                 no_toast(page)
-                browser.close()
                 assert server_errors == []
+                _bureau(tmp_path, Path(config), client, port, portal_port, live, robot, browser)
+                browser.close()
         else:
             _operate(tmp_path, client, port, by_flow, None)
+            _bureau(tmp_path, Path(config), client, port, portal_port, live, robot, None)
         _reports_behind_the_password(tmp_path, client, port, reports_port)
         # Ctrl-C in the terminal of `make run` ends the served runner, its Prefect server and the
         # reports within seconds.
@@ -149,14 +202,14 @@ def test_serve_gives_operators_runnable_deployments_in_the_browser(tmp_path: Pat
 
 def _served_deployments(
     tmp_path: Path, proc: subprocess.Popen[bytes], port: int
-) -> tuple[httpx.Client, dict[str, dict[str, Any]]]:
+) -> tuple[httpx.Client, dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """The served API: closed without the password, then every deployment with its Chinese name, form
     and schedule; a Quick run (no date) refused, today being years after the 2022 campaign."""
     api = f"http://127.0.0.1:{port}/api"
     deployments: list[dict[str, Any]] = []
     deadline = time.monotonic() + 150
     auth_file = tmp_path / "var" / "prefect-auth"
-    while time.monotonic() < deadline and len(deployments) < 14:
+    while time.monotonic() < deadline and len(deployments) < 23:  # 9 dated per year, 5 forms and delivery
         assert proc.poll() is None, (tmp_path / "serve.log").read_text(errors="replace")
         with contextlib.suppress(httpx.HTTPError, OSError):
             # Without the password the API refuses (a write also wants a CSRF token); with it, as
@@ -171,7 +224,9 @@ def _served_deployments(
     user, _ = auth_file.read_text().strip().split(":", 1)
     assert user == "operator"
     flows = {f["id"]: f["name"] for f in answer(client, "POST", f"{api}/flows/filter", json={})}  # type: ignore[attr-defined]
-    by_flow = {flows[d["flow_id"]]: d for d in deployments}
+    by_flow = {flows[d["flow_id"]]: d for d in deployments if f"campaign-{LIVE_YEAR}" not in d["tags"]}
+    live = {flows[d["flow_id"]]: d for d in deployments if f"campaign-{LIVE_YEAR}" in d["tags"]}
+    assert live["pool_intake"]["name"] == f"{LIVE_YEAR}年·03 三(三)培育库入库"
     assert set(by_flow) == {
         "june_survey",
         "standards_filing",
@@ -236,7 +291,7 @@ def _served_deployments(
     assert refused["message"].startswith("业务日期 ") and "不在2022年度活动期内" in refused["message"]
     assert "campaign " not in refused["message"] and "Error" not in refused["message"]
     assert not list((tmp_path / "var" / "mailbox").glob("*/*.txt"))
-    return client, by_flow
+    return client, by_flow, live
 
 
 # The 09:00 burst: what the schedules start at once on a working day (every dated flow, two of them for
@@ -425,6 +480,164 @@ def _run_for(
         json={"parameters": {"today": day}},
     )
     return str(run["id"])
+
+
+def _newest_link(tmp_path: Path, unit: str) -> str:
+    """The page link in the newest message written to the unit's mailbox folder."""
+    files = sorted((tmp_path / "var" / "mailbox").glob(f"{unit}-*/*.txt"), key=lambda f: f.stat().st_mtime)
+    assert files, f"no message to {unit}"
+    found = LINK.search(files[-1].read_text(encoding="utf-8"))
+    assert found, files[-1].read_text(encoding="utf-8")
+    return found.group(1)
+
+
+def _bureau(
+    tmp_path: Path,
+    config: Path,
+    client: httpx.Client,
+    port: int,
+    portal_port: int,
+    live: dict[str, dict[str, Any]],
+    robot: list[str],
+    browser: Any,
+) -> None:
+    """乾安县 as a county HR bureau meets the product: the live year's June kickoff reaches it by mail and
+    by its DingTalk group, each with the same link; the link opens its page, on a phone and on a desktop;
+    it downloads the pool's template, uploads its applications (three good rows, two bad), sees 已收到 at
+    once and, without reloading, the result with its two row errors and their workbook. 长岭县's link
+    sees none of it. The province revokes the link with `campaign links revoke`: the page says so."""
+    import yaml
+    from openpyxl import load_workbook
+
+
+    api = f"http://127.0.0.1:{port}/api"
+    year_file = yaml.safe_load((config / "campaigns" / f"{LIVE_YEAR}.yaml").read_text(encoding="utf-8"))
+    [june] = [o for o in year_file["obligations"] if o["key"] == "june_survey"]
+    kickoff = str(june["schedule"]["kickoff"])
+    run: dict = answer(  # type: ignore[assignment]
+        client,
+        "POST",
+        f"{api}/deployments/{live['june_survey']['id']}/create_flow_run",
+        json={"parameters": {"today": kickoff}},
+    )
+    assert (
+        _wait_for_state(client, api, run["id"], ("COMPLETED", "FAILED", "CRASHED"))["state"]["type"]
+        == "COMPLETED"
+    )
+    link = _newest_link(tmp_path, QIANAN)
+    assert link.startswith(f"http://127.0.0.1:{portal_port}/u/")
+    deadline = time.monotonic() + 60  # the robot's message goes out with the run's deliveries
+    while not any(link in text for text in robot):
+        assert time.monotonic() < deadline, robot
+        time.sleep(0.5)
+
+    book = tmp_path / "乾安县培育库申报表.xlsx"
+    write_xlsx(
+        book,
+        [
+            application(1),
+            application(2),
+            application(3),
+            application(4, 统一社会信用代码="bad"),
+            application(5, 成立日期="明天"),
+        ],
+    )
+    if browser is None:
+        _bureau_by_http(link, book)
+    else:
+        _bureau_in_the_browser(link, book, browser)
+
+    # 长岭县's own link opens its own page, never 乾安县's uploads or error workbooks.
+    other = _newest_link(tmp_path, CHANGLING)
+    status: list[dict[str, Any]] = httpx.get(f"{link}/status", timeout=10).json()
+    [mine] = [s for s in status if s["state"] == "accepted"]
+    assert httpx.get(f"{other}/status", timeout=10).json() == []
+    assert httpx.get(f"{other}/errors/{mine['id']}", timeout=10).status_code == 404
+    errors = httpx.get(f"{link}/errors/{mine['id']}", timeout=10)
+    assert errors.status_code == 200
+    rows = list(load_workbook(io.BytesIO(errors.content)).worksheets[0].iter_rows(values_only=True))
+    assert len([r for r in rows if any(r)]) >= 3, rows  # a header and the two bad rows
+
+    # The province stops the link (a phone lost, a colleague gone): the page says so, in Chinese.
+    env = fresh_cli_env(tmp_path, CAMPAIGN_CONFIG_DIR=str(config))
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "links", "revoke", "乾安县", "--year", str(LIVE_YEAR)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    gone = httpx.get(link, timeout=10)
+    assert gone.status_code in (403, 410) and "此链接已停用" in gone.text
+
+
+def _bureau_by_http(link: str, book: Path) -> None:
+    """Without a browser: the same upload as the page's form sends it, then the result by its status."""
+    page = httpx.get(link, timeout=10)
+    assert page.status_code == 200 and "乾安县" in page.text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    assert csrf
+    sent = httpx.post(
+        f"{link}/upload",
+        data={"csrf": csrf.group(1), "obligation": "pool_intake", "folder": "pool_intake"},
+        files={"file": (book.name, book.read_bytes())},
+        headers={"Accept": "application/json", "Origin": link.split("/u/")[0]},
+        timeout=30,
+    )
+    assert sent.status_code == 200 and sent.json()["notice"].startswith("已收到"), sent.text
+    deadline = time.monotonic() + 90
+    while httpx.get(f"{link}/status", timeout=10).json()[0]["state"] == "waiting":
+        assert time.monotonic() < deadline, "the upload was never taken in"
+        time.sleep(1)
+
+
+def _bureau_in_the_browser(link: str, book: Path, browser: Any) -> None:
+    for width, height, name in ((390, 844, "phone"), (1366, 768, "desktop")):
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, locale="zh-CN", timezone_id="Asia/Shanghai"
+        )
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        server_errors = watched(page)
+        script_errors: list[str] = []
+        page.on("pageerror", lambda e, seen=script_errors: seen.append(str(e)))
+        page.goto(link)
+        assert page.locator("h1").inner_text().startswith("乾安县")
+        survey = page.locator("#task-june_survey")
+        assert f"截止 {LIVE_YEAR}-06-30" in survey.inner_text()
+        pool = page.locator("#task-pool_intake")
+        assert "常年受理" in pool.inner_text()
+        # nothing on the page is wider than the phone's screen
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(path=SCREENSHOTS / f"10-bureau-page-{name}.png", full_page=True)
+        if name == "phone":
+            form = pool.locator("form.upload", has=page.locator("a.template")).first
+            with page.expect_download() as template:
+                form.locator("a.template").click()
+            assert template.value.suggested_filename.endswith(".xlsx")
+            form.locator("input[type=file]").set_input_files(str(book))
+            form.get_by_role("button", name="上传").click()
+            notice = page.locator("#notice")
+            notice.wait_for(state="visible", timeout=10_000)
+            assert notice.inner_text().startswith(f"已收到“{book.name}”，回执号 {LIVE_YEAR}-"), (
+                notice.inner_text()
+            )
+            waiting = page.locator(".sent-item.state-waiting")
+            assert waiting.count() == 1
+            page.screenshot(path=SCREENSHOTS / "11-bureau-received.png", full_page=True)
+            # the result appears without a reload once the upload's intake run has taken it in
+            taken = page.locator(".sent-item.state-accepted")
+            taken.wait_for(timeout=90_000)
+            assert "其中 2 行有错误" in taken.inner_text()
+            assert taken.locator("table.errors tbody tr").count() == 2
+            with page.expect_download() as errors:
+                taken.locator("a.error-workbook").click()
+            assert errors.value.suggested_filename.endswith(".xlsx")
+            taken.scroll_into_view_if_needed()
+            page.screenshot(path=SCREENSHOTS / "12-bureau-result.png", full_page=True)
+        assert server_errors == [] and script_errors == []
+        context.close()
 
 
 def _reports_behind_the_password(tmp_path: Path, client: httpx.Client, port: int, reports_port: int) -> None:
