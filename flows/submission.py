@@ -16,6 +16,7 @@ from typing import Any
 from prefect import flow
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from config import load_config
 from config.errors import SubmissionError
@@ -55,10 +56,9 @@ class SubmissionRecord(BaseModel):
     submitted_by: str = Field(title="登记人", min_length=1)
     submitted_on: dt.date | None = Field(default=None, title="收到日期（留空为今天）")
     note: str = Field(default="", title="备注（如：邮件报送、纸质材料）")
-    file_path: str | None = Field(
-        default=None,
-        title="材料文件在服务器上的完整路径（可选，须在收件箱或上传目录 uploads 内，将原样归档）",
-    )
+    # The CLI's way to archive a file with the record (`campaign record-submission --file`). Not in the
+    # UI's form: there an operator uploads the file on the unit's page (portal/, behind the password).
+    file_path: SkipJsonSchema[str | None] = None
 
     @classmethod
     def for_keys(cls, obligation_key: str, unit_key: str, **fields: Any) -> SubmissionRecord:
@@ -75,7 +75,8 @@ class SubmissionRecord(BaseModel):
 @flow(
     name="record_submission",
     flow_run_name=run_namer("record_submission"),
-    description="操作员登记报送：登记各单位通过邮件、即时通讯或纸质方式报送的材料，登记后不再提醒该单位，并向其发送回执。",
+    description="操作员登记报送：登记各单位通过邮件、即时通讯或纸质方式报送的材料，登记后不再提醒该单位，并向其发送回执。"
+    "收到的是文件时，请在该单位的报送页面“代单位上传”（全省进度一览中点击单位名称即可打开），文件与上传人一并留档。",
 )
 def record_submission(record: SubmissionRecord) -> dict[str, Any]:
     log = get_run_logger()

@@ -31,7 +31,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -258,6 +258,7 @@ class Form:
         self._data = bytearray()
         self._is_file = False
         self.error: SubmissionError | None = None
+        self.complete = False  # the closing boundary came: the body was not cut off
 
     def callbacks(self) -> dict[str, Any]:
         def on_part_begin() -> None:
@@ -298,6 +299,9 @@ class Form:
             if not self._is_file and self._name:
                 self.fields[self._name] = self._data.decode("utf-8", "replace")
 
+        def on_end() -> None:
+            self.complete = True
+
         return {
             "on_part_begin": on_part_begin,
             "on_header_field": on_header_field,
@@ -306,6 +310,7 @@ class Form:
             "on_headers_finished": on_headers_finished,
             "on_part_data": on_part_data,
             "on_part_end": on_part_end,
+            "on_end": on_end,
         }
 
 
@@ -346,6 +351,8 @@ async def read_form(request: Request) -> Form:
         if form.spool is not None:
             form.spool.discard()
         raise
+    if form.error is None and not form.complete:  # python-multipart's finalize() accepts a cut-off body
+        form.error = SubmissionError(form.filename, "上传未完成（连接中断），文件未保存，请重新上传")
     if form.error is not None:
         if form.spool is not None:
             form.spool.discard()
@@ -378,6 +385,9 @@ async def upload(request: Request, viewer: Viewer) -> Response:
         )
     except ValueError:
         return _answer(request, viewer, 400, "未受理：上传内容无法识别，请重新选择文件上传", {})
+    except ClientDisconnect:  # the sender went away mid-body: its spool is gone, nobody to answer
+        log.info("upload for %s cut off by the sender", unit.key)
+        return _answer(request, viewer, 400, "未受理：上传未完成（连接中断）", {})
     spool = form.spool
     try:
         if not secrets.compare_digest(form.fields.get("csrf", ""), viewer.form_token):
@@ -396,7 +406,7 @@ async def upload(request: Request, viewer: Viewer) -> Response:
                 return _answer(request, viewer, 400, "未受理：代为上传须填写上传人（经办人姓名）", {})
             by = f"省就业服务局 {who}（代{unit.name}上传）"
         now = dt.datetime.now(dt.UTC)
-        drop_ = drop
+        flow = drop.flow
         received = await run_in_threadpool(
             store_upload,
             cfg,
@@ -427,7 +437,7 @@ async def upload(request: Request, viewer: Viewer) -> Response:
         received.upload.uploaded_by,
     )
     if received.new:
-        await run_in_threadpool(request_intake, drop_.flow, cfg.campaign.year, now)
+        await run_in_threadpool(request_intake, flow, cfg.campaign.year, now)
         notice = f"已收到“{form.filename}”，回执号 {number}。处理结果将显示在下方，并通知本单位。"
     else:
         first = received.upload.received_at.astimezone(ZoneInfo(cfg.campaign.timezone))

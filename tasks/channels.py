@@ -79,7 +79,11 @@ class Outgoing:
         """The body, with the attachment named for channels that cannot carry a file."""
         if not self.attachment:
             return self.body
-        return f"{self.body}\n附件《{Path(self.attachment).name}》随邮件发送；未配置邮箱的单位请向省就业服务局索取。\n"
+        name = Path(self.attachment).name
+        head, _, last = self.body.rstrip().rpartition("\n")
+        if head and "http" in last:  # the unit's page link stays last: the file is there too
+            return f"{head}\n附件《{name}》随邮件发送，也可在本单位办理页面下载：\n{last}\n"
+        return f"{self.body}\n附件《{name}》随邮件发送；未配置邮箱的单位请向省就业服务局索取。\n"
 
 
 class Transport(Protocol):

@@ -8,6 +8,7 @@ import os
 import secrets as random
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -86,6 +87,11 @@ def page_url(session: Session, unit_key: str, year: int) -> str | None:
     if value is None:
         return None
     return f"{get_settings().portal_url.rstrip('/')}/u/{value}"
+
+
+def operator_page_url(unit_key: str, year: int) -> str:
+    """The unit's page as operators open it (behind their password): any unit, uploads on its behalf."""
+    return f"{get_settings().portal_url.rstrip('/')}/operator/unit/{quote(unit_key)}?year={year}"
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,13 @@ from prefect.cache_policies import NO_CACHE
 from config import CampaignConfig
 from config.schema import Level
 from config.settings import get_settings
+from models import markdown
 from models.db import session_scope
 from models.tables import IntakeRejection, ObligationInstance, ObligationStatus, OutboxMessage, OutboxStatus
 from tasks.artifacts import markdown_table, report_link
 from tasks.charts import heat_map
 from tasks.inbox import open_faults
+from tasks.links import operator_page_url
 from tasks.unit_of_work import task
 from tasks.workbooks import write_report
 
@@ -242,8 +244,13 @@ def publish_overview(cfg: CampaignConfig, today: dt.date) -> dict[str, Any]:
         if len(png) <= MAX_EMBEDDED_PNG:
             lines.append(f"![全省进度一览热力图](data:image/png;base64,{base64.b64encode(png).decode()})")
         lines.append(f"下载：热力图 {report_link(chart)}")
-    lines += ["", f"### 各单位进度（完整表格：{report_link(workbook)}）", ""]
-    lines.append(markdown_table(shown.head(MAX_TABLE_ROWS)))
+    lines += ["", f"### 各单位进度（完整表格：{report_link(workbook)}；单位名称链接到其报送页面）", ""]
+    listed = shown.head(MAX_TABLE_ROWS).copy()
+    # each unit's name opens its page as operators see it: what it sent, uploads on its behalf
+    listed["单位"] = [
+        markdown.Raw(markdown.link(names[k], operator_page_url(k, year))) for k in grid.index[:MAX_TABLE_ROWS]
+    ]
+    lines.append(markdown_table(listed))
     if len(shown) > MAX_TABLE_ROWS:
         lines.append(f"\n（共 {len(shown)} 个单位，此处显示前 {MAX_TABLE_ROWS} 个；完整表格见上方下载链接）")
     create_markdown_artifact(key=KEY, markdown="\n".join(lines), description=f"{year}年度全省进度一览")

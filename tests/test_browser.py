@@ -509,7 +509,6 @@ def _bureau(
     import yaml
     from openpyxl import load_workbook
 
-
     api = f"http://127.0.0.1:{port}/api"
     year_file = yaml.safe_load((config / "campaigns" / f"{LIVE_YEAR}.yaml").read_text(encoding="utf-8"))
     [june] = [o for o in year_file["obligations"] if o["key"] == "june_survey"]
@@ -546,6 +545,21 @@ def _bureau(
         _bureau_by_http(link, book)
     else:
         _bureau_in_the_browser(link, book, browser)
+
+    # ... and the same result reaches 乾安县 as its message, the error workbook attached or on the page
+    deadline = time.monotonic() + 60
+    while True:
+        told = [
+            f.read_text(encoding="utf-8")
+            for f in (tmp_path / "var" / "mailbox").glob(f"{QIANAN}-*/*.txt")
+            if "处理结果" in f.read_text(encoding="utf-8")
+        ]
+        if told:
+            break
+        assert time.monotonic() < deadline, "乾安县 was never told its upload's result"
+        time.sleep(0.5)
+    [result] = told
+    assert "有误未受理 2 行" in result and link in result, result
 
     # 长岭县's own link opens its own page, never 乾安县's uploads or error workbooks.
     other = _newest_link(tmp_path, CHANGLING)

@@ -168,6 +168,24 @@ def test_hostile_uploads_are_refused_with_a_reason_and_the_others_go_on(
         headers={"Accept": "application/json"},
     )
     assert csrf.status_code == 403
+    # cut off halfway (the phone lost its signal; a proxy passes on what came): nothing stored
+    whole = client.build_request(
+        "POST",
+        f"{path}/upload",
+        data={"csrf": _csrf(html), "obligation": "pool_intake", "folder": "pool_intake"},
+        files={"file": ("半截.xlsx", _xlsx([application(n) for n in range(1, 40)], tmp_path))},
+    ).read()
+    boundary = whole[2:].split(b"\r\n")[0].decode()  # the body starts with --<boundary>
+    half = client.post(
+        f"{path}/upload",
+        content=whole[: len(whole) // 2],
+        headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Accept": "application/json",
+        },
+    )
+    assert half.status_code == 400 and "上传未完成" in half.json()["notice"], half.text
+    assert client.get(f"{path}/status").json() == []
     odd = _upload(client, path, html, "../../etc/申报\n表.xlsx", _xlsx([application(5)], tmp_path))
     assert odd.status_code == 200
     stored = sorted(p.name for p in (inbox / "pool_intake").iterdir())

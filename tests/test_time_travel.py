@@ -171,8 +171,15 @@ def test_overview_and_dry_run_after_the_june_days(env: dict[str, object]) -> Non
     assert "**近 7 天退回的文件**：1 个" in overview and "无名单位-材料.pdf" in overview
     assert "无名单位-旧材料.pdf" not in overview
     assert "data:image/png;base64," in overview  # the heat map
-    assert "| 长春市 | 宽城区 | 逾期完成 | 逾期未报 |" in overview
-    assert "| 吉林省 | 长春市 | 已完成 | 逾期未报 |" in overview
+    # each unit's name opens its page as operators see it
+    assert (
+        "| 长春市 | [宽城区](http://127.0.0.1:4202/operator/unit/220103?year=2022) | 逾期完成 | 逾期未报 |"
+        in overview
+    )
+    assert (
+        "| 吉林省 | [长春市](http://127.0.0.1:4202/operator/unit/220100?year=2022) | 已完成 | 逾期未报 |"
+        in overview
+    )
     png = Path(str(env["home"])) / "reports" / "2022" / "overview" / "heat-map.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
