@@ -522,7 +522,9 @@ def cmd_links(args: argparse.Namespace) -> int:
             return 2
         if args.action == "revoke":
             done = revoke(unit.key, year, by=args.by or "operator")
-            print(f"{unit.name} {year} 年度链接{'已停用' if done else '本已停用'}；停用的链接打开后提示向省就业服务局索取新链接")
+            print(
+                f"{unit.name} {year} 年度链接{'已停用' if done else '本已停用'}；停用的链接打开后提示向省就业服务局索取新链接"
+            )
         else:
             print(f"{unit.name} {year} 年度新链接（旧链接已停用）：{reissue(unit.key, year)}")
         return 0

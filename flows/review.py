@@ -69,7 +69,18 @@ def _candidates(rows: list[dict[str, Any]]) -> list[NamingDecision]:
 
 def _naming_form(rows: list[dict[str, Any]], review: ReviewRules) -> Any:
     table = markdown.table(
-        ("编号", "评审单位", "排名", "项目名称", "专家评分", "优先分", "总分", "拟定", "上级入库条件", "推荐"),
+        (
+            "编号",
+            "评审单位",
+            "排名",
+            "项目名称",
+            "专家评分",
+            "优先分",
+            "总分",
+            "拟定",
+            "上级入库条件",
+            "推荐",
+        ),
         [
             (
                 r["id"],

@@ -50,6 +50,7 @@ from tasks.files import write_bytes
 from tasks.inbox import FolderIntake, archive, refuse_file, sha256_of, take_in_folder
 from tasks.notify import enqueue
 from tasks.unit_of_work import task
+from tasks.uploads import as_sent
 from tasks.workbooks import write_error_workbook
 
 MESSAGE_ITEMS = 20  # errors / notes listed in a message; the error workbook has all of them
@@ -328,7 +329,7 @@ def _take_in_sheet(
                     "unit": sender,
                     "topic": intake.topic,
                     "sheet_title": sheet.title,
-                    "file_name": path.name,
+                    "file_name": as_sent(session, path.name) or path.name,
                     "received_at": received_at,
                     "counts": counted,
                     "count_items": [(label, counted[k]) for k, label in intake.count_labels],

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from config import CampaignConfig
 from config.errors import SubmissionError
@@ -88,6 +88,15 @@ class Received:
 def receipt(upload: Upload) -> str:
     """The receipt number a sender quotes: year and the upload's number."""
     return f"{upload.year}-{upload.id:06d}"
+
+
+def as_sent(session: Session, stored_name: str) -> str | None:
+    """A file the flows take in, as its sender knows it: the name it uploaded and its receipt number;
+    None for a file that did not come through a page."""
+    upload = session.exec(select(Upload).where(Upload.stored_name == stored_name)).first()
+    if upload is None:
+        return None
+    return f"{upload.original_name}（回执号 {receipt(upload)}）"
 
 
 class TooLarge(SubmissionError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import yaml
@@ -43,6 +45,25 @@ def recommend_on_admission(config_dir: Path) -> Path:
     approval step); 2022's notice recommends only named ones (三(三)), through the review."""
     edit_yaml(config_dir / "campaigns" / "2022.yaml", lambda d: d["pool"].update(propose_on_admission=True))
     return config_dir
+
+
+# The year the bureaus' pages live in: today's (their uploads' intake runs for today).
+LIVE_YEAR = dt.datetime.now(ZoneInfo("Asia/Shanghai")).year
+
+
+def live_year_config(config_dir: Path, root: Path) -> int:
+    """Add today's year to a config copy as `campaign new-year` writes it from 2022, its notice dated
+    1 January so that an upload's intake runs on whatever day of the year this runs; the year."""
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "new-year", str(LIVE_YEAR)],
+        env=fresh_cli_env(root, CAMPAIGN_CONFIG_DIR=str(config_dir)),
+        cwd=Path(__file__).resolve().parents[1],  # not `root`: a `config` folder there hides the package
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    edit_yaml(config_dir / "campaigns" / f"{LIVE_YEAR}.yaml", lambda d: d.update(starts=f"{LIVE_YEAR}-01-01"))
+    return LIVE_YEAR
 
 
 def set_channels(config_dir: Path, channels: dict[str, list[dict[str, str]]]) -> None:
@@ -152,13 +173,23 @@ def answer(client: httpx.Client, method: str, url: str, **kwargs: object) -> obj
 
 
 @contextlib.contextmanager
-def campaign_served(root: Path, **extra: str) -> Iterator[tuple[subprocess.Popen[bytes], int, int, int]]:
+def campaign_served(
+    root: Path, *, ahead: bool = True, **extra: str
+) -> Iterator[tuple[subprocess.Popen[bytes], int, int, int]]:
     """`campaign serve` as a new user starts it (fresh_cli_env, plus `extra` settings), on free ports, for
     the life of the block: (the process, the UI/API port, the reports port, the portal's port). Its
     output goes to `root/serve.log` (a pipe nobody reads would fill and stop it)."""
     port, reports_port, portal_port = free_port(), free_port(), free_port()
     env = fresh_cli_env(root, CAMPAIGN_PORTAL_URL=f"http://127.0.0.1:{portal_port}", **extra)
-    command = ["serve", "--port", str(port), "--reports-port", str(reports_port), "--portal-port", str(portal_port)]
+    command = [
+        "serve",
+        "--port",
+        str(port),
+        "--reports-port",
+        str(reports_port),
+        "--portal-port",
+        str(portal_port),
+    ]
     with (root / "serve.log").open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "flows.cli", *command],
@@ -167,7 +198,7 @@ def campaign_served(root: Path, **extra: str) -> Iterator[tuple[subprocess.Popen
             start_new_session=True,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_ahead_of_the_other_tests,
+            preexec_fn=_ahead_of_the_other_tests if ahead else None,
         )
     try:
         yield proc, port, reports_port, portal_port

@@ -125,5 +125,7 @@ def test_restore_and_one_run_lose_nothing_taken_in_after_the_backup(
     with session_scope() as session:
         projects = sorted(a.project_name for a in session.exec(select(PoolApplication)).all())
         files = len(session.exec(select(IntakeFile)).all())
-    assert projects == sorted(f"肉牛养殖项目{n}" for first in (1, 10, 20, 30, 40) for n in range(first, first + 5))
+    assert projects == sorted(
+        f"肉牛养殖项目{n}" for first in (1, 10, 20, 30, 40) for n in range(first, first + 5)
+    )
     assert files == 5 and not list(inbox.iterdir())

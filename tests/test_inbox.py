@@ -287,9 +287,7 @@ def test_odd_workbooks_are_refused_with_what_to_do(env: dict[str, Any]) -> None:
     (inbox / "乾安县-Unicode文本.csv").write_bytes(text.encode("utf-16"))
     (inbox / "乾安县-下载中断.xlsx").write_bytes(good.read_bytes()[:1500])
     (inbox / "乾安县-空文件.xlsx").write_bytes(b"")
-    (inbox / "乾安县-网页.xls").write_bytes(
-        b"<!DOCTYPE html><html><body><table><tr><td>x</td></tr></table>"
-    )
+    (inbox / "乾安县-网页.xls").write_bytes(b"<!DOCTYPE html><html><body><table><tr><td>x</td></tr></table>")
     encrypted = io.BytesIO()
     with good.open("rb") as fh:
         msoffcrypto.format.ooxml.OOXMLFile(fh).encrypt("秘密", encrypted)

@@ -77,7 +77,9 @@ def test_two_workers_share_the_campaign_on_postgresql(production: Stack) -> None
     assert p.taken_by(paused) != p.taken_by(first)  # spread over both workers
     [runner] = p.taken_by(first)
     logged = (p.root / f"{runner}.log").read_text()
-    assert f"Flow run '三(一)实地调研·2022-06-21' [{first}] - 三(一)实地调研 2022-06-21 办理完毕" in logged  # the run id
+    assert (
+        f"Flow run '三(一)实地调研·2022-06-21' [{first}] - 三(一)实地调研 2022-06-21 办理完毕" in logged
+    )  # the run id
 
     details = p.client.get(f"{p.api}/flow_runs/{paused}").json()["state"]["state_details"]
     assert details["pause_reschedule"] is False  # the worker's process waits, as in `serve`
