@@ -40,12 +40,13 @@ def _workbook(folder: Path, index: int, unit: Any, county: Any) -> Path:
     """Three applications of the unit's own (identifiers unique across units)."""
     from tests.pool_data import application, credit_code, id_number, write_xlsx
 
+    region = county.key if county.key.isdigit() else "220723"  # a unit without a region code (长白山)
     rows = [
         application(
             index * 10 + n,
             申报主体名称=f"{county.name}兴农合作社{index}-{n}",
-            统一社会信用代码=credit_code(index * 10 + n, county.key),
-            负责人身份证号=id_number(index * 10 + n, county.key),
+            统一社会信用代码=credit_code(index * 10 + n, region),
+            负责人身份证号=id_number(index * 10 + n, region),
             **{"所在县（市、区）": county.name},
         )
         for n in range(1, 4)
@@ -158,7 +159,7 @@ def main() -> None:
     books = root / "books"
     books.mkdir()
     workbooks = {
-        u.key: _workbook(books, i + 1, u, counties.get(u.key) or first_county[u.key])
+        u.key: _workbook(books, i + 1, u, counties.get(u.key) or first_county.get(u.key) or u)
         for i, u in enumerate(units)
     }
     [june] = [o for o in cfg.campaign.obligations if o.key == "june_survey"]
