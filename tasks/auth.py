@@ -11,20 +11,11 @@ import os
 import secrets
 
 from config.settings import get_settings
+from tasks.files import made_once
 
 
 def operator_login() -> str:
     given = os.environ.get("PREFECT_SERVER_API_AUTH_STRING")
     if given:
         return given
-    path = get_settings().prefect_auth_file
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it meanwhile
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(f"operator:{secrets.token_urlsafe(18)}\n")
-    return path.read_text().strip()
+    return made_once(get_settings().prefect_auth_file, lambda: f"operator:{secrets.token_urlsafe(18)}")

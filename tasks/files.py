@@ -64,3 +64,18 @@ def write_text(path: Path, text: str, *, mode: int = 0o600) -> Path:
 def copy_atomically(source: Path, path: Path, *, mode: int = 0o600) -> Path:
     """A durable copy of `source` at `path` (the archive keeps the original's bytes unchanged)."""
     return write_atomically(path, lambda tmp: shutil.copyfile(source, tmp), mode=mode)
+
+
+def made_once(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept in `path` (0600 in a 0700 folder), written by `make()` the first time; when two
+    processes start at once, the first to create the file wins and both read its value."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it meanwhile
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(make() + "\n")
+    return path.read_text().strip()

@@ -4,10 +4,10 @@ place a message gets its recipient's link (`page_url`, called by tasks/notify.en
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets as random
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -17,6 +17,7 @@ from config.settings import get_settings
 from models import links
 from models.db import session_scope
 from models.tables import UnitLink
+from tasks.files import made_once
 
 
 def secret_key() -> bytes:
@@ -24,22 +25,12 @@ def secret_key() -> bytes:
     settings = get_settings()
     if settings.portal_secret is not None:
         return settings.portal_secret.get_secret_value().encode()
-    return _file_key(str(settings.portal_secret_file.resolve()))
+    return _file_key(settings.portal_secret_file.resolve())
 
 
 @lru_cache(maxsize=4)
-def _file_key(path: str) -> bytes:
-    file = get_settings().portal_secret_file
-    if not file.exists():
-        file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it meanwhile
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(random.token_urlsafe(32) + "\n")
-    return file.read_text().strip().encode()
+def _file_key(path: Path) -> bytes:
+    return made_once(path, lambda: random.token_urlsafe(32)).encode()
 
 
 def _live(session: Session, unit_key: str, year: int) -> UnitLink | None:
