@@ -144,6 +144,7 @@ def main() -> None:
     from config.settings import get_settings
     from models.db import session_scope
     from models.tables import OutboxMessage, Upload
+    from tasks.links import insert_links
     from tests.helpers import live_year_config
 
     root = isolated_env("portal")
@@ -176,7 +177,14 @@ def main() -> None:
             bodies = session.execute(
                 sa.select(OutboxMessage.unit_key, OutboxMessage.body).where(OutboxMessage.kind == "kickoff")
             ).all()
-        links = {key: m.group(1) for key, body in bodies if (m := LINK.search(body))}
+            # as the deliverer sends them: the outbox holds a placeholder where the link goes
+            bodies = [(key, insert_links(session, body)) for key, body in bodies]
+        portal = f"http://127.0.0.1:{portal_port}"  # the served stack's CAMPAIGN_PORTAL_URL
+        links = {
+            key: portal + "/u/" + m.group(1).split("/u/", 1)[1]
+            for key, body in bodies
+            if (m := LINK.search(body))
+        }
         missing = [u.name for u in units if u.key not in links]
         assert not missing, f"no link in the kickoff of {missing}"
 

@@ -2,7 +2,8 @@
 
 The token is an HMAC of the unit, the year and the link's version under the portal's secret key: it
 cannot be guessed or forged, any process that holds the key can write it into a message without
-storing it, and the database keeps only its hash (a stolen database gives no working link). Reissuing
+storing it, and the database keeps only its hash (a stolen database gives no working link): a message
+in the outbox holds a placeholder (`placeholder`), the link is written in as it is sent. Reissuing
 a link is a new version; the old token then finds no live row and gets the page that says whom to ask.
 """
 
@@ -34,3 +35,11 @@ def well_formed(value: str) -> bool:
 def form_token(secret: bytes, link_hash: str) -> str:
     """The CSRF token of a page's forms: bound to its link, so a form on another site cannot post."""
     return hmac.new(secret, f"form|{link_hash}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+PLACEHOLDER = re.compile(r"\[\[unit-page:([^:\]\s]{1,16}):(\d{4})\]\]")  # unit keys: 220723, JL-CBS
+
+
+def placeholder(unit_key: str, year: int) -> str:
+    """What an outbox body holds where its unit's link goes (tasks/links.insert_links writes it in)."""
+    return f"[[unit-page:{unit_key}:{year}]]"

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from models.privacy import mask_personal_data
+
 # What Markdown (CommonMark with GitHub's extensions, as Prefect's UI renders it) reads as markup in
 # running text: links and images, raw HTML and <autolinks>, emphasis, code, table cells, strikes.
 _SPECIAL = re.compile(r"([\\`*_\[\]()<>!|~])")
@@ -21,8 +23,9 @@ _AUTOLINK = re.compile(r"(?i)(?<=:)(//)|(?<=www)(\.)|(@)")
 
 
 def text(value: object) -> str:
-    """`value` as literal text on one line of Markdown (also inside a table cell)."""
-    flat = " ".join(str(value).split())
+    """`value` as literal text on one line of Markdown (also inside a table cell), its ID-card and
+    phone numbers masked (what a bureau typed may hold them in any column)."""
+    flat = mask_personal_data(" ".join(str(value).split()))
     escaped = _SPECIAL.sub(r"\\\1", flat)
     return _AUTOLINK.sub(lambda m: "\\" + "\\".join(m.group(0)), escaped)
 

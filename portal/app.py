@@ -15,6 +15,7 @@ import datetime as dt
 import hmac
 import inspect
 import logging
+import re
 import secrets
 import threading
 import time
@@ -23,6 +24,7 @@ from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -38,10 +40,12 @@ from starlette.staticfiles import StaticFiles
 
 from config import CampaignConfig, load_config
 from config.errors import SubmissionError
+from config.loader import available_years
 from config.schema import Unit
 from config.settings import get_settings
 from models import links
 from models.clock import local_today
+from models.privacy import mask_personal_data
 from portal import pages
 from tasks.auth import operator_login
 from tasks.catalog import SHEETS, Drop
@@ -146,6 +150,15 @@ def _operator(request: Request) -> str | None:
     return "省就业服务局" if hmac.compare_digest(given.encode(), expected.encode()) else None
 
 
+def _operator_refused(request: Request) -> Response | None:
+    """None for an operator; else the password challenge (wrong passwords limited per address)."""
+    if _operator(request) is not None:
+        return None
+    if request.headers.get("authorization") and not _limits(request).bad_links.allow(_address(request)):
+        return too_many()
+    return _challenge()
+
+
 def _challenge() -> Response:
     return Response(
         "需要省就业服务局经办人口令",
@@ -155,11 +168,21 @@ def _challenge() -> Response:
     )
 
 
+def _operator_config(request: Request) -> CampaignConfig | Response:
+    """The year an operator's page asks for (`?year=`), else the newest; a year without a campaign
+    file gets a page saying so."""
+    given = request.query_params.get("year", "")
+    if given and given not in {str(y) for y in available_years(get_settings().config_dir)}:
+        return page("message.html", 404, title="没有这一年度", text="没有这一年度的工作安排。")
+    return load_config(int(given) if given else None)
+
+
 def _operator_viewer(request: Request) -> Viewer | Response:
-    if _operator(request) is None:
-        return _challenge()
-    year = int(request.query_params.get("year") or 0) or None
-    cfg = load_config(year)
+    if (refused := _operator_refused(request)) is not None:
+        return refused
+    cfg = _operator_config(request)
+    if isinstance(cfg, Response):
+        return cfg
     try:
         unit = cfg.unit(request.path_params["unit_key"])
     except KeyError:
@@ -278,10 +301,11 @@ class Form:
             _, options = parse_options_header(self._headers.get("content-disposition", b""))
             self._name = options.get(b"name", b"").decode("utf-8", "replace")
             if b"filename" in options:
+                if self.spool is not None:  # one file per upload: a second part is not ours
+                    raise ValueError("a form with two files")
                 self._is_file = True
                 self.filename = _shown_name(options[b"filename"].decode("utf-8", "replace"))
-                if self.spool is None:
-                    self.spool = Spool(self.filename)
+                self.spool = Spool(self.filename)
 
         def on_part_data(data: bytes, start: int, end: int) -> None:
             if self._is_file:
@@ -322,7 +346,12 @@ def _shown_name(raw: str) -> str:
         raw = raw.replace(coded, char).replace(coded.lower(), char)
     name = raw.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(" " if unicodedata.category(c).startswith("C") else c for c in name).strip()
-    return (name or "未命名文件")[:MAX_NAME]
+    name = mask_personal_data(name) or "未命名文件"
+    if len(name) > MAX_NAME:  # cut the stem, keep the extension the sender sees
+        _, dot, extension = name.rpartition(".")
+        keep = f"{dot}{extension}" if dot and len(extension) <= 8 else ""
+        name = name[: MAX_NAME - len(keep) - 1] + "…" + keep
+    return name
 
 
 async def read_form(request: Request) -> Form:
@@ -364,8 +393,6 @@ def _answer(request: Request, viewer: Viewer, status: int, notice: str, extra: d
     """JSON for the page's script; a redirect back to the page (with the notice) for a plain form."""
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse({"notice": notice, **extra}, status_code=status)
-    from urllib.parse import quote
-
     query = f"notice={quote(notice)}" + (f"&year={viewer.cfg.campaign.year}" if viewer.operator else "")
     return RedirectResponse(f"{viewer.base}?{query}#sent", status_code=303)
 
@@ -455,9 +482,13 @@ def _drop(cfg: CampaignConfig, unit: Unit, obligation: str, folder: str) -> Drop
 
 # ------------------------------------------------------------------ operators
 def operator_index(request: Request) -> Response:
-    if _operator(request) is None:
-        return _challenge()
-    cfg = load_config(int(request.query_params.get("year") or 0) or None)
+    if not _limits(request).per_address.allow(_address(request)):
+        return too_many()
+    if (refused := _operator_refused(request)) is not None:
+        return refused
+    cfg = _operator_config(request)
+    if isinstance(cfg, Response):
+        return cfg
     return page("operator.html", cfg=cfg, units=[u for u in cfg.units if u.key != cfg.province.key])
 
 
@@ -466,6 +497,30 @@ async def health(request: Request) -> Response:
 
 
 # ------------------------------------------------------------------ the app
+async def not_found(request: Request, exc: Exception) -> Response:
+    return page(
+        "message.html",
+        404,
+        title="页面不存在",
+        text="没有这个页面。请使用省就业服务局通知中的链接打开本单位页面。",
+    )
+
+
+async def not_allowed(request: Request, exc: Exception) -> Response:
+    return page("message.html", 405, title="无法这样打开", text="请从本单位页面上的按钮操作。")
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    path = re.sub(r"/u/[^/]+", "/u/…", request.url.path)  # a link's token is never logged
+    log.error("portal error on %s: %s", path, type(exc).__name__)
+    return page(
+        "message.html",
+        500,
+        title="系统暂时出错",
+        text="系统暂时出错（不是贵单位的问题），请稍后再试；已上传并显示回执号的文件不受影响。",
+    )
+
+
 class SecurityHeaders(BaseHTTPMiddleware):
     async def dispatch(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -523,6 +578,7 @@ def create_app(*, sweeping: bool = True) -> Starlette:
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={404: not_found, 405: not_allowed, 500: server_error},
         lifespan=lifespan,
     )
     app.state.limits = Limits()

@@ -137,13 +137,19 @@ def sent(cfg: CampaignConfig, unit: Unit, limit: int = 30) -> list[Sent]:
     titles = {o.key: o.title for o in cfg.campaign.obligations}
     zone = ZoneInfo(cfg.campaign.timezone)
     with session_scope() as session:
+        # Another unit may have sent the very same bytes: its outcome (rows, errors) is not this unit's.
         files = {
             (f.obligation_key, f.sha256): f.model_copy()
             for f in session.exec(select(IntakeFile).where(IntakeFile.sha256.in_(shas))).all()  # type: ignore[attr-defined]
         }
         accepted = set(
             session.exec(
-                select(Submission.dedupe_key).where(Submission.dedupe_key.in_([f"sha256:{s}" for s in shas]))  # type: ignore[attr-defined]
+                select(Submission.dedupe_key)
+                .join(ObligationInstance, ObligationInstance.id == Submission.obligation_id)  # type: ignore[arg-type]
+                .where(
+                    ObligationInstance.unit_key == unit.key,
+                    Submission.dedupe_key.in_([f"sha256:{s}" for s in shas]),  # type: ignore[attr-defined]
+                )
             ).all()
         )
         refused = {
@@ -168,7 +174,10 @@ def sent(cfg: CampaignConfig, unit: Unit, limit: int = 30) -> list[Sent]:
             result="已收到，等待处理（一般在 1 分钟内完成）",
         )
         record = files.get((u.folder, u.sha256))
-        if record is not None:
+        if record is not None and record.unit_key != unit.key:
+            item.state = "accepted"
+            item.result = "与其他单位已报送的文件内容完全相同，未重复处理；如有误请核对后重新上传"
+        elif record is not None:
             counts = record.counts or {}
             rejected = int(counts.get("rejected", 0))
             item.state = "accepted"
@@ -197,13 +206,17 @@ def sent(cfg: CampaignConfig, unit: Unit, limit: int = 30) -> list[Sent]:
 
 def error_workbook(cfg: CampaignConfig, unit: Unit, upload_id: int) -> Path | None:
     """The error workbook of one of the unit's own uploads (None for another unit's, or none)."""
+    if not 0 < upload_id < 2**31:  # not a row number the database could hold
+        return None
     with session_scope() as session:
         upload = session.get(Upload, upload_id)
         if upload is None or upload.unit_key != unit.key or upload.year != cfg.campaign.year:
             return None
         record = session.exec(
             select(IntakeFile).where(
-                IntakeFile.obligation_key == upload.folder, IntakeFile.sha256 == upload.sha256
+                IntakeFile.obligation_key == upload.folder,
+                IntakeFile.sha256 == upload.sha256,
+                IntakeFile.unit_key == unit.key,
             )
         ).first()
         if record is None or not record.error_workbook:

@@ -12,6 +12,7 @@ Message-ID. What happens after a failed run is the pure rule in models/outbox.py
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import sys
@@ -32,6 +33,7 @@ from models.outbox import EVERY_MAIL, after_failure, endpoint_of
 from models.privacy import redact
 from models.tables import Channel, EndpointPace, OutboxMessage, OutboxStatus, Unit
 from tasks.channels import Outgoing, Transport, pace_seconds, transport_for
+from tasks.links import insert_links
 
 ERROR_CHARS = 300  # a failure's reason as stored and shown
 
@@ -134,7 +136,8 @@ def _load(session: Session, outbox_id: int) -> Outgoing:
         .join(Unit, Unit.key == OutboxMessage.unit_key)  # type: ignore[arg-type]
         .where(OutboxMessage.id == outbox_id)
     ).one()
-    return Outgoing(*row)
+    found = Outgoing(*row)
+    return dataclasses.replace(found, body=insert_links(session, found.body))
 
 
 def _record(outbox_id: int, deliverer: str, values: dict[str, object], *, only_if_mine: bool) -> None:

@@ -1,9 +1,11 @@
 """Units' links to their pages (models/links.py): issued, looked up, revoked and reissued; the one
-place a message gets its recipient's link (`page_url`, called by tasks/notify.enqueue)."""
+place a message gets its recipient's link (`insert_links`, called by the deliverer as it sends: the
+outbox keeps a placeholder, never a working link)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets as random
 from dataclasses import dataclass
 from functools import lru_cache
@@ -78,6 +80,19 @@ def page_url(session: Session, unit_key: str, year: int) -> str | None:
     if value is None:
         return None
     return f"{get_settings().portal_url.rstrip('/')}/u/{value}"
+
+
+REVOKED_LINE = "（本单位链接已停用，请联系省就业服务局重新发放）"
+
+
+def insert_links(session: Session, text: str) -> str:
+    """`text` with each link placeholder (models/links.placeholder) replaced by the unit's live link
+    (issued on first use), or by a line saying it was revoked."""
+
+    def link(found: re.Match[str]) -> str:
+        return page_url(session, found.group(1), int(found.group(2))) or REVOKED_LINE
+
+    return links.PLACEHOLDER.sub(link, text)
 
 
 def operator_page_url(unit_key: str, year: int) -> str:

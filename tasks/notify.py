@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, select
 
 from config import CampaignConfig
+from models import links
 from models.clock import now
 from models.db import insert_ignoring_duplicates, session_scope
 from models.deadlines import step_label
@@ -52,25 +53,18 @@ def dedupe_key(text: str) -> str:
 def with_page_link(session: Session, decisions: list[Decision]) -> dict[int, str]:
     """Each decision's body with its unit's page link at the end (tasks/links.py): every message a
     city or county gets — kickoff, reminder, escalation, receipt, refusal, result — by any channel,
-    carries the way to answer it. The province's messages point into the operators' UI instead."""
-    from tasks.links import page_url
-
+    carries the way to answer it. The province's messages point into the operators' UI instead. The
+    outbox keeps a placeholder; the deliverer writes the live link in as it sends."""
     keys = {d.unit_key for d in decisions}
     province = set(
         session.exec(select(Unit.key).where(Unit.key.in_(keys), Unit.level == "province")).all()  # type: ignore[attr-defined]
     )
-    urls: dict[tuple[str, int], str | None] = {}
     bodies = {}
     for i, d in enumerate(decisions):
         body = d.message.body
         year_part = d.dedupe_base.split(":", 2)[1]  # outbox_key: kind:year:…
         if d.unit_key not in province and year_part.isdigit():
-            year = int(year_part)
-            if (d.unit_key, year) not in urls:
-                urls[d.unit_key, year] = page_url(session, d.unit_key, year)
-            url = urls[d.unit_key, year]
-            if url:
-                body = f"{body.rstrip()}\n\n{PAGE_LINK}{url}\n"
+            body = f"{body.rstrip()}\n\n{PAGE_LINK}{links.placeholder(d.unit_key, int(year_part))}\n"
         bodies[i] = body
     return bodies
 

@@ -42,6 +42,7 @@ from models.db import one_of, session_scope, upsert
 from models.messages import clip, render
 from models.outbox import outbox_key
 from models.planning import Decision
+from models.privacy import mask_personal_data
 from models.sheets import CheckContext, Sheet, check_sheet
 from models.submissions import identify_unit
 from models.tables import IntakeFile, MessageKind
@@ -125,10 +126,16 @@ def brief(summary: dict[str, Any], items: int = MESSAGE_ITEMS) -> dict[str, Any]
 
 
 def _issue_records(frame: pd.DataFrame, echo_chars: int) -> list[dict[str, Any]]:
-    """Errors or warnings as the sender reads them; a value is quoted back cut to `echo_chars`."""
+    """Errors or warnings as the sender reads them (and as they are stored for its page): a value is
+    quoted back with its ID-card and phone numbers masked, cut to `echo_chars`."""
     ordered = frame.sort_values(ROW, kind="stable")
     return [
-        {"row": int(r[ROW]), "column": r["列"], "value": clip(str(r["值"]), echo_chars), "reason": r["原因"]}
+        {
+            "row": int(r[ROW]),
+            "column": r["列"],
+            "value": clip(mask_personal_data(str(r["值"])), echo_chars),
+            "reason": r["原因"],
+        }
         for r in ordered.to_dict("records")
     ]
 

@@ -186,43 +186,52 @@ def store_upload(
                 original_name, f"{what}，此项只受理 {wanted}（按文件内容判断，与文件名无关）"
             )
         target_folder = private_folder(get_settings().inbox / folder)
-        with session_scope() as session:
-            found = session.exec(
-                select(Upload).where(
-                    Upload.unit_key == unit.key, Upload.folder == folder, Upload.sha256 == sha
+        try:
+            with session_scope() as session:
+                found = _uploaded(session, unit.key, folder, sha)
+                if found is not None:
+                    return Received(found.model_copy(), new=False)
+                upload = Upload(
+                    year=cfg.campaign.year,
+                    unit_key=unit.key,
+                    obligation_key=ob.key,
+                    folder=folder,
+                    original_name=original_name[:200],
+                    stored_name="",
+                    size=spool.size,
+                    sha256=sha,
+                    kind=kind,
+                    received_at=now,
+                    uploaded_by=uploaded_by[:100],
+                    address=address[:64],
                 )
-            ).first()
-            if found is not None:
-                return Received(found.model_copy(), new=False)
-            upload = Upload(
-                year=cfg.campaign.year,
-                unit_key=unit.key,
-                obligation_key=ob.key,
-                folder=folder,
-                original_name=original_name[:200],
-                stored_name="",
-                size=spool.size,
-                sha256=sha,
-                kind=kind,
-                received_at=now,
-                uploaded_by=uploaded_by[:100],
-                address=address[:64],
-            )
-            session.add(upload)
-            session.flush()
-            assert upload.id is not None
-            name = f"{unit.name}-{ob.short or ob.title[:10]}-{receipt(upload)}.{_extension(kind, original_name, sheet)}"
-            upload.stored_name = name
-            session.add(upload)
-            # In place before the commit: a failed commit leaves a file the flows take in (as any file
-            # dropped in the inbox) rather than a receipt for a file that is not there.
-            os.replace(spool.path, target_folder / name)
-            sync_folder(target_folder)
-            session.flush()
-            stored = upload.model_copy()
+                session.add(upload)
+                session.flush()
+                assert upload.id is not None
+                name = f"{unit.name}-{ob.short or ob.title[:10]}-{receipt(upload)}.{_extension(kind, original_name, sheet)}"
+                upload.stored_name = name
+                session.add(upload)
+                # In place before the commit: a failed commit leaves a file the flows take in (as any file
+                # dropped in the inbox) rather than a receipt for a file that is not there.
+                os.replace(spool.path, target_folder / name)
+                sync_folder(target_folder)
+                session.flush()
+                stored = upload.model_copy()
+        except sa.exc.IntegrityError:  # the same file sent twice at once (a double click): one row won
+            with session_scope() as session:
+                first = _uploaded(session, unit.key, folder, sha)
+                if first is None:
+                    raise
+                return Received(first.model_copy(), new=False)
         return Received(stored, new=True)
     finally:
         spool.discard()
+
+
+def _uploaded(session: Session, unit_key: str, folder: str, sha: str) -> Upload | None:
+    return session.exec(
+        select(Upload).where(Upload.unit_key == unit_key, Upload.folder == folder, Upload.sha256 == sha)
+    ).first()
 
 
 def uploads_of(unit_key: str, year: int, limit: int = 50) -> list[Upload]:

@@ -13,6 +13,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from models.messages import clip
+from models.privacy import mask_personal_data
 from models.sheets import ERROR_COLUMN, FALSE_WORDS, TRUE_WORDS, Sheet
 from models.workbook import ROW
 from tasks.files import write_atomically
@@ -48,11 +49,12 @@ def _save(book: Workbook, path: Path) -> Path:
 
 
 def _text(sheet: object, value: object, echo_chars: int | None = None) -> object:
-    """A value for a write-only sheet: text cut to `echo_chars`, never a formula."""
+    """A value for a write-only sheet, never a formula; a value quoted back (`echo_chars` given) has
+    its ID-card and phone numbers masked and is cut to `echo_chars`."""
     if not isinstance(value, str):
         return value
     if echo_chars is not None:
-        value = clip(value, echo_chars)
+        value = clip(mask_personal_data(value), echo_chars)
     if value.startswith(FORMULA_START):
         cell = WriteOnlyCell(sheet, value=value)  # type: ignore[arg-type]
         cell.data_type = "s"

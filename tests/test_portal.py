@@ -14,6 +14,8 @@ import pytest
 from openpyxl import load_workbook
 from starlette.testclient import TestClient
 
+from models.db import session_scope
+from tasks.links import insert_links
 from tests.helpers import outbox
 from tests.pool_data import application, write_xlsx
 
@@ -28,9 +30,16 @@ def _client() -> TestClient:
     return TestClient(create_app(sweeping=False), base_url="http://127.0.0.1:4202")
 
 
+def _as_sent(body: str) -> str:
+    """A message as its deliverer sends it: the outbox holds a placeholder, never a working link."""
+    assert "/u/" not in body, body
+    with session_scope() as session:
+        return insert_links(session, body)
+
+
 def _link(unit_key: str) -> str:
     """The link in the newest message the unit got, as its path."""
-    bodies = [m.body for m in outbox() if m.unit_key == unit_key]
+    bodies = [_as_sent(m.body) for m in outbox() if m.unit_key == unit_key]
     assert bodies, f"no message to {unit_key}"
     found = LINK.search(bodies[-1])
     assert found, bodies[-1]
@@ -118,7 +127,7 @@ def test_a_unit_opens_its_page_from_its_message_and_its_upload_is_taken_in(
     errors = client.get(f"{path}/errors/{result['id']}")
     assert errors.status_code == 200 and load_workbook(io.BytesIO(errors.content))
     told = [m for m in outbox() if m.unit_key == QIANAN and m.kind == "intake_result"]
-    assert len(told) == 1 and path in told[0].body  # the result message carries the same link
+    assert len(told) == 1 and path in _as_sent(told[0].body)  # the result message carries the same link
 
     # Another unit's link opens its own page only; its hand on the first unit's file finds nothing.
     other = _link(CHANGLING)
@@ -258,3 +267,65 @@ def test_operators_upload_on_a_units_behalf_behind_their_password(
     assert sent.status_code == 200
     [item] = client.get("/operator/unit/220723/status?year=2022").json()
     assert item["uploaded_by"] == "省就业服务局 李四（代乾安县上传）"
+
+
+def test_a_link_reaches_no_one_elses_results_and_no_personal_numbers(
+    started: dict[str, Any], tmp_path: Path
+) -> None:
+    """What a link holder sees of its uploads: numbers a bureau typed into any cell masked, on the page
+    and in its error workbook; the same bytes from another unit are not that unit's outcome; a double
+    click stores one upload; what the portal cannot serve gets a Chinese page."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flows.pool import pool_intake
+
+    client = _client()
+    path, other = _link(QIANAN), _link(CHANGLING)
+    html, other_html = client.get(path).text, client.get(other).text
+    personal = "220723198501010012 13912345678"
+    book = _xlsx([application(1), application(2, 成立日期=personal)], tmp_path)
+    with ThreadPoolExecutor(4) as pool:  # a double (and quadruple) click
+        clicks = list(
+            pool.map(lambda _: _upload(_client(), path, html, "电话13812345678的申报表.xlsx", book), range(4))
+        )
+    assert [c.status_code for c in clicks] == [200] * 4
+    assert sorted(c.json()["new"] for c in clicks) == [False, False, False, True]
+    assert len({c.json()["receipt"] for c in clicks}) == 1
+    assert _upload(client, other, other_html, "同一文件.xlsx", book).json()["new"] is True
+
+    pool_intake(today=dt.date(2022, 7, 5), approve=False)
+    [mine] = client.get(f"{path}/status").json()
+    assert mine["name"] == "电话138****5678的申报表.xlsx"
+    assert [e["value"] for e in mine["errors"]] == ["220723********0012 139****5678"]
+    workbook = load_workbook(io.BytesIO(client.get(f"{path}/errors/{mine['id']}").content))
+    cells = [
+        str(c) for sheet in workbook.worksheets for row in sheet.iter_rows(values_only=True) for c in row
+    ]
+    assert "220723********0012 139****5678" in cells
+    assert not [c for c in cells if "19850101" in c or "13912345678" in c]
+    [theirs] = client.get(f"{other}/status").json()
+    assert theirs["errors"] == [] and "与其他单位已报送的文件内容完全相同" in theirs["result"]
+    assert client.get(f"{other}/errors/{theirs['id']}").status_code == 404
+
+    two = client.post(
+        f"{path}/upload",
+        data={"csrf": _csrf(html), "obligation": "pool_intake", "folder": "pool_intake"},
+        files=[("file", ("a.xlsx", book)), ("file", ("b.xlsx", book))],
+        headers={"Accept": "application/json"},
+    )
+    assert two.status_code == 400 and "无法识别" in two.json()["notice"]
+    long_name = "项" * 300 + ".xlsx"
+    kept = _upload(client, path, html, long_name, _xlsx([application(3)], tmp_path)).json()
+    assert kept["notice"].startswith("已收到“" + "项" * 114 + "….xlsx”")
+
+    from tasks.auth import operator_login
+
+    for url, status, words in [
+        ("/nothing-here", 404, "没有这个页面"),
+        (f"{path}/upload", 405, "请从本单位页面上的按钮操作"),
+        (f"{path}/errors/99999999999999999999999", 404, "没有这个文件"),
+        ("/operator?year=abc", 404, "没有这一年度"),
+        ("/operator/unit/220723?year=1999", 404, "没有这一年度"),
+    ]:
+        answer = client.get(url, auth=tuple(operator_login().split(":", 1)))  # type: ignore[arg-type]
+        assert (answer.status_code, words in answer.text) == (status, True), (url, answer.text)

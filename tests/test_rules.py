@@ -133,3 +133,12 @@ def test_a_runs_summary_is_a_chinese_sentence() -> None:
     assert run_summary("三(四)季度走访", dt.date(2022, 7, 6), {}) == (
         "三(四)季度走访 2022-07-06 办理完毕。本日无新的通知、投递或收件。"
     )
+
+
+def test_a_message_holds_a_placeholder_for_every_units_link() -> None:
+    """The outbox keeps no working link: each unit's placeholder (长白山管委会's key has a dash) is
+    found again where the deliverer writes the link in."""
+    from models import links
+
+    body = f"请按期报送。\n本单位办理页面：{links.placeholder('JL-CBS', 2026)}\n{links.placeholder('220723', 2022)}"
+    assert [m.groups() for m in links.PLACEHOLDER.finditer(body)] == [("JL-CBS", "2026"), ("220723", "2022")]
