@@ -78,6 +78,22 @@ class Settings(BaseSettings):
         return self.home / "portal-secret"
 
     @property
+    def served_portal_file(self) -> Path:
+        """The pages' address `campaign serve` serves (its port may be any): what links start with in
+        every process of this home when CAMPAIGN_PORTAL_URL is not set (a `campaign deliver`, say)."""
+        return self.home / "portal-url"
+
+    @property
+    def portal_base(self) -> str:
+        """What every unit's link starts with: CAMPAIGN_PORTAL_URL when set, else the address the
+        local `campaign serve` serves the pages on, else the default."""
+        if "portal_url" not in self.model_fields_set and self.served_portal_file.is_file():
+            served = self.served_portal_file.read_text().strip()
+            if served:
+                return served.rstrip("/")
+        return self.portal_url.rstrip("/")
+
+    @property
     def uploads(self) -> Path:
         """Where operators put files they name in a form (besides the inbox)."""
         return self.home / "uploads"

@@ -335,6 +335,8 @@ def serve(port: int = 4200, reports_port: int | None = None, portal_port: int | 
     # bureaus reach, when IT set one; else this machine's portal.
     os.environ.setdefault("CAMPAIGN_PORTAL_URL", f"http://127.0.0.1:{portal_port}")
     get_settings.cache_clear()
+    # ... and in this home's other processes (`campaign links`, `campaign deliver` from a terminal).
+    write_text(get_settings().served_portal_file, get_settings().portal_url + "\n")
     ui_files = (get_settings().home / "ui").resolve()
     guarded = {
         "PREFECT_SERVER_API_AUTH_STRING": auth,

@@ -89,8 +89,11 @@ class Limits:
     """One app's rate limits (a process's: `campaign portal` processes behind a proxy each keep theirs)."""
 
     def __init__(self) -> None:
-        self.per_address = Window(120, 60)  # pages and polls from one address
-        self.bad_links = Window(20, 60)  # links that open nothing, from one address
+        # Many bureaus may share one exit address (a government network): the address's limit is wide,
+        # each link's (one page open polls its status every 3 s) narrower.
+        self.per_address = Window(1200, 60)  # pages and polls from one address
+        self.per_link = Window(120, 60)  # pages and polls of one link
+        self.bad_links = Window(20, 60)  # links that open nothing, wrong passwords, from one address
         self.uploads = Window(30, 60)  # uploads per link
 
 
@@ -204,6 +207,8 @@ def viewer_route(handler: Handler, *, operator: bool) -> Callable[[Request], Awa
         found = await run_in_threadpool(_operator_viewer if operator else _unit_viewer, request)
         if isinstance(found, Response):
             return found
+        if not _limits(request).per_link.allow(found.base):
+            return too_many()
         if inspect.iscoroutinefunction(handler):
             return await handler(request, found)  # type: ignore[no-any-return]
         return await run_in_threadpool(handler, request, found)  # type: ignore[arg-type]
@@ -231,6 +236,7 @@ def unit_page(request: Request, viewer: Viewer) -> Response:
         counties=pages.counties(cfg, unit, today),
         sheets={name: SHEETS[name] for name in SHEETS},
         notice=notice[:200],
+        closed=pages.closed_text(cfg, today),
         max_mb=get_settings().max_upload_mb,
         province=cfg.province,
     )
@@ -263,7 +269,9 @@ def error_download(request: Request, viewer: Viewer) -> Response:
     path = pages.error_workbook(viewer.cfg, viewer.unit, int(request.path_params["upload_id"]))
     if path is None:
         return page("message.html", 404, title="没有这个文件", text="没有这个文件。")
-    return FileResponse(path, filename=path.name, media_type=XLSX)
+    # Kept as "<hash>-<name>-错误清单.xlsx" (one per file received); downloaded without the hash.
+    shown = re.sub(r"^[0-9a-f]{12}-", "", path.name)
+    return FileResponse(path, filename=shown, media_type=XLSX)
 
 
 # ------------------------------------------------------------------ uploads
@@ -401,6 +409,8 @@ async def upload(request: Request, viewer: Viewer) -> Response:
     cfg, unit = viewer.cfg, viewer.unit
     if not _limits(request).uploads.allow(viewer.base):
         return too_many()
+    if (closed := pages.closed_text(cfg, _today(cfg))) is not None:
+        return _answer(request, viewer, 400, f"未受理：{closed}", {})
     origin = request.headers.get("origin")
     if origin and origin.split("//", 1)[-1] != request.headers.get("host", ""):
         return _answer(request, viewer, 403, "页面来源不符，请从本单位页面上传", {})

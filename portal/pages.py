@@ -16,7 +16,7 @@ from config import CampaignConfig
 from config.schema import Level, Rolling, Unit
 from config.settings import get_settings
 from models.db import session_scope
-from models.deadlines import calendar_for, working_days_left
+from models.deadlines import calendar_for, campaign_window, working_days_left
 from models.tables import InboxFault, IntakeFile, IntakeRejection, ObligationInstance, Submission, Upload
 from tasks.catalog import Drop, drops
 from tasks.uploads import receipt, uploads_of
@@ -29,6 +29,20 @@ LABELS = {
     "not_started": "未开始",
     "rolling": "常年受理",
 }
+
+
+def closed_text(cfg: CampaignConfig, today: dt.date) -> str | None:
+    """Why the page takes no uploads today (the year's campaign has not begun or is over), else None.
+    Its flows would refuse to take in a file dated outside the campaign (flows/dated.py)."""
+    window = campaign_window(cfg.campaign)
+    if today in window:
+        return None
+    year = cfg.campaign.year
+    where = "尚未开始" if today < window.opens else "已结束"
+    return (
+        f"{year}年度报送{where}（{window.opens:%Y-%m-%d} 至 {window.closes:%Y-%m-%d}），本页仅供查阅，"
+        f"暂不受理上传。如需补报，请联系{cfg.province.bureau}。"
+    )
 
 
 @dataclass
@@ -179,11 +193,17 @@ def sent(cfg: CampaignConfig, unit: Unit, limit: int = 30) -> list[Sent]:
             item.result = "与其他单位已报送的文件内容完全相同，未重复处理；如有误请核对后重新上传"
         elif record is not None:
             counts = record.counts or {}
-            rejected = int(counts.get("rejected", 0))
-            item.state = "accepted"
-            item.result = f"已受理：读取 {counts.get('rows_read', 0)} 行" + (
-                f"，其中 {rejected} 行有错误，请下载错误清单，更正后重新上传" if rejected else "，全部通过"
-            )
+            rejected, read = int(counts.get("rejected", 0)), int(counts.get("rows_read", 0))
+            if rejected and rejected >= read:  # not one row taken in: nothing of it was accepted
+                item.state = "refused"
+                item.result = f"未受理：读取 {read} 行，全部有错误，请下载错误清单，更正后重新上传"
+            else:
+                item.state = "accepted"
+                item.result = f"已受理：读取 {read} 行" + (
+                    f"，其中 {rejected} 行有错误，请下载错误清单，更正后重新上传"
+                    if rejected
+                    else "，全部通过"
+                )
             item.errors = list(record.errors or [])
             item.error_workbook = bool(record.error_workbook and Path(record.error_workbook).is_file())
         elif f"sha256:{u.sha256}" in accepted:

@@ -79,7 +79,7 @@ def page_url(session: Session, unit_key: str, year: int) -> str | None:
     value = token_for(session, unit_key, year)
     if value is None:
         return None
-    return f"{get_settings().portal_url.rstrip('/')}/u/{value}"
+    return f"{get_settings().portal_base}/u/{value}"
 
 
 REVOKED_LINE = "（本单位链接已停用，请联系省就业服务局重新发放）"
@@ -97,7 +97,7 @@ def insert_links(session: Session, text: str) -> str:
 
 def operator_page_url(unit_key: str, year: int) -> str:
     """The unit's page as operators open it (behind their password): any unit, uploads on its behalf."""
-    return f"{get_settings().portal_url.rstrip('/')}/operator/unit/{quote(unit_key)}?year={year}"
+    return f"{get_settings().portal_base}/operator/unit/{quote(unit_key)}?year={year}"
 
 
 @dataclass(frozen=True)

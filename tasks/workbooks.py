@@ -114,7 +114,9 @@ def write_template(
     notes.append([])
     lines = (
         f"请在“{spec.title}”工作表第 2 行起逐行填写，一行一条记录；不要改动表头。黄色表头为必填列。",
-        f"文件名以本单位名称或行政区划代码开头，如“{spec.example_file}”，报送省就业服务局；也可另存为 CSV（UTF-8 或 GBK 均可）。",
+        "填好后在本单位办理页面（通知中的链接）对应事项下上传，文件名不限；"
+        f"通过邮件等其他方式报送时，文件名须以本单位名称或行政区划代码开头，如“{spec.example_file}”。"
+        "也可另存为 CSV（UTF-8 或 GBK 均可）。",
         "有误的行会随处理结果退回（错误清单：原列 + 错误说明），其余各行照常受理。",
         *spec.instructions,
         "是/否列可填：" + "、".join(sorted(w for w in TRUE_WORDS | FALSE_WORDS if w)) + "；留空视为“否”。",

@@ -77,11 +77,13 @@ def _xlsx(rows: list[dict[str, Any]], tmp_path: Path) -> bytes:
 
 
 @pytest.fixture
-def started(env: dict[str, Any]) -> dict[str, Any]:
-    """2022-06-21: the June kickoff went out, every unit's message carrying its page link."""
+def started(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """2022-06-21: the June kickoff went out, every unit's message carrying its page link; the pages
+    are opened within the 2022 campaign (their clock is the wall clock: set to 2022-06-28)."""
     from flows.june import june_survey
 
     june_survey(today=dt.date(2022, 6, 21))
+    monkeypatch.setattr("portal.app._today", lambda cfg: dt.date(2022, 6, 28))
     return env
 
 
@@ -107,7 +109,8 @@ def test_a_unit_opens_its_page_from_its_message_and_its_upload_is_taken_in(
         application(3, 统一社会信用代码="bad"),
         application(4, 成立日期="明天"),
     ]
-    sent = _upload(client, path, html, "培育库申报表.xlsx", _xlsx(rows, tmp_path))
+    book = _xlsx(rows, tmp_path)
+    sent = _upload(client, path, html, "培育库申报表.xlsx", book)
     assert sent.status_code == 200, sent.text
     receipt = sent.json()["receipt"]
     assert sent.json()["notice"].startswith("已收到“培育库申报表.xlsx”，回执号 2022-")
@@ -117,7 +120,7 @@ def test_a_unit_opens_its_page_from_its_message_and_its_upload_is_taken_in(
     assert (
         stored.name == f"乾安县-培育库入库-{receipt}.xlsx" and oct(stored.stat().st_mode & 0o777) == "0o600"
     )
-    again = _upload(client, path, html, "again.xlsx", _xlsx(rows, tmp_path))  # the same file twice
+    again = _upload(client, path, html, "again.xlsx", book)  # the same file twice
     assert again.json()["receipt"] == receipt and again.json()["new"] is False
 
     pool_intake(today=dt.date(2022, 7, 5), approve=False)  # what the upload's trigger runs
@@ -292,9 +295,17 @@ def test_a_link_reaches_no_one_elses_results_and_no_personal_numbers(
     assert sorted(c.json()["new"] for c in clicks) == [False, False, False, True]
     assert len({c.json()["receipt"] for c in clicks}) == 1
     assert _upload(client, other, other_html, "同一文件.xlsx", book).json()["new"] is True
+    all_wrong = _xlsx([application(7, 统一社会信用代码="bad")], tmp_path)
+    assert _upload(client, path, html, "全错.xlsx", all_wrong).status_code == 200
 
     pool_intake(today=dt.date(2022, 7, 5), approve=False)
-    [mine] = client.get(f"{path}/status").json()
+    wrong, mine = client.get(f"{path}/status").json()  # newest first
+    assert (wrong["name"], wrong["state"]) == ("全错.xlsx", "refused")
+    assert wrong["result"] == "未受理：读取 1 行，全部有错误，请下载错误清单，更正后重新上传"
+    [told] = [
+        m for m in outbox() if m.unit_key == QIANAN and m.kind == "intake_result" and "全错.xlsx" in m.subject
+    ]
+    assert "有误未受理的行（本次全部有误，没有受理任何一行）" in told.body and "其余各行" not in told.body
     assert mine["name"] == "电话138****5678的申报表.xlsx"
     assert [e["value"] for e in mine["errors"]] == ["220723********0012 139****5678"]
     workbook = load_workbook(io.BytesIO(client.get(f"{path}/errors/{mine['id']}").content))
@@ -329,3 +340,41 @@ def test_a_link_reaches_no_one_elses_results_and_no_personal_numbers(
     ]:
         answer = client.get(url, auth=tuple(operator_login().split(":", 1)))  # type: ignore[arg-type]
         assert (answer.status_code, words in answer.text) == (status, True), (url, answer.text)
+
+
+def test_a_year_that_is_over_takes_no_uploads_and_says_so(
+    started: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2022's campaign closed on 2023-02-16: its pages stay to be read, without upload boxes, and an
+    upload is refused with whom to ask (its intake run would be refused as well)."""
+    client = _client()
+    path = _link(QIANAN)
+    html = client.get(path).text
+    monkeypatch.setattr("portal.app._today", lambda cfg: dt.date(2023, 3, 1))
+    closed = client.get(path).text
+    assert "2022年度报送已结束（2022-06-21 至 2023-02-16），本页仅供查阅，暂不受理上传" in closed
+    assert 'type="file"' not in closed and "培育库" in closed  # still what it owed and sent
+    sent = _upload(client, path, html, "申报表.xlsx", _xlsx([application(1)], tmp_path))
+    assert sent.status_code == 400 and "2022年度报送已结束" in sent.json()["notice"]
+    assert client.get(f"{path}/status").json() == []
+
+
+def test_links_start_where_campaign_serve_serves_the_pages(
+    started: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make run PORT=4700` serves the pages on 4702: a terminal's `campaign links` (or `campaign
+    deliver`) in the same home writes links to 4702, unless IT set CAMPAIGN_PORTAL_URL."""
+    from config.settings import get_settings
+    from flows.cli import main
+
+    monkeypatch.delenv("CAMPAIGN_PORTAL_URL", raising=False)
+    get_settings.cache_clear()
+    get_settings().served_portal_file.write_text("http://127.0.0.1:4702\n")  # what serve wrote
+    capsys.readouterr()
+    assert main(["links", "list", "--year", "2022"]) == 0
+    assert "http://127.0.0.1:4702/u/" in capsys.readouterr().out
+    monkeypatch.setenv("CAMPAIGN_PORTAL_URL", "https://campaign.hrss.jl.example/")
+    get_settings.cache_clear()
+    assert main(["links", "list", "--year", "2022"]) == 0
+    out = capsys.readouterr().out
+    assert "https://campaign.hrss.jl.example/u/" in out and "4702" not in out
