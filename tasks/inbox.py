@@ -47,6 +47,7 @@ from models.tables import InboxFault, IntakeRejection, MessageKind
 from tasks.files import copy_atomically
 from tasks.notify import enqueue
 from tasks.run_lease import claimed
+from tasks.uploads import names_as_sent
 from tasks.workbooks import private_folder
 
 log = logging.getLogger(__name__)
@@ -215,6 +216,7 @@ def tell_refusals(cfg: CampaignConfig) -> int:
         if not rows:
             return 0
         known = {u.key for u in cfg.units}
+        shown = names_as_sent(session, {r["file_name"] for r in rows})  # uploads: as their senders named them
         by_recipient: dict[str, list[Any]] = defaultdict(list)
         for row in rows:
             by_recipient[row["unit_key"] if row["unit_key"] in known else cfg.province.key].append(row)
@@ -238,7 +240,8 @@ def tell_refusals(cfg: CampaignConfig) -> int:
                     "campaign": cfg.campaign,
                     "unit": unit,
                     "files": [
-                        {"file_name": r["file_name"], "reason": r["reason"]} for r in refused[:MESSAGE_ITEMS]
+                        {"file_name": shown.get(r["file_name"], r["file_name"]), "reason": r["reason"]}
+                        for r in refused[:MESSAGE_ITEMS]
                     ],
                     "total": len(refused),
                     "obligations": obligations,

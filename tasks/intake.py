@@ -35,6 +35,7 @@ from models.tables import MessageKind, ObligationInstance, ObligationStatus, Sub
 from tasks.inbox import FolderIntake, archive, refuse_file, sha256_of, take_in_folder
 from tasks.notify import enqueue
 from tasks.unit_of_work import task
+from tasks.uploads import names_as_sent
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ def store_submissions(session: Session, cfg: CampaignConfig, items: list[Accepte
     }
     new_rows, decisions, satisfied = [], [], {}
     duplicates: set[str] = set()
+    # a page's upload is named in its receipt as its sender uploaded it, with its receipt number
+    shown = names_as_sent(session, {a.file_name for a in items if a.file_name})
     for a in items:
         oid = instance[(a.ob.key, a.unit.key, a.period.label)]
         if (oid, a.dedupe_key) in existing:
@@ -132,7 +135,7 @@ def store_submissions(session: Session, cfg: CampaignConfig, items: list[Accepte
                 "obligation": a.ob,
                 "unit": a.unit,
                 "received_at": a.received_at,
-                "file_name": a.file_name,
+                "file_name": shown.get(a.file_name, a.file_name) if a.file_name else a.file_name,
                 "period_label": period_label(a.period),
                 "days_late": late,
             },

@@ -93,10 +93,15 @@ def receipt(upload: Upload) -> str:
 def as_sent(session: Session, stored_name: str) -> str | None:
     """A file the flows take in, as its sender knows it: the name it uploaded and its receipt number;
     None for a file that did not come through a page."""
-    upload = session.exec(select(Upload).where(Upload.stored_name == stored_name)).first()
-    if upload is None:
-        return None
-    return f"{upload.original_name}（回执号 {receipt(upload)}）"
+    return names_as_sent(session, {stored_name}).get(stored_name)
+
+
+def names_as_sent(session: Session, stored_names: set[str]) -> dict[str, str]:
+    """`as_sent` for many files at once (the ones that came through a page), in one query."""
+    if not stored_names:
+        return {}
+    rows = session.exec(select(Upload).where(Upload.stored_name.in_(stored_names))).all()  # type: ignore[attr-defined]
+    return {u.stored_name: f"{u.original_name}（回执号 {receipt(u)}）" for u in rows}
 
 
 class TooLarge(SubmissionError):

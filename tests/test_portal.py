@@ -378,3 +378,26 @@ def test_links_start_where_campaign_serve_serves_the_pages(
     assert main(["links", "list", "--year", "2022"]) == 0
     out = capsys.readouterr().out
     assert "https://campaign.hrss.jl.example/u/" in out and "4702" not in out
+
+
+def test_a_documents_receipt_names_it_as_its_sender_uploaded_it(started: dict[str, Any]) -> None:
+    """The inbox holds the server's name (乾安县-实地调研-2022-000001.pdf); the unit's receipt quotes
+    the name it chose and its receipt number, as the page did."""
+    from flows.june import june_survey
+
+    client = _client()
+    path = _link(QIANAN)
+    sent = _upload(
+        client,
+        path,
+        client.get(path).text,
+        "调研报告（定稿）.pdf",
+        b"%PDF-1.4 report",
+        "june_survey",
+        "june_survey",
+    )
+    assert sent.status_code == 200, sent.text
+    june_survey(today=dt.date(2022, 6, 28))
+    [told] = [m for m in outbox() if m.unit_key == QIANAN and m.kind == "receipt"]
+    assert f"材料：调研报告（定稿）.pdf（回执号 {sent.json()['receipt']}）。" in told.body
+    assert client.get(f"{path}/status").json()[0]["state"] == "accepted"
