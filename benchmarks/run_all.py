@@ -36,7 +36,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "delivery_concurrency": ([], ["--messages", "20", "--deliverers", "2"]),
     "june_scale": ([], ["--national-cities", "3", "--repeats", "1", "--jilin-and-national"]),
     "worker_scale": ([], ["--national-cities", "0", "--flows", "1"]),
-    "portal_uploads": ([], ["--units", "3", "--window", "2"]),
+    "portal_uploads": ([], ["--units", "2", "--window", "1"]),
 }
 
 
