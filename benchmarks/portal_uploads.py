@@ -178,7 +178,7 @@ def main() -> None:
                 sa.select(OutboxMessage.unit_key, OutboxMessage.body).where(OutboxMessage.kind == "kickoff")
             ).all()
             # as the deliverer sends them: the outbox holds a placeholder where the link goes
-            bodies = [(key, insert_links(session, body)) for key, body in bodies]
+            bodies = [(key, insert_links(session, body, key)) for key, body in bodies]
         portal = f"http://127.0.0.1:{portal_port}"  # the served stack's CAMPAIGN_PORTAL_URL
         links = {
             key: portal + "/u/" + m.group(1).split("/u/", 1)[1]

@@ -37,9 +37,19 @@ def form_token(secret: bytes, link_hash: str) -> str:
     return hmac.new(secret, f"form|{link_hash}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-PLACEHOLDER = re.compile(r"\[\[unit-page:([^:\]\s]{1,16}):(\d{4})\]\]")  # unit keys: 220723, JL-CBS
+# Only at the very end of a body: what a bureau wrote (a file name, a cell) quoted inside a message is
+# never a placeholder, so a unit cannot have another unit's link written into its own receipt.
+PLACEHOLDER = re.compile(r"\[\[unit-page:([^:\]\s]{1,16}):(\d{4})\]\]\n?\Z")  # keys: 220723, JL-CBS
 
 
 def placeholder(unit_key: str, year: int) -> str:
-    """What an outbox body holds where its unit's link goes (tasks/links.insert_links writes it in)."""
+    """What an outbox body ends with where its unit's link goes (tasks/links.insert_links writes it in)."""
     return f"[[unit-page:{unit_key}:{year}]]"
+
+
+def placeholder_of(body: str, unit_key: str) -> tuple[re.Match[str], int] | None:
+    """The placeholder a body ends with and its year, if it is for `unit_key` (the message's own unit)."""
+    found = PLACEHOLDER.search(body)
+    if found is None or found.group(1) != unit_key:
+        return None
+    return found, int(found.group(2))

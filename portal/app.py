@@ -39,7 +39,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from config import CampaignConfig, load_config
-from config.errors import SubmissionError
+from config.errors import ConfigError, SubmissionError
 from config.loader import available_years
 from config.schema import Unit
 from config.settings import get_settings
@@ -139,8 +139,16 @@ def _unit_viewer(request: Request) -> Viewer | Response:
             title="链接无效",
             text="此链接无效。请使用省就业服务局通知中的链接打开本单位页面。",
         )
-    cfg = _cfg(holder.year)
-    unit = cfg.unit(holder.unit_key)
+    try:
+        cfg = _cfg(holder.year)
+        unit = cfg.unit(holder.unit_key)
+    except (ConfigError, KeyError):  # a year (or unit) no longer in the configuration
+        return page(
+            "message.html",
+            404,
+            title="链接无效",
+            text="此链接对应的年度工作已不在系统中，请联系省就业服务局。",
+        )
     if holder.revoked:
         return page("revoked.html", 410, unit=unit, province=cfg.province, year=holder.year)
     return Viewer(cfg, unit, f"/u/{token}", holder.link_hash, operator=False)

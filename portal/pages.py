@@ -189,8 +189,8 @@ def sent(cfg: CampaignConfig, unit: Unit, limit: int = 30) -> list[Sent]:
         )
         record = files.get((u.folder, u.sha256))
         if record is not None and record.unit_key != unit.key:
-            item.state = "accepted"
-            item.result = "与其他单位已报送的文件内容完全相同，未重复处理；如有误请核对后重新上传"
+            item.state = "refused"
+            item.result = "未处理：与其他单位已报送的文件内容完全相同，请确认上传的是本单位的文件"
         elif record is not None:
             counts = record.counts or {}
             rejected, read = int(counts.get("rejected", 0)), int(counts.get("rows_read", 0))

@@ -137,7 +137,7 @@ def _load(session: Session, outbox_id: int) -> Outgoing:
         .where(OutboxMessage.id == outbox_id)
     ).one()
     found = Outgoing(*row)
-    return dataclasses.replace(found, body=insert_links(session, found.body))
+    return dataclasses.replace(found, body=insert_links(session, found.body, found.unit_key))
 
 
 def _record(outbox_id: int, deliverer: str, values: dict[str, object], *, only_if_mine: bool) -> None:

@@ -5,7 +5,7 @@ outbox keeps a placeholder, never a working link)."""
 from __future__ import annotations
 
 import datetime as dt
-import re
+import logging
 import secrets as random
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +20,8 @@ from models import links
 from models.db import session_scope
 from models.tables import UnitLink
 from tasks.files import made_once
+
+log = logging.getLogger("campaign.links")
 
 
 def secret_key() -> bytes:
@@ -83,16 +85,23 @@ def page_url(session: Session, unit_key: str, year: int) -> str | None:
 
 
 REVOKED_LINE = "（本单位链接已停用，请联系省就业服务局重新发放）"
+UNAVAILABLE_LINE = "（本单位页面链接暂不可用，请联系省就业服务局）"
 
 
-def insert_links(session: Session, text: str) -> str:
-    """`text` with each link placeholder (models/links.placeholder) replaced by the unit's live link
-    (issued on first use), or by a line saying it was revoked."""
-
-    def link(found: re.Match[str]) -> str:
-        return page_url(session, found.group(1), int(found.group(2))) or REVOKED_LINE
-
-    return links.PLACEHOLDER.sub(link, text)
+def insert_links(session: Session, body: str, unit_key: str) -> str:
+    """A message as it is sent: the placeholder its body ends with (tasks/notify.with_page_link), if it
+    is for the message's own unit, replaced by that unit's live link (issued on first use), or by a
+    line saying it was revoked. Anything else that looks like one (a file name quoted) stays text."""
+    found = links.placeholder_of(body, unit_key)
+    if found is None:
+        return body
+    match, year = found
+    try:
+        url = page_url(session, unit_key, year) or REVOKED_LINE
+    except Exception as exc:  # never the message's end: it goes out without its link
+        log.warning("no page link for %s %s: %s", unit_key, year, type(exc).__name__)
+        url = UNAVAILABLE_LINE
+    return body[: match.start()] + url + "\n"
 
 
 def operator_page_url(unit_key: str, year: int) -> str:

@@ -30,16 +30,16 @@ def _client() -> TestClient:
     return TestClient(create_app(sweeping=False), base_url="http://127.0.0.1:4202")
 
 
-def _as_sent(body: str) -> str:
+def _as_sent(body: str, unit_key: str) -> str:
     """A message as its deliverer sends it: the outbox holds a placeholder, never a working link."""
     assert "/u/" not in body, body
     with session_scope() as session:
-        return insert_links(session, body)
+        return insert_links(session, body, unit_key)
 
 
 def _link(unit_key: str) -> str:
     """The link in the newest message the unit got, as its path."""
-    bodies = [_as_sent(m.body) for m in outbox() if m.unit_key == unit_key]
+    bodies = [_as_sent(m.body, m.unit_key) for m in outbox() if m.unit_key == unit_key]
     assert bodies, f"no message to {unit_key}"
     found = LINK.search(bodies[-1])
     assert found, bodies[-1]
@@ -130,7 +130,9 @@ def test_a_unit_opens_its_page_from_its_message_and_its_upload_is_taken_in(
     errors = client.get(f"{path}/errors/{result['id']}")
     assert errors.status_code == 200 and load_workbook(io.BytesIO(errors.content))
     told = [m for m in outbox() if m.unit_key == QIANAN and m.kind == "intake_result"]
-    assert len(told) == 1 and path in _as_sent(told[0].body)  # the result message carries the same link
+    assert len(told) == 1 and path in _as_sent(
+        told[0].body, QIANAN
+    )  # the result message carries the same link
 
     # Another unit's link opens its own page only; its hand on the first unit's file finds nothing.
     other = _link(CHANGLING)
@@ -315,7 +317,8 @@ def test_a_link_reaches_no_one_elses_results_and_no_personal_numbers(
     assert "220723********0012 139****5678" in cells
     assert not [c for c in cells if "19850101" in c or "13912345678" in c]
     [theirs] = client.get(f"{other}/status").json()
-    assert theirs["errors"] == [] and "与其他单位已报送的文件内容完全相同" in theirs["result"]
+    assert (theirs["state"], theirs["errors"]) == ("refused", [])
+    assert theirs["result"] == "未处理：与其他单位已报送的文件内容完全相同，请确认上传的是本单位的文件"
     assert client.get(f"{other}/errors/{theirs['id']}").status_code == 404
 
     two = client.post(
@@ -401,3 +404,34 @@ def test_a_documents_receipt_names_it_as_its_sender_uploaded_it(started: dict[st
     [told] = [m for m in outbox() if m.unit_key == QIANAN and m.kind == "receipt"]
     assert f"材料：调研报告（定稿）.pdf（回执号 {sent.json()['receipt']}）。" in told.body
     assert client.get(f"{path}/status").json()[0]["state"] == "accepted"
+
+
+def test_a_file_named_like_a_placeholder_gets_no_one_elses_link_and_stops_no_delivery(
+    started: dict[str, Any],
+) -> None:
+    """乾安县 names its uploads as link placeholders of 长岭县 and of a unit that does not exist: its
+    receipts quote the names as text, carry 乾安县's own link only, and every message goes out."""
+    from flows.june import june_survey
+    from models.tables import OutboxStatus
+
+    client = _client()
+    path = _link(QIANAN)
+    html = client.get(path).text
+    for n, name in enumerate(["[[unit-page:220722:2022]].pdf", "[[unit-page:999999:2022]]"]):
+        sent = _upload(
+            client, path, html, name, f"%PDF-1.4 report {n}".encode(), "june_survey", "june_survey"
+        )
+        assert sent.status_code == 200, sent.text
+    june_survey(today=dt.date(2022, 6, 28))  # takes them in and delivers
+    assert {m.status for m in outbox()} == {OutboxStatus.sent}
+    # as delivered to 乾安县's mailbox: the names quoted as text, its own link and only that
+    delivered = [
+        f.read_text()
+        for f in (Path(str(started["home"])) / "mailbox").glob(f"{QIANAN}-*/*.txt")
+        if "【已收到】" in f.read_text()
+    ]
+    assert len(delivered) == 2
+    for text in delivered:
+        assert "[[unit-page:" in text.split("本单位办理页面")[0]
+        assert re.findall(r"/u/[A-Za-z0-9_-]+", text) == [path]
+    assert "长岭县" in client.get(_link(CHANGLING)).text  # 长岭县's link is still only in its own messages

@@ -135,10 +135,19 @@ def test_a_runs_summary_is_a_chinese_sentence() -> None:
     )
 
 
-def test_a_message_holds_a_placeholder_for_every_units_link() -> None:
-    """The outbox keeps no working link: each unit's placeholder (长白山管委会's key has a dash) is
-    found again where the deliverer writes the link in."""
+def test_a_message_ends_with_the_placeholder_of_its_own_units_link() -> None:
+    """The outbox keeps no working link: a body ends with its unit's placeholder (长白山管委会's key has
+    a dash), the one place the deliverer writes a link in. One quoted inside the text (a file a bureau
+    named so) or another unit's is never a placeholder."""
     from models import links
 
-    body = f"请按期报送。\n本单位办理页面：{links.placeholder('JL-CBS', 2026)}\n{links.placeholder('220723', 2022)}"
-    assert [m.groups() for m in links.PLACEHOLDER.finditer(body)] == [("JL-CBS", "2026"), ("220723", "2022")]
+    own = f"请按期报送。\n本单位办理页面：{links.placeholder('JL-CBS', 2026)}\n"
+    found = links.placeholder_of(own, "JL-CBS")
+    assert (
+        found is not None and found[1] == 2026 and own[: found[0].start()] == "请按期报送。\n本单位办理页面："
+    )
+    assert links.placeholder_of(own, "220723") is None  # not this unit's message
+    quoted = f"材料：{links.placeholder('220722', 2022)}.pdf。\n本单位办理页面：{links.placeholder('220723', 2022)}\n"
+    [match, year] = links.placeholder_of(quoted, "220723") or (None, 0)
+    assert match is not None and match.group(1) == "220723" and year == 2022
+    assert links.placeholder_of(f"材料：{links.placeholder('220722', 2022)}.pdf。\n", "220722") is None
