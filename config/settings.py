@@ -7,7 +7,7 @@ or in a `.env` file in the working directory.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         every process of this home when CAMPAIGN_PORTAL_URL is not set (a `campaign deliver`, say)."""
         return self.home / "portal-url"
 
-    @property
+    @cached_property  # read once per settings (a deliverer asks for every message it sends)
     def portal_base(self) -> str:
         """What every unit's link starts with: CAMPAIGN_PORTAL_URL when set, else the address the
         local `campaign serve` serves the pages on, else the default."""

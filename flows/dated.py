@@ -60,7 +60,7 @@ def campaign_for(flow_name: str, today: dt.date | None, year: int | None) -> tup
 def refusal_text(cfg: CampaignConfig, day: dt.date) -> str:
     window = campaign_window(cfg.campaign)
     year = cfg.campaign.year
-    where = "尚未开始" if day < window.opens else "已结束"
+    where = window.outside(day) or "进行中"
     return (
         f"业务日期 {day:%Y-%m-%d} 不在{year}年度活动期内（{window.opens:%Y-%m-%d} 至 {window.closes:%Y-%m-%d}，"
         f"{year}年度活动{where}），本次运行未收件、未发送任何通知。"

@@ -124,6 +124,13 @@ class CampaignWindow:
     def __contains__(self, day: object) -> bool:
         return isinstance(day, dt.date) and self.opens <= day <= self.closes
 
+    def outside(self, day: dt.date) -> str | None:
+        """How the campaign stands on a day outside its window, as operators and bureaus are told
+        (尚未开始 / 已结束); None within it."""
+        if day in self:
+            return None
+        return "尚未开始" if day < self.opens else "已结束"
+
 
 def campaign_window(campaign: Campaign, cal: WorkingCalendar | None = None) -> CampaignWindow:
     cal = cal or calendar_for(campaign)

@@ -35,10 +35,10 @@ def closed_text(cfg: CampaignConfig, today: dt.date) -> str | None:
     """Why the page takes no uploads today (the year's campaign has not begun or is over), else None.
     Its flows would refuse to take in a file dated outside the campaign (flows/dated.py)."""
     window = campaign_window(cfg.campaign)
-    if today in window:
+    where = window.outside(today)
+    if where is None:
         return None
     year = cfg.campaign.year
-    where = "尚未开始" if today < window.opens else "已结束"
     return (
         f"{year}年度报送{where}（{window.opens:%Y-%m-%d} 至 {window.closes:%Y-%m-%d}），本页仅供查阅，"
         f"暂不受理上传。如需补报，请联系{cfg.province.bureau}。"

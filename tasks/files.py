@@ -67,15 +67,15 @@ def copy_atomically(source: Path, path: Path, *, mode: int = 0o600) -> Path:
 
 
 def made_once(path: Path, make: Callable[[], str]) -> str:
-    """The secret kept in `path` (0600 in a 0700 folder), written by `make()` the first time; when two
-    processes start at once, the first to create the file wins and both read its value."""
+    """The secret kept in `path` (0600 in a 0700 folder), written by `make()` the first time. The value
+    is written whole under a temporary name and linked into place, which fails if the name exists: when
+    two processes start at once the first link wins, and neither ever reads a half-written file."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        draft = write_text(temporary_name(path), make() + "\n")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it meanwhile
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(make() + "\n")
+            with contextlib.suppress(FileExistsError):  # another process made it meanwhile: theirs wins
+                os.link(draft, path)
+        finally:
+            draft.unlink()
     return path.read_text().strip()
