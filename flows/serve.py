@@ -369,8 +369,8 @@ def serve(port: int = 4200, reports_port: int | None = None, portal_port: int | 
         print(
             f"操作界面：{ui}/{LOGIN_PAGE}  — 登录后在 Deployments 中选择流程并点击 Run\n"
             f"登录口令见 {where}（整行“operator:…”或冒号后的密码均可）\n"
-            f"报表下载：{os.environ['CAMPAIGN_REPORTS_URL']}/（同一口令）\n"
-            f"各单位报送页面：http://127.0.0.1:{portal_port}/operator（经办人用同一口令；各单位凭通知中的链接进入）\n"
+            f"报表下载：{os.environ['CAMPAIGN_REPORTS_URL']}/（浏览器询问时：用户名 operator，密码同上）\n"
+            f"各单位报送页面：http://127.0.0.1:{portal_port}/operator（经办人：用户名 operator，密码同上；各单位凭通知中的链接进入）\n"
             f"服务年度：{'、'.join(f'{y}年' for y in years)}"
         )
         signal.signal(signal.SIGINT, _stop_on_ctrl_c)
