@@ -1,5 +1,7 @@
-"""三(六) The October review: staged review plans filed, expert scores taken in and checked, projects
-ranked, and naming within quota (with recommendation upward) decided by an operator in the Prefect UI."""
+"""三(六) The October review: staged review plans filed; cities' and counties' naming lists taken in,
+checked and recorded (their 评审认定 is theirs, met by 10-31); expert scores taken in, checked and
+ranked; and the province's own round — naming within quota from the bases recommended to it — decided by
+its operator in the Prefect UI."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from tasks.approval import ApprovalRequest
 from tasks.delivery import deliver_all
 from tasks.review import (
     decide_namings,
+    naming_intake,
     publish_review,
     review_of,
     review_progress,
@@ -38,32 +41,29 @@ class NamingDecision(BaseModel):
     total: float = Field(title="总分")
     name: bool = Field(default=False, title="命名")
     tier: str = Field(default="", title="档次")
-    upper_bar: str = Field(default="", title="上级入库条件")
-    recommend: bool = Field(default=False, title="推荐上级")
     reason: str = Field(default="", title="调整理由")
 
 
 class NamingApproval(ApprovalForm):
-    """基地命名审批：名额内逐项确认“命名”、档次和“推荐上级”；取消拟命名的项目须填写理由。"""
+    """省级基地命名审批：名额内逐项确认“命名”和档次；取消拟命名的项目须填写理由。"""
 
 
-DECIDED = ("name", "tier", "recommend", "reason")  # per project; the ranking is shown read-only
+DECIDED = ("name", "tier", "reason")  # per project; the ranking is shown read-only
 
 
 def _approval_request(proposals: list[dict[str, Any]]) -> ApprovalRequest:
-    units = len({r["unit_key"] for r in proposals})
     return ApprovalRequest(
         topic="review",
         flow_name="october_review",
-        what="个基地拟命名，等待审批",
-        intro=f"{units} 个单位的专家评分已齐全，按名额拟命名 {len(proposals)} 个基地",
+        what="个省级基地拟命名，等待审批",
+        intro=f"省级评审专家评分已齐全，按名额拟命名 {len(proposals)} 个省级基地",
         state="“拟命名”",
-        action="逐项确认“命名”、档次和“推荐上级”，名额内可调整，取消命名的请填写理由",
+        action="逐项确认“命名”和档次，名额内可调整，取消命名的请填写理由",
     )
 
 
 def _candidates(rows: list[dict[str, Any]]) -> list[NamingDecision]:
-    fields = ("id", "route", "rank", "project", "total", "name", "tier", "upper_bar", "recommend")
+    fields = ("id", "route", "rank", "project", "total", "name", "tier")
     return [NamingDecision(**{k: r[k] for k in fields}) for r in rows]
 
 
@@ -78,8 +78,6 @@ def _naming_form(rows: list[dict[str, Any]], review: ReviewRules) -> Any:
             "优先分",
             "总分",
             "拟定",
-            "上级入库条件",
-            "推荐",
         ),
         [
             (
@@ -91,19 +89,15 @@ def _naming_form(rows: list[dict[str, Any]], review: ReviewRules) -> Any:
                 r["priority"],
                 r["total"],
                 f"{'拟命名' if r['name'] else ''} {r['tier']}".strip(),
-                r["upper_bar"],
-                "拟推荐" if r["recommend"] else "",
             )
             for r in rows
         ],
     )
     description = (
-        f"**{len({r['unit_key'] for r in rows})} 个单位的专家评分已齐全，按名额拟命名 "
-        f"{sum(r['name'] for r in rows)} 个基地。**\n\n"
+        f"**省级评审专家评分已齐全，按名额拟命名 {sum(r['name'] for r in rows)} 个省级基地。**\n\n"
         f"总分 = 专家评分（{trimmed_mean_label(review)}）+ 优先分（三个助力与政策倾斜）；同分时优先分高者在前。"
-        "经评审命名且符合上级入库条件的基地推荐上级（应推尽推），进入上级培育库，由本级明确主要领导包保、"
-        "每季度走访。名额内可调整命名、档次和是否推荐上级；取消拟命名的须填写理由。填写审批人后提交。\n\n"
-        + table
+        "省级评审只命名省级基地（市县两级基地由市县自行评审认定、报送命名名单）。"
+        "名额内可调整命名和档次；取消拟命名的须填写理由。填写审批人后提交。\n\n" + table
     )
     tiers = tuple(dict.fromkeys(t.name for level in review.tiers.values() for t in level))
     return decision_form(NamingApproval, _candidates(rows), DECIDED, description, {"tier": ("", *tiers)})
@@ -112,10 +106,11 @@ def _naming_form(rows: list[dict[str, Any]], review: ReviewRules) -> Any:
 @flow(
     name="october_review",
     flow_run_name=run_namer("october_review"),
-    description="三(六) 10 月底前完成市县两级基地评审认定，其后省级从市州推荐的项目中评审命名省级基地："
-    "收取分阶段评审方案并提醒、督办；收取专家评分表，核对评分是否齐全（专家人数、评分项、分值范围、回避、"
-    "材料期间），去掉最高最低分取平均、加优先分后排名，按名额拟命名，经省级经办人审批后命名、定档，"
-    "符合上级入库条件的推荐上级（进入上级培育库、包保、走访），结果通知各单位。",
+    description="三(六) 10 月底前市县两级自行完成基地评审认定，其后省级从推荐的市级基地中评审命名省级基地："
+    "收取分阶段评审方案并提醒、督办；收取市县基地命名名单，核对名额、档次、逐级（须为本级培育库项目）和"
+    "应推尽推（符合上级入库条件而不推荐的须说明理由），登记命名和推荐（进入上级培育库、包保、走访），"
+    "告知上级单位；收取专家评分表，核对评分是否齐全，去掉最高最低分取平均、加优先分后排名；省级基地按名额"
+    "拟命名，经省级经办人审批后命名、定档，结果通知推荐单位。",
 )
 @refuses_calmly
 def october_review(
@@ -133,7 +128,7 @@ def october_review(
         today,
         dry_run=dry_run,
         campaign_year=cfg.campaign.year,
-        sheets=[score_intake],
+        sheets=[naming_intake, score_intake],
         file_obligations=[review.plan_obligation],
         progress=review_progress,
         publish=publish_review,
@@ -153,7 +148,7 @@ def october_review(
                 log.warning("基地命名未获审批，已提醒省级经办人；拟命名保持不变")
             else:
                 choices = [
-                    NamingChoice(d.id, d.name, d.tier, d.recommend, d.reason)
+                    NamingChoice(d.id, d.name, d.tier, False, d.reason)
                     for d in decisions_of(answer, _candidates(rows), DECIDED)
                 ]
                 decided["approval"] = decide_namings(

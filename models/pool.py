@@ -3,6 +3,7 @@
 Pure and vectorised over pandas frames; the bars, weights and key counties come from the campaign's
 `pool:` section, the hierarchy from regions.yaml — nothing here restates a number of the notice.
 
+- 逐级推荐: no application enters the provincial pool; one declaring it is judged for the city's pool.
 - 应收尽收: an application is judged against the bar of the pool at its declared level (the owning
   unit's own filed bar, else the level's). If it falls short there but meets a lower pool's bar, it
   is admitted to that lower pool, and the note says so.
@@ -45,6 +46,7 @@ TILT_LABELS = {
 TILT_COLUMNS = {tilt: tilt.value for tilt in Tilt} | {Tilt.commendation: "commended"}
 TEXT_TILTS = (Tilt.speciality, Tilt.growth_stage)  # a choice of text; "无" is no tilt
 BAR_FIELDS = list(AdmissionBar.model_fields)
+STRAIGHT_UP_NOTE = "省级培育库只收经市级评审命名后逐级推荐的项目，按市级培育库审核"
 assert set(DECLARED_LEVELS) == set(LEVEL_OF_LABEL)
 
 
@@ -176,9 +178,10 @@ def derive(
     ranks = {key: RANK[unit.level] for key, unit in hierarchy.units.items()}
     names = {key: unit.name for key, unit in hierarchy.units.items()}
     region_rank = apps["region_key"].map(ranks)
-    declared = np.maximum(
-        apps["declared_level"].map({k: RANK[v] for k, v in LEVEL_OF_LABEL.items()}), region_rank
-    )
+    asked = apps["declared_level"].map({k: RANK[v] for k, v in LEVEL_OF_LABEL.items()})
+    # 逐级推荐: the provincial pool takes only what a city recommends, never an application
+    straight_up = asked >= RANK[Level.province]
+    declared = np.maximum(np.minimum(asked, RANK[Level.city]), region_rank)
     ordered = sorted(Level, key=RANK.__getitem__, reverse=True)  # province, city, county
     owners, met, notes = {}, {}, {}
     for level in ordered:
@@ -214,6 +217,10 @@ def derive(
             apps.loc[lower, "admission_note"] = (
                 "未达" + LEVEL_LABELS[lv] + "入库条件（" + notes[lv][lower] + "），按" + got + "入库"
             )
+    if straight_up.any():
+        apps.loc[straight_up, "admission_note"] = STRAIGHT_UP_NOTE + apps.loc[
+            straight_up, "admission_note"
+        ].where(apps.loc[straight_up, "admission_note"] == "", "；" + apps.loc[straight_up, "admission_note"])
     return apps
 
 

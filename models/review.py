@@ -1,6 +1,13 @@
-"""三(六) Base review and naming: the expert score sheet, and the pure rules of a unit's review.
+"""三(六) Base review and naming: the expert score sheet, the naming list, and the pure rules of a review.
 
-A reviewing unit (a city or a county) sends its experts' scores: one row per expert, project and
+Cities and counties decide their own 评审认定 ("各地要在10月底前完成市县两级基地评审认定"): each files
+its naming list (基地命名名单: the bases it named, their tier and naming document, and whether each
+goes up), which the province records and checks — the quota, the tiers, 逐级 (a unit names only
+projects of its own pool: admitted there, or recommended into it from below) and 应推尽推 (a named base
+that meets the upper pool's bar goes up, or the list says why not). The province's operator decides only
+the provincial round. Scores, where a unit files them, are ranked for it as a reference.
+
+A reviewing unit sends its experts' scores: one row per expert, project and
 criterion. The review of a unit is complete when every project it sent is scored on every criterion of
 its level by exactly the configured number of experts; only then is it aggregated and ranked:
 
@@ -228,6 +235,80 @@ def plan_gaps(units: Iterable[Unit], review: ReviewRules, quotas: Quotas) -> lis
     if total != quotas.total:
         gaps.append(f"合计：计划 {quotas.total} 个，命名名额合计 {total} 个")
     return gaps
+
+
+# ------------------------------------------------------------------ a city's or county's own naming
+NAMING_LIST = "基地命名名单"
+
+
+def naming_sheet(review: ReviewRules, unit_levels: Mapping[str, Level]) -> Sheet:
+    """The 基地命名名单 a city or county files once its own 评审认定 is done: one row per base named."""
+    tiers_by_level = {level: tuple(t.name for t in ts) for level, ts in review.tiers.items()}
+    all_tiers = tuple(dict.fromkeys(name for names in tiers_by_level.values() for name in names))
+
+    def rules(out: pd.DataFrame, ctx: CheckContext, error: ErrorFn, warn: ErrorFn) -> None:
+        resolve_projects(out, ctx, error, warn)
+        level = unit_levels.get(ctx.sender_key)
+        allowed = tiers_by_level.get(level, ()) if level else ()
+        if allowed:
+            error(
+                ~out["tier"].isin(allowed),
+                columns["tier"],
+                f"不是{ctx.sender_name}的档次（应为：{'、'.join(allowed)}）",
+            )
+        upper = out["application_id"].map(lambda a: None if pd.isna(a) else ctx.upper_bar.get(int(a)))
+        meets = upper.eq("")
+        short = upper.notna() & ~meets
+        error(
+            out["recommend"] & short,
+            columns["recommend"],
+            "不符合"
+            + ctx.upper_name
+            + "入库条件（"
+            + upper.where(short, "").astype(str)
+            + "），不能推荐上级",
+        )
+        kept = out["kept_reason"].fillna("").str.strip()
+        error(
+            ~out["recommend"] & meets & (kept == ""),
+            columns["kept_reason"],
+            f"符合{ctx.upper_name}入库条件，应推尽推：不推荐上级须填写不推荐理由（将告知{ctx.upper_name}）",
+        )
+
+    column_list = (
+        *PROJECT_COLUMNS,
+        Column("档次", "tier", "enum", True, all_tiers, hint="本级评审办法确定的档次"),
+        Column("命名文件文号", "decree_no", "text", True, hint="本级发文命名的文号"),
+        Column("推荐上级", "recommend", "bool", True, hint="是/否：经评审命名且符合上级入库条件的应推尽推"),
+        Column(
+            "不推荐理由",
+            "kept_reason",
+            "text",
+            hint="符合上级入库条件而不推荐的，须填写理由（将告知上级单位）",
+        ),
+    )
+    columns = {c.field: c for c in column_list}
+    return Sheet(
+        title=NAMING_LIST,
+        columns=column_list,
+        identity=("project_name", "credit_code"),
+        example_file="乾安县-基地命名名单.xlsx",
+        date_label="报送日期",
+        rules=(rules,),
+        instructions=(
+            "本级评审认定完成后，每个命名基地一行；每次报送完整名单，后报的名单替换先报的。",
+            "命名基地须为本级培育库项目（本级入库或下级推荐进入本级培育库），数量不超过本级命名名额。",
+            "经评审命名且符合上级入库条件的项目应推尽推；不推荐的须填写不推荐理由，理由将告知上级单位。",
+        ),
+    )
+
+
+def quota_problem(review: ReviewRules, unit: Unit, named: int) -> str | None:
+    """Why a naming list cannot be recorded as it is: more bases than the unit's quota."""
+    quota = quota_of(review, unit.key, unit.level)
+    if named > quota:
+        return f"命名 {named} 个，超过本级命名名额 {quota} 个：请按名额报送完整的命名名单"
+    return None
 
 
 # ------------------------------------------------------------------ the operator's decision

@@ -73,6 +73,10 @@ class CheckContext:
     # (credit code, project name) -> pool application id, for sheets that name pool projects
     projects: Mapping[tuple[str, str], int] = field(default_factory=dict)
     entities: Mapping[int, str] = field(default_factory=dict)  # application id -> applicant's name
+    # application id -> "" if the project meets the bar of the pool above the sender, what falls short
+    # otherwise, None where there is no pool above (a naming list's 应推尽推 check)
+    upper_bar: Mapping[int, str | None] = field(default_factory=dict)
+    upper_name: str = ""  # the unit above the sender
 
 
 @dataclass

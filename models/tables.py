@@ -266,7 +266,8 @@ class IntakeRequest(SQLModel, table=True):
 
 # ------------------------------------------------------------------ incubation pool (三(三))
 class PoolApplication(SQLModel, table=True):
-    """One project's application to the incubation pool; identity: credit code + project name.
+    """One project's application to the incubation pool; identity: credit code + project name, in every
+    year (the pool is a standing registry: a project admitted in 2021 is still in the 2022 pool).
 
     `level`/`pool_unit` is the pool it was admitted to (or judged against, if `admitted` is false);
     recommendations upward are rows of `recommendation`. Personal data is kept masked only: no
@@ -274,9 +275,9 @@ class PoolApplication(SQLModel, table=True):
     """
 
     __tablename__ = "pool_application"
-    __table_args__ = (sa.UniqueConstraint("year", "credit_code", "project_name"),)
+    __table_args__ = (sa.UniqueConstraint("credit_code", "project_name", name="uq_pool_project"),)
     id: int | None = Field(default=None, primary_key=True)
-    year: int = Field(index=True)
+    year: int = Field(index=True)  # the campaign year it first applied in: the pool outlives the year
     project_name: str
     entity_name: str
     credit_code: str = Field(max_length=18)
@@ -519,8 +520,17 @@ class ExpertScore(_Received, table=True):
     materials_to: dt.date
 
 
+class BaseSource(StrEnum):
+    review = "review"  # ranked from expert scores; the province's own round, decided by its operator
+    naming_list = "naming_list"  # 三(六) a city or county's own naming list (评审认定 is theirs)
+    imported = "imported"  # an earlier year's base, from the province's list (a first year's start)
+
+
 class NamedBase(SQLModel, table=True):
-    """A reviewed project's place in its unit's ranking, and the operator's naming decision."""
+    """A project's naming by one unit in one year: its place in a ranking (where experts' scores were
+    filed), and the decision, by the unit's own naming list (cities and counties) or the province's
+    operator (the provincial round). Bases outlive the year: a city base of 2021 may be named
+    provincial in 2022."""
 
     __tablename__ = "base"
     __table_args__ = (sa.UniqueConstraint("year", "unit_key", "application_id"),)
@@ -529,10 +539,10 @@ class NamedBase(SQLModel, table=True):
     unit_key: str = Field(foreign_key="unit.key", max_length=16)  # the naming unit
     level: str = Field(max_length=16)
     application_id: int = Field(foreign_key="pool_application.id", index=True)
-    expert_score: float  # the experts' aggregated score
-    priority: float
-    total: float
-    rank: int
+    expert_score: float | None = None  # the experts' aggregated score (none for a naming list's base
+    priority: float | None = None  # filed without scores, or an imported one)
+    total: float | None = None
+    rank: int | None = None
     status: str = Field(default=BaseStatus.ranked, max_length=16, index=True)
     tier: str = Field(default="", max_length=16)
     amount_yuan: float = 0
@@ -542,6 +552,11 @@ class NamedBase(SQLModel, table=True):
     decided_at: dt.datetime | None = _ts()
     reason: str = ""
     flow_run_id: str | None = Field(default=None, max_length=64)
+    decree_no: str = ""  # 命名文件文号
+    source: str = Field(default=BaseSource.review, max_length=16)
+    # 应推尽推: why a named base that meets the upper pool's bar was not recommended (shown upward)
+    kept_reason: str = ""
+    source_file_id: int | None = Field(default=None, foreign_key="intake_file.id")
 
 
 class PublicityRecord(_Received, table=True):

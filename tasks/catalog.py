@@ -50,6 +50,7 @@ SHEET_KINDS: tuple[SheetKind, ...] = (
     SheetKind("trainings", _lazy("tasks.trainings", "training_intake"), "half_year_training"),
     SheetKind("funds", _lazy("tasks.funds", "fund_intake"), "funds_tracking"),
     SheetKind("scores", _lazy("tasks.review", "score_intake"), "october_review"),
+    SheetKind("namings", _lazy("tasks.review", "naming_intake"), "october_review"),
     SheetKind("publicity", _lazy("tasks.publicity", "publicity_intake"), "publicity"),
     SheetKind("income", _lazy("tasks.assessment", "income_intake"), "annual_assessment"),
 )

@@ -47,7 +47,7 @@ from tasks.unit_of_work import task
 OBLIGATION = "pool_intake"
 
 # What is stored of a checked row (personal data only masked), and what identifies it.
-IDENTITY = ["credit_code", "project_name"]
+IDENTITY = ["credit_code", "project_name"]  # in every year: an earlier year's project is updated
 FROM_SHEET = [c.field for c in COLUMNS if c.field not in ("leader_id", "phone", "region_key")]
 DERIVED = ["poverty_employment", "key_county", "priority", "level", "pool_unit", "admitted", "admission_note"]
 STORED = [*FROM_SHEET, "leader_id_masked", "phone_masked", "region_key", *DERIVED]
@@ -85,13 +85,13 @@ def _store(session: Session, req: StoreRequest) -> Stored:
         apps,
         identity=IDENTITY,
         fields=STORED,
-        scope={"year": cfg.campaign.year},
+        scope={},  # one project, one row, whatever year it applied in: the pool outlives the year
         constants={
             "submitted_by": req.sender.key,
             "source_file_id": req.file_id,
             "updated_at": req.received_at,
         },
-        insert_only={"received_at": req.received_at},
+        insert_only={"received_at": req.received_at, "year": cfg.campaign.year},
     )
     new = written["is_new"] if not written.empty else pd.Series(dtype=bool)
     admitted = written["admitted"] if not written.empty else pd.Series(dtype=bool)
@@ -200,18 +200,20 @@ POOL_COLUMNS = [
 
 
 def load_pool(session: Session, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Admitted applications, each with the highest pool it has reached; and all recommendations."""
+    """The pool as it stands in `year`: admitted applications of that year and every earlier one (the
+    pool is a standing registry), each with the highest pool it has reached; and all recommendations
+    made up to that year."""
     table = PoolApplication.__table__  # type: ignore[attr-defined]
     apps = pd.DataFrame(
         session.execute(
-            sa.select(*(table.c[c] for c in POOL_COLUMNS)).where(table.c.year == year, table.c.admitted)
+            sa.select(*(table.c[c] for c in POOL_COLUMNS)).where(table.c.year <= year, table.c.admitted)
         ).all(),
         columns=POOL_COLUMNS,
     )
     rec_cols = ["id", "application_id", "from_unit", "to_unit", "to_level", "status", "reason", "decided_by"]
     rtable = Recommendation.__table__  # type: ignore[attr-defined]
     recs = pd.DataFrame(
-        session.execute(sa.select(*(rtable.c[c] for c in rec_cols)).where(rtable.c.year == year)).all(),
+        session.execute(sa.select(*(rtable.c[c] for c in rec_cols)).where(rtable.c.year <= year)).all(),
         columns=rec_cols,
     )
     apps["own_level"], apps["own_unit"] = apps["level"], apps["pool_unit"]

@@ -48,7 +48,7 @@ def records_context(earliest_years_back: int) -> ContextFn:
         table = PoolApplication.__table__  # type: ignore[attr-defined]
         projects = session.execute(
             sa.select(table.c.credit_code, table.c.project_name, table.c.id).where(
-                table.c.year == cfg.campaign.year,
+                table.c.year <= cfg.campaign.year,  # the pool outlives the year
                 table.c.admitted.is_(True),
                 table.c.region_key.in_(sorted(allowed)),
             )

@@ -1,16 +1,20 @@
 """三(六) Base review: its side effects. The rules are in models/review.py.
 
-- Expert score sheets go through tasks/sheets.py like every sheet; a reviewing unit scores the
-  projects of its own pool.
-- `review_progress` checks each unit's scoring as a whole: an incomplete one is told why (once per
-  distinct set of reasons); a complete one settles the unit's review obligation and is ranked into
-  the `base` table, proposals within the quota first. Units already decided are not re-ranked.
-- `decide_namings` applies the operator's decisions (name, tier, recommend upward) and tells each
-  unit, and the unit above, what was named and recommended.
+- Cities and counties decide their own 评审认定: their naming list (基地命名名单, a sheet like every
+  other, through tasks/sheets.py) is checked and recorded here — its bases named, the ones going up
+  recommended into the upper pool (包保 and quarterly visits follow), its review obligation met (10-31
+  is met by the naming, not by scores) and the unit above told what came up and what was kept back
+  and why.
+- Expert score sheets: a reviewing unit scores the projects of its own pool. `review_progress` checks
+  each unit's scoring as a whole (an incomplete one is told why, once per distinct set of reasons) and
+  ranks a complete one into the `base` table: for a city or county a reference ranking; for the
+  province its own round, proposed within the quota for its operator (`decide_namings`). Units already
+  decided are not re-ranked.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from typing import Any
@@ -22,6 +26,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, SQLModel
 
 from config import CampaignConfig
+from config.errors import SubmissionError
 from config.schema import LEVEL_LABELS, Level, ReviewRules, Unit
 from models.clock import moment
 from models.db import insert_ignoring_duplicates, session_scope, upsert
@@ -29,9 +34,20 @@ from models.messages import render
 from models.outbox import outbox_key
 from models.planning import Decision
 from models.pool import TILT_COLUMNS, Hierarchy, upper_bar_notes
-from models.review import NamingChoice, check_choices, expert_scores, incomplete, quota_of, rank, score_sheet
+from models.review import (
+    NamingChoice,
+    check_choices,
+    expert_scores,
+    incomplete,
+    naming_sheet,
+    quota_of,
+    quota_problem,
+    rank,
+    score_sheet,
+)
 from models.sheets import CheckContext
 from models.tables import (
+    BaseSource,
     BaseStatus,
     ExpertScore,
     MessageKind,
@@ -40,11 +56,12 @@ from models.tables import (
     Recommendation,
     RecommendationStatus,
 )
+from models.workbook import ROW
 from tasks.artifacts import publish_table
 from tasks.notify import enqueue
 from tasks.pool import load_pool, pool_rules
 from tasks.records import COUNTS, query_frame, settle, store_records
-from tasks.sheets import MESSAGE_ITEMS, SheetIntake
+from tasks.sheets import MESSAGE_ITEMS, SheetIntake, Stored, StoreRequest
 from tasks.standards import admission_rules
 from tasks.unit_of_work import task
 
@@ -60,14 +77,14 @@ def _own_pool(session: Session, cfg: CampaignConfig, sender: Unit, on: dt.date) 
     hierarchy = Hierarchy.of(cfg.units)
     table = PoolApplication.__table__  # type: ignore[attr-defined]
     rec = Recommendation.__table__  # type: ignore[attr-defined]
-    recommended_in = sa.select(rec.c.application_id).where(
-        rec.c.year == cfg.campaign.year,
+    recommended_in = sa.select(rec.c.application_id).where(  # in any year up to this one
+        rec.c.year <= cfg.campaign.year,
         rec.c.status == RecommendationStatus.approved.value,
         rec.c.to_unit == sender.key,
     )
     rows = session.execute(
         sa.select(table.c.credit_code, table.c.project_name, table.c.id, table.c.entity_name).where(
-            table.c.year == cfg.campaign.year,
+            table.c.year <= cfg.campaign.year,
             table.c.admitted.is_(True),
             sa.or_(table.c.pool_unit == sender.key, table.c.id.in_(recommended_in)),
         )
@@ -103,6 +120,162 @@ def score_intake(cfg: CampaignConfig) -> SheetIntake:
         ),
         resubmit_hint="同一专家对同一项目同一评分项重报将更新原分数",
     )
+
+
+# ------------------------------------------------------------------ a city's or county's naming list
+NAMING_FOLDER = "naming_list"
+NAMED_BY_LIST = "评审命名后推荐"  # the reason of a recommendation a naming list made
+
+
+def _naming_context(session: Session, cfg: CampaignConfig, sender: Unit, on: dt.date) -> CheckContext:
+    """The sender's own pool, and for each of its projects whether it meets the bar of the pool above."""
+    if sender.reports_to is None:
+        raise SubmissionError(
+            sender.name, "省级基地由省级评审命名（专家评分表，省级经办人审批），无需报送基地命名名单"
+        )
+    ctx = _own_pool(session, cfg, sender, on)
+    ids = sorted(ctx.projects.values())
+    notes = dict(zip(ids, _upper_bars(session, cfg, ids, [sender.key] * len(ids)), strict=True))
+    return dataclasses.replace(ctx, upper_bar=notes, upper_name=cfg.unit(sender.reports_to).name)
+
+
+def _store_namings(session: Session, req: StoreRequest) -> Stored:
+    """Record a unit's naming list: it replaces the unit's earlier list of the year, whole."""
+    cfg, sender, rows = req.cfg, req.sender, req.rows
+    review = review_of(cfg)
+    problem = quota_problem(review, sender, len(rows))
+    if problem:
+        raise SubmissionError(sender.name, problem)
+    year = cfg.campaign.year
+    amounts = {t.name: t.amount_yuan for t in review.tiers.get(sender.level, ())}
+    upper = sender.reports_to
+    assert upper is not None  # refused in the context
+    recommend = rows["recommend"].astype(bool)
+    named = pd.DataFrame(
+        {
+            "application_id": rows["application_id"].astype(int),
+            "level": sender.level.value,
+            "status": BaseStatus.named.value,
+            "tier": rows["tier"],
+            "amount_yuan": rows["tier"].map(amounts).fillna(0.0).astype(float),
+            "recommended_to": recommend.map({True: upper, False: None}),
+            "decree_no": rows["decree_no"].str.strip(),
+            "kept_reason": rows["kept_reason"].fillna("").str.strip().where(~recommend, ""),
+            "reason": "",
+        }
+    )
+    table = NamedBase.__table__  # type: ignore[attr-defined]
+    ids = named["application_id"].tolist()
+    decided = {
+        "decided_by": f"{sender.name}（命名名单）",
+        "decided_at": req.received_at,
+        "source": BaseSource.naming_list.value,
+        "source_file_id": req.file_id,
+    }
+    upsert(
+        session,
+        NamedBase,
+        named,
+        unique=["year", "unit_key", "application_id"],
+        update=[c for c in named.columns if c != "application_id"] + list(decided),
+        constants={"year": year, "unit_key": sender.key, "ranked_at": req.received_at} | decided,
+    )
+    # a base left off the new list is not named (its reference ranking, if any, stays)
+    session.execute(
+        sa.update(table)
+        .where(table.c.year == year, table.c.unit_key == sender.key, table.c.application_id.notin_(ids))
+        .values(status=BaseStatus.not_named.value, tier="", amount_yuan=0.0, recommended_to=None, **decided)
+    )
+    up_ids = named.loc[recommend.to_numpy(), "application_id"].tolist()
+    rec = Recommendation.__table__  # type: ignore[attr-defined]
+    mine = (rec.c.year == year) & (rec.c.from_unit == sender.key) & (rec.c.reason == NAMED_BY_LIST)
+    session.execute(  # withdrawn by the new list
+        sa.update(rec)
+        .where(mine, rec.c.status == RecommendationStatus.approved.value, rec.c.application_id.notin_(up_ids))
+        .values(status=RecommendationStatus.excluded.value, decided_at=req.received_at)
+    )
+    session.execute(  # put back by it
+        sa.update(rec)
+        .where(mine, rec.c.status == RecommendationStatus.excluded.value, rec.c.application_id.in_(up_ids))
+        .values(status=RecommendationStatus.approved.value, decided_at=req.received_at)
+    )
+    # 逐级推荐: a base going up enters the upper pool as an approved recommendation, which starts its
+    # 包保 and quarterly visits there (tasks/visits.py). One recommended in an earlier year stays as it is.
+    insert_ignoring_duplicates(
+        session,
+        Recommendation,
+        [
+            {
+                "year": year,
+                "application_id": int(a),
+                "from_unit": sender.key,
+                "to_unit": upper,
+                "to_level": cfg.unit(upper).level.value,
+                "status": RecommendationStatus.approved.value,
+                "proposed_at": req.received_at,
+                "decided_at": req.received_at,
+                "decided_by": decided["decided_by"],
+                "reason": NAMED_BY_LIST,
+            }
+            for a in up_ids
+        ],
+        unique=["application_id", "to_level"],
+    )
+    settle_namings(session, cfg, req.received_at)
+    going_up = rows[recommend.to_numpy()]
+    notes = [
+        {
+            "row": int(r[ROW]),
+            "subject": r["project_name"],
+            "note": f"已推荐至{cfg.unit(upper).name}培育库：须由本级明确一名主要领导包保，每季度走访一次（三(四)）",
+        }
+        for r in going_up.head(MESSAGE_ITEMS).to_dict("records")
+    ]
+    return Stored(
+        counts={"named": len(named), "recommended": len(up_ids), "kept": int((~recommend).sum())},
+        notes=notes,
+        noted=len(going_up),
+        decisions=_result_messages(cfg, session, [sender.key], digest=req.file_id),
+    )
+
+
+def naming_intake(cfg: CampaignConfig) -> SheetIntake:
+    review = review_of(cfg)
+    return SheetIntake(
+        sheet=naming_sheet(review, {u.key: u.level for u in cfg.units}),
+        obligation_key=review.scores_obligation,
+        folder=NAMING_FOLDER,
+        topic="基地评审",
+        count_labels=(("named", "命名基地"), ("recommended", "推荐上级"), ("kept", "未推荐上级")),
+        context=_naming_context,
+        store=_store_namings,
+        notes_title="推荐上级的基地",
+        resubmit_hint="每次报送完整的命名名单，后报的名单替换先报的",
+    )
+
+
+def settle_namings(session: Session, cfg: CampaignConfig, now: dt.datetime) -> int:
+    """三(六) 10-31 is met by a unit's naming list (not by its scores): every city and county whose list
+    of the year is recorded has done its 评审认定."""
+    table = NamedBase.__table__  # type: ignore[attr-defined]
+    counts = query_frame(
+        session,
+        sa.select(table.c.unit_key, sa.func.count())
+        .where(
+            table.c.year == cfg.campaign.year,
+            table.c.source == BaseSource.naming_list.value,
+            table.c.status == BaseStatus.named.value,
+        )
+        .group_by(table.c.unit_key),
+        ["unit_key", "named"],
+    )
+    progress = counts.assign(
+        subject="",
+        period=str(cfg.campaign.year),
+        done=1,
+        note="已报命名名单：命名 " + counts["named"].astype(str) + " 个",
+    )
+    return settle(session, cfg, review_of(cfg).scores_obligation, progress, now)
 
 
 # ------------------------------------------------------------------ completeness, ranking
@@ -209,16 +382,18 @@ def review_progress(cfg: CampaignConfig, today: dt.date) -> dict[str, int]:
                 }
             )
             ranking = rank(projects, review, unit.level, quota_of(review, unit.key, unit.level))
+            if unit.level is not Level.province:  # a reference for the unit: the naming is its own
+                ranking = ranking.assign(proposed=False, tier="", amount_yuan=0.0)
             same = ["application_id", "total", "rank", "tier"]
             if _rows(previous, same) == _rows(ranking, same):
                 continue  # unchanged: its rows (and the ids a waiting approval form holds) stay
             stale.append(unit.key)
             ranked.append(ranking.assign(unit_key=unit.key, level=unit.level.value))
         progress = pd.DataFrame(done, columns=["unit_key", "subject", "period", "done"])
-        level_of = progress["unit_key"].map(lambda k: units[k].level)
-        for obligation in {review.scores_obligation_of(level) for level in Level}:
-            mine = level_of.map(review.scores_obligation_of) == obligation
-            settle(session, cfg, obligation, progress[mine], now)
+        if review.provincial_scores_obligation:  # the province's round is met by its complete scoring
+            provincial = progress["unit_key"].map(lambda k: units[k].level is Level.province)
+            settle(session, cfg, review.provincial_scores_obligation, progress[provincial.astype(bool)], now)
+        settle_namings(session, cfg, now)  # a city's or county's, by its naming list
         table = NamedBase.__table__  # type: ignore[attr-defined]
         if stale:
             session.execute(sa.delete(table).where(table.c.year == year, table.c.unit_key.in_(stale)))
@@ -249,12 +424,17 @@ def waiting(cfg: CampaignConfig) -> list[dict[str, Any]]:
     units = {u.key: u for u in cfg.units}
     with session_scope() as session:
         bases = _bases(session, cfg.campaign.year)
-        open_units = set(bases.loc[bases["status"] == BaseStatus.proposed, "unit_key"])
+        # only the province's own round waits for its operator: cities and counties decide their own
+        provincial = bases["unit_key"].map(lambda k: units[k].level is Level.province)
+        open_units = set(bases.loc[provincial & (bases["status"] == BaseStatus.proposed), "unit_key"])
         rows = bases[bases["unit_key"].isin(open_units)].sort_values(["unit_key", "rank"])
         if rows.empty:
             return []
         apps = _applications(session, [int(a) for a in rows["application_id"]])
-        upper = _upper_bar(session, cfg, rows)
+        notes = _upper_bars(
+            session, cfg, rows["application_id"].astype(int).tolist(), rows["unit_key"].tolist()
+        )
+        upper = dict(zip(rows["id"].astype(int), notes, strict=True))
     out = []
     for r in rows.to_dict("records"):
         unit = units[r["unit_key"]]
@@ -284,16 +464,18 @@ def waiting(cfg: CampaignConfig) -> list[dict[str, Any]]:
     return out
 
 
-def _upper_bar(session: Session, cfg: CampaignConfig, rows: pd.DataFrame) -> dict[int, str | None]:
-    """Per ranked base (by id): "" if its project meets the bar of the pool above the reviewing unit,
-    what falls short otherwise, None where there is no pool above."""
+def _upper_bars(
+    session: Session, cfg: CampaignConfig, ids: list[int], unit_keys: list[str]
+) -> list[str | None]:
+    """Per project (`ids`) named by a unit (`unit_keys`): "" if it meets the bar of the pool above that
+    unit, what falls short otherwise, None where there is no pool above (the province)."""
+    if not ids:
+        return []
     rules = admission_rules(session, cfg, pool_rules(cfg))
     pool, _ = load_pool(session, cfg.campaign.year)
-    projects = pool.set_index("id").reindex(rows["application_id"].astype(int))
-    projects = projects.assign(pool_unit=rows["unit_key"].to_numpy()).reset_index(drop=True)
+    projects = pool.set_index("id").reindex(ids).assign(pool_unit=unit_keys).reset_index(drop=True)
     on = rules.years_operating_on or cfg.campaign.application_window.end
-    notes = upper_bar_notes(projects, rules, Hierarchy.of(cfg.units), on)
-    return dict(zip(rows["id"].astype(int), notes, strict=True))
+    return list(upper_bar_notes(projects, rules, Hierarchy.of(cfg.units), on))
 
 
 def decide_namings(
@@ -377,73 +559,84 @@ def decide_namings(
 def _named_frame(session: Session, year: int, unit_keys: list[str] | None = None) -> pd.DataFrame:
     base = NamedBase.__table__  # type: ignore[attr-defined]
     app = PoolApplication.__table__  # type: ignore[attr-defined]
+    columns = ["unit_key", "application_id", "rank", "total", "tier", "amount_yuan", "recommended_to"]
+    columns += ["status", "decree_no", "kept_reason", "source"]
     query = (
-        sa.select(
-            base.c.unit_key,
-            base.c.rank,
-            app.c.project_name,
-            app.c.entity_name,
-            base.c.total,
-            base.c.tier,
-            base.c.amount_yuan,
-            base.c.recommended_to,
-            base.c.status,
-        )
+        sa.select(*(base.c[c] for c in columns), app.c.project_name, app.c.entity_name)
         .join(app, app.c.id == base.c.application_id)
         .where(base.c.year == year)
-        .order_by(base.c.unit_key, base.c.rank)
+        .order_by(base.c.unit_key, base.c.rank, app.c.project_name)
     )
     if unit_keys is not None:
         query = query.where(base.c.unit_key.in_(unit_keys))
-    columns = [
-        "unit_key",
-        "rank",
-        "project",
-        "entity",
-        "total",
-        "tier",
-        "amount_yuan",
-        "recommended_to",
-        "status",
-    ]
-    return pd.DataFrame(session.execute(query).all(), columns=columns)
+    return pd.DataFrame(session.execute(query).all(), columns=[*columns, "project", "entity"])
 
 
-def _result_messages(cfg: CampaignConfig, session: Session, unit_keys: list[str]) -> list[Decision]:
+def _result_messages(
+    cfg: CampaignConfig, session: Session, unit_keys: list[str], *, digest: object = ""
+) -> list[Decision]:
+    """What a decided review tells. A naming list: the unit above, what came up to it and what was kept
+    back, with the reason (应推尽推). The province's round: each recommending unit, which of the bases it
+    recommended were named provincial bases."""
     units = {u.key: u for u in cfg.units}
     year = cfg.campaign.year
     frame = _named_frame(session, year, unit_keys)
-    named = frame[frame["status"] == BaseStatus.named]
+    named = frame[frame["status"] == BaseStatus.named].assign(
+        from_unit=lambda f: f["unit_key"].map(lambda k: units[k].name)
+    )
     out: list[Decision] = []
     for key in unit_keys:
-        mine = named[named["unit_key"] == key].to_dict("records")
-        message = render("review_result", {"unit": units[key], "year": year, "bases": mine})
-        out.append(
-            Decision(
-                key,
-                None,
-                MessageKind.review_result,
-                "named",
-                outbox_key(MessageKind.review_result, year, key, "named"),
-                message,
+        unit = units[key]
+        mine = named[named["unit_key"] == key]
+        if unit.reports_to is None:  # the province's round
+            rec = Recommendation.__table__  # type: ignore[attr-defined]
+            senders = query_frame(
+                session,
+                sa.select(rec.c.application_id, rec.c.from_unit).where(
+                    rec.c.to_unit == key,
+                    rec.c.status == RecommendationStatus.approved.value,
+                    rec.c.application_id.in_([int(a) for a in mine["application_id"]]),
+                ),
+                ["application_id", "from_unit"],
             )
-        )
-    for upper, group in named[named["recommended_to"].notna()].groupby("recommended_to"):
-        recommended = group.assign(from_unit=group["unit_key"].map(lambda k: units[k].name)).to_dict(
-            "records"
-        )
-        message = render(
-            "review_recommended", {"unit": units[str(upper)], "year": year, "bases": recommended}
-        )
-        senders = "-".join(sorted(set(group["unit_key"])))
+            told = mine.merge(senders, on="application_id", suffixes=("_base", ""))
+            for sender, group in told.groupby("from_unit"):
+                message = render(
+                    "review_result",
+                    {
+                        "unit": units[str(sender)],
+                        "year": year,
+                        "decider": unit,
+                        "bases": group.to_dict("records"),
+                    },
+                )
+                out.append(
+                    Decision(
+                        str(sender),
+                        None,
+                        MessageKind.review_result,
+                        "named",
+                        outbox_key(MessageKind.review_result, year, key, "named", sender),
+                        message,
+                    )
+                )
+            continue
+        upper = units[unit.reports_to]
+        context = {
+            "unit": upper,
+            "year": year,
+            "from_unit": unit,
+            "bases": mine[mine["recommended_to"].notna()].to_dict("records"),
+            "kept": mine[mine["recommended_to"].isna() & (mine["kept_reason"] != "")].to_dict("records"),
+        }
         out.append(
             Decision(
-                str(upper),
+                upper.key,
                 None,
                 MessageKind.review_result,
                 "recommended",
-                outbox_key(MessageKind.review_result, year, senders, "to", upper),
-                message,
+                outbox_key(MessageKind.review_result, year, key, "to", upper.key, digest),
+                render("review_recommended", context),
             )
         )
     return out
@@ -453,25 +646,38 @@ def _result_messages(cfg: CampaignConfig, session: Session, unit_keys: list[str]
 @task(name="publish-review", description="发布基地评审排名与命名结果", cache_policy=NO_CACHE)
 def publish_review(cfg: CampaignConfig, today: dt.date) -> dict[str, int]:
     units = {u.key: u for u in cfg.units}
-    labels = {s.value: t for s, t in zip(BaseStatus, ("未入名额", "拟命名", "已命名", "未命名"), strict=True)}
+    labels = {
+        BaseStatus.ranked.value: "已排名",
+        BaseStatus.proposed.value: "拟命名（待审批）",
+        BaseStatus.named.value: "已命名",
+        BaseStatus.not_named.value: "未命名",
+    }
+    sources = {
+        BaseSource.review.value: "专家评分排名",
+        BaseSource.naming_list.value: "本级命名名单",
+        BaseSource.imported.value: "往年名录导入",
+    }
     with session_scope() as session:
         frame = _named_frame(session, cfg.campaign.year)
     if frame.empty:
         create_markdown_artifact(
-            key="review-ranking", markdown="尚无评分齐全的单位。", description="基地评审排名"
+            key="review-ranking", markdown="尚无命名名单或评分齐全的单位。", description="基地评审排名"
         )
         return {"rows": 0}
     table = pd.DataFrame(
         {
             "评审单位": frame["unit_key"].map(lambda k: units[k].name),
-            "排名": frame["rank"],
+            "排名": frame["rank"].map(lambda r: "—" if pd.isna(r) else int(r)),
             "项目名称": frame["project"],
             "申报主体": frame["entity"],
-            "总分": frame["total"],
+            "总分": frame["total"].map(lambda t: "—" if pd.isna(t) else float(t)),
             "状态": frame["status"].map(labels),
             "档次": frame["tier"],
             "扶持资金（元）": frame["amount_yuan"],
+            "命名文件": frame["decree_no"],
             "推荐至": frame["recommended_to"].map(lambda k: units[k].name if isinstance(k, str) else ""),
+            "未推荐理由": frame["kept_reason"],
+            "来源": frame["source"].map(sources),
         }
     )
     publish_table(

@@ -156,7 +156,7 @@ def service_summary(session: Session, cfg: CampaignConfig, today: dt.date) -> pd
     workshops = query_frame(  # 一 "以基地为载体建设就业帮扶车间": admitted pool projects that are workshops
         session,
         sa.select(app.c.pool_unit, sa.func.count())
-        .where(app.c.year == year, app.c.admitted, app.c.assistance_workshop)
+        .where(app.c.year <= year, app.c.admitted, app.c.assistance_workshop)
         .group_by(app.c.pool_unit),
         ["unit_key", "workshops"],
     ).set_index("unit_key")["workshops"]

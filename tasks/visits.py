@@ -89,13 +89,15 @@ def posting_intake(cfg: CampaignConfig) -> SheetIntake:
 
 
 def _approved(session: Session, year: int) -> pd.DataFrame:
-    """Approved recommendations: application, recommending unit, approval day (UTC), project name."""
+    """Approved recommendations standing in `year`, whatever year they were made in (a project
+    recommended upward in 2021 still owes its 包保 leader's visits in 2022): application, recommending
+    unit, approval moment (UTC), project name."""
     rec = Recommendation.__table__  # type: ignore[attr-defined]
     app = PoolApplication.__table__  # type: ignore[attr-defined]
     rows = session.execute(
         sa.select(rec.c.application_id, rec.c.from_unit, rec.c.decided_at, app.c.project_name)
         .join(app, app.c.id == rec.c.application_id)
-        .where(rec.c.year == year, rec.c.status == RecommendationStatus.approved)
+        .where(rec.c.year <= year, rec.c.status == RecommendationStatus.approved)
     ).all()
     return pd.DataFrame(rows, columns=["application_id", "unit_key", "decided_at", "project_name"])
 
@@ -117,7 +119,9 @@ def sync_project_obligations(session: Session, cfg: CampaignConfig) -> int:
                 continue
             approved_on = local_date(rec.decided_at, campaign)
             if ob.schedule.kind == "after_event":
-                owed = [after_event_period(ob, approved_on, cal)]
+                # one recommended before this campaign began is owed from its start (a leader named in an
+                # earlier year settles it at once: settle_visits)
+                owed = [after_event_period(ob, max(approved_on, campaign.starts), cal)]
             else:
                 owed = first_owed_periods(
                     campaign, ob, approved_on, cal, services.first_visit_min_working_days
@@ -149,6 +153,9 @@ def assign_from_config(session: Session, cfg: CampaignConfig, today: dt.date) ->
         if len(found) == 1:
             leaders[unit.key] = found[0]
     approved = _approved(session, cfg.campaign.year)
+    assigned = set(
+        _assignments(session, cfg.campaign.year)[["application_id", "unit_key"]].itertuples(index=False)
+    )
     rows = [
         {
             "year": cfg.campaign.year,
@@ -161,7 +168,7 @@ def assign_from_config(session: Session, cfg: CampaignConfig, today: dt.date) ->
             "source": "config",
         }
         for rec in approved.itertuples(index=False)
-        if rec.unit_key in leaders
+        if rec.unit_key in leaders and (rec.application_id, rec.unit_key) not in assigned
     ]
     return insert_ignoring_duplicates(
         session, LeaderAssignment, rows, unique=["year", "application_id", "unit_key"]
@@ -221,17 +228,26 @@ def assign_leader(
     }
 
 
+def _assignments(session: Session, year: int) -> pd.DataFrame:
+    """Each recommended project's 包保 leader in force in `year`: the newest assignment of that year or
+    an earlier one (a leader named in 2021 goes on in 2022 until one is named anew)."""
+    assignment = LeaderAssignment.__table__  # type: ignore[attr-defined]
+    columns = ["unit_key", "application_id", "leader_name", "year", "assigned_on", "id"]
+    rows = query_frame(
+        session,
+        sa.select(*(assignment.c[c] for c in columns)).where(assignment.c.year <= year),
+        columns,
+    )
+    newest = rows.sort_values(["year", "assigned_on", "id"]).drop_duplicates(
+        ["unit_key", "application_id"], keep="last"
+    )
+    return newest[["unit_key", "application_id", "leader_name"]].reset_index(drop=True)
+
+
 def settle_visits(session: Session, cfg: CampaignConfig, now: dt.datetime) -> dict[str, int]:
     """包保 named, and visits per unit, project and quarter."""
     year = cfg.campaign.year
-    assignment = LeaderAssignment.__table__  # type: ignore[attr-defined]
-    assigned = query_frame(
-        session,
-        sa.select(assignment.c.unit_key, assignment.c.application_id, assignment.c.leader_name).where(
-            assignment.c.year == year
-        ),
-        ["unit_key", "application_id", "leader_name"],
-    )
+    assigned = _assignments(session, year)
     progress = pd.DataFrame(
         {
             "unit_key": assigned["unit_key"],
@@ -325,7 +341,7 @@ def project_names(session: Session, cfg: CampaignConfig, ids: list[int]) -> dict
     table = PoolApplication.__table__  # type: ignore[attr-defined]
     rows = session.execute(
         sa.select(table.c.id, table.c.project_name, table.c.credit_code).where(
-            table.c.year == cfg.campaign.year, table.c.id.in_(ids)
+            table.c.year <= cfg.campaign.year, table.c.id.in_(ids)
         )
     ).all()
     return {pid: (name, code) for pid, name, code in rows}

@@ -316,7 +316,7 @@ def test_a_large_corrected_resubmission_updates_by_key_and_never_duplicates(env:
     from models.db import upsert
 
     table = PoolApplication.__table__  # type: ignore[attr-defined]
-    unique = ["year", "credit_code", "project_name"]
+    unique = ["credit_code", "project_name"]  # a pool project's identity, in every year
     with session_scope() as session:
         rows = [dict(r._mapping) for r in session.execute(sa.select(*(c for c in table.c if c.key != "id")))]
         for row in rows:

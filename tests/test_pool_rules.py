@@ -48,7 +48,7 @@ def test_admission_uses_the_units_own_bar_and_falls_back_to_a_lower_pool(cfg) ->
             ),
             # declared 市级, meets only the county bar: admitted to the county pool, and told why
             application(3, **{"带动创业人数": "15", "申报层级": "市级", "所在县（市、区）": "长岭县"}),
-            # declared 省级 and meets it: the province pool
+            # declared 省级 and meets it: the provincial pool takes only recommendations (逐级推荐), so 松原市's
             application(4, **{"申报层级": "省级"}),
             # 梅河口市 acts at city level: a 县级 application there goes to its own (city-level) pool
             application(5, **{"所在县（市、区）": "梅河口市"}),
@@ -64,7 +64,7 @@ def test_admission_uses_the_units_own_bar_and_falls_back_to_a_lower_pool(cfg) ->
     assert got.loc["肉牛养殖项目3", "admission_note"].startswith(
         "未达市级入库条件（带动创业15人，松原市标准20人），按县级入库"
     )
-    assert got.loc["肉牛养殖项目4"].tolist() == ["province", "220000", True, ""]
+    assert got.loc["肉牛养殖项目4"].tolist()[:3] == ["city", "220700", True]
     assert got.loc["肉牛养殖项目5"].tolist()[:3] == ["city", "220581", True]
     assert got.loc["肉牛养殖项目6", "admitted"] == False  # noqa: E712
     assert "经营年限0.3年，长岭县标准1年" in got.loc["肉牛养殖项目6", "admission_note"]
@@ -129,7 +129,6 @@ def test_recommendation_goes_one_level_up_by_reports_to(cfg) -> None:  # type: i
             application(1),  # 乾安县 → 松原市
             application(2, **{"所在县（市、区）": "梅河口市"}),  # → the province, not 通化
             application(3, **{"所在县（市、区）": "长白山管委会"}),  # → the province
-            application(4, **{"申报层级": "省级"}),  # the top: nowhere to go
             application(5, **{"带动创业人数": "12"}),  # county bar only
         ],
     )
@@ -145,6 +144,26 @@ def test_recommendation_goes_one_level_up_by_reports_to(cfg) -> None:  # type: i
         "肉牛养殖项目2": "province",
         "肉牛养殖项目3": "province",
     }
+
+
+def test_3_3_no_application_enters_the_provincial_pool_straight(cfg) -> None:  # type: ignore[no-untyped-def]
+    """三(三) "广泛收入，逐级推荐", 三(六) "择优命名、逐级推荐": the provincial pool holds only what a city
+    named and recommended. 乾安县's project that declares 省级 (and meets every bar) is judged for 松原市's
+    pool and says why; 梅河口市's, a city-level unit, for its own."""
+    apps = checked(
+        cfg,
+        [
+            application(4, **{"申报层级": "省级"}),
+            application(6, **{"申报层级": "省级", "所在县（市、区）": "梅河口市"}),
+        ],
+    ).set_index("project_name")
+    assert apps[["admitted", "level", "pool_unit"]].values.tolist() == [
+        [True, "city", "220700"],
+        [True, "city", "220581"],
+    ]
+    assert apps["admission_note"].tolist() == [
+        "省级培育库只收经市级评审命名后逐级推荐的项目，按市级培育库审核"
+    ] * 2
 
 
 def test_id_numbers_of_places_missing_from_stdnums_table_are_accepted() -> None:

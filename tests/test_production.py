@@ -63,7 +63,7 @@ def test_two_workers_share_the_campaign_on_postgresql(production: Stack) -> None
         text=True,
     ).stdout
     assert "✓ 工作池 campaign-it：在线 worker 2 个" in doctor
-    assert "✓ 共享文件夹：与部署时一致" in doctor and "✓ 活动数据库：版本 0011" in doctor
+    assert "✓ 共享文件夹：与部署时一致" in doctor and "✓ 活动数据库：版本 0012" in doctor
     assert not (p.root / "var" / "campaign.db").exists()  # the campaign lives in PostgreSQL
     assert "共享文件夹：与部署时一致" in p.cli("check")  # what each worker machine can ask
 

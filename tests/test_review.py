@@ -177,12 +177,51 @@ def review_env(env: dict[str, Any], prefect_harness: None) -> dict[str, Any]:
     return env
 
 
-def test_scores_checked_ranked_and_named_after_approval_with_changes(review_env: dict[str, Any]) -> None:
-    from prefect.flow_runs import resume_flow_run
+NAMING_HEADERS = ["项目名称", "统一社会信用代码", "档次", "命名文件文号", "推荐上级", "不推荐理由"]
 
+
+def _named(
+    project: int, tier: str, recommend: bool, kept: str = "", decree: str = "乾人社发〔2022〕8号"
+) -> dict[str, str]:
+    """One row of a naming list (基地命名名单) for 乾安县's project `project`."""
+    return {
+        "项目名称": f"肉牛养殖项目{project}",
+        "统一社会信用代码": credit_code(project),
+        "档次": tier,
+        "命名文件文号": decree,
+        "推荐上级": "是" if recommend else "否",
+        "不推荐理由": kept,
+    }
+
+
+def _namings(env: dict[str, Any], file_name: str, rows: list[dict[str, str]]) -> Path:
+    folder = Path(env["home"]) / "inbox" / "naming_list"
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_xlsx(folder / file_name, rows, NAMING_HEADERS)
+
+
+def _review_obligation(unit_key: str, key: str = "base_review") -> Any:
+    from models.db import session_scope
+    from models.tables import ObligationInstance
+
+    with session_scope() as session:
+        return session.exec(
+            select(ObligationInstance).where(
+                ObligationInstance.obligation_key == key, ObligationInstance.unit_key == unit_key
+            )
+        ).one()
+
+
+def test_3_6_scores_are_checked_and_ranked_for_the_county_which_names_its_own_bases(
+    review_env: dict[str, Any],
+) -> None:
+    """三(六) "各地要在10月底前完成市县两级基地评审认定": 乾安县's expert scores are checked row by row and
+    as a whole, and ranked for it as a reference; nothing waits for the province and the scores do not
+    meet 10-31. Its naming list does: 3 (一档) goes up to 松原市; 2 (二档) meets 松原市's bar but is kept
+    back, which needs a reason (三(三) 应推尽推), and 松原市 is told it."""
     from flows.review import october_review
     from models.db import session_scope
-    from models.tables import NamedBase, ObligationInstance
+    from models.tables import NamedBase, Recommendation
 
     inbox = review_env["inbox"]
     # First file: project 4 scored by four experts only, one bad score, one conflict of interest,
@@ -223,183 +262,133 @@ def test_scores_checked_ranked_and_named_after_approval_with_changes(review_env:
     # The corrections: the three refused rows re-scored, and project 4's fifth expert.
     fix = [_scores(1, [80] * 5)[i] for i in (0, 4, 8)] + _scores(4, [70] * 5)[16:]
     write_xlsx(inbox / "乾安县-专家评分表（补报）.xlsx", fix, SCORE_HEADERS)
-
-    result: dict[str, Any] = {}
-    runner, tag = run_tagged(lambda: october_review(today=TODAY), result)
-    paused = wait_for_pause(tag)
+    result = october_review(today=TODAY)  # an operator's run: nothing of a county's waits for approval
+    assert result["namings_open"] == 0 and "naming" not in result
     with session_scope() as session:
         bases = {b.application_id: b for b in session.exec(select(NamedBase)).all()}
     ids = review_env["ids"]
-    order = sorted(bases.values(), key=lambda b: b.rank)
+    order = sorted(bases.values(), key=lambda b: b.rank or 0)
     assert [b.application_id for b in order] == [ids[f"肉牛养殖项目{n}"] for n in (3, 1, 2, 4)]
     assert [b.total for b in order] == [92.0, 90.0, 90.0, 77.0]
-    assert [b.status for b in order] == ["proposed", "proposed", "ranked", "ranked"]
-    # 档次 is a choice among the configured tiers (a select in the UI), not free text.
-    from prefect.input.actions import read_flow_run_input
+    assert [(b.status, b.tier) for b in order] == [("ranked", "")] * 4  # a reference, not a decision
+    assert _review_obligation(QIANAN).status == "open"  # 10-31 is met by the naming, not the scores
 
-    keyset = paused.state.state_details.run_input_keyset
-    schema = read_flow_run_input(keyset["schema"], flow_run_id=paused.id)
-    schema = json.loads(schema) if isinstance(schema, str) else schema
-    assert schema["properties"][f"tier_{order[0].id}"]["enum"] == ["", "一档", "二档"]
-    # The operator names 2 instead of 1 (with a reason), keeps 3 in the first tier and recommends it.
-    # The form takes only the decisions per project (命名, 档次, 推荐上级, 理由); the ranking is read-only.
-    answer: dict[str, object] = {"approver": "省就业服务局 李四"}
-    for b in order:
-        answer[f"name_{b.id}"] = b.application_id in (ids["肉牛养殖项目3"], ids["肉牛养殖项目2"])
-        answer[f"tier_{b.id}"] = {ids["肉牛养殖项目3"]: "一档", ids["肉牛养殖项目2"]: "二档"}.get(
-            b.application_id, ""
-        )
-        answer[f"recommend_{b.id}"] = b.application_id == ids["肉牛养殖项目3"]
-        answer[f"reason_{b.id}"] = (
-            "现场核查经营场所与申报不符" if b.application_id == ids["肉牛养殖项目1"] else ""
-        )
-    resume_flow_run(paused.id, run_input=answer)
-    runner.join(timeout=120)
-    assert result["naming"]["approval"] == {"named": 2, "not_named": 2, "refused": {}}
-
+    # The naming list: 2 is kept back without a reason first: that row is refused, 3 is recorded.
+    _namings(review_env, "乾安县-基地命名名单.xlsx", [_named(3, "一档", True), _named(2, "二档", False)])
+    result = october_review(today=TODAY + dt.timedelta(days=1), approve=False)
+    [listed] = result["intake"]["naming_list"]
+    assert (listed["named"], listed["recommended"], listed["rejected"]) == (1, 1, 1)
+    assert [e["reason"] for e in listed["errors"]] == [
+        "符合松原市入库条件，应推尽推：不推荐上级须填写不推荐理由（将告知松原市）"
+    ]
+    _namings(
+        review_env,
+        "乾安县-基地命名名单（更正）.xlsx",
+        [_named(3, "一档", True), _named(2, "二档", False, "企业主动申请暂缓进入市级培育库")],
+    )
+    october_review(today=TODAY + dt.timedelta(days=2), approve=False)
     with session_scope() as session:
         bases = {b.application_id: b for b in session.exec(select(NamedBase)).all()}
-        review_done = session.exec(
-            select(ObligationInstance).where(
-                ObligationInstance.obligation_key == "base_review", ObligationInstance.unit_key == QIANAN
-            )
-        ).one()
-    named3, named2, dropped1 = (
+        recs = session.exec(select(Recommendation)).all()
+    named3, named2, ranked1 = (
         bases[ids["肉牛养殖项目3"]],
         bases[ids["肉牛养殖项目2"]],
         bases[ids["肉牛养殖项目1"]],
     )
-    assert (named3.status, named3.tier, named3.amount_yuan, named3.recommended_to) == (
+    assert (named3.status, named3.tier, named3.amount_yuan, named3.recommended_to, named3.decree_no) == (
         "named",
         "一档",
         100000,
         SONGYUAN,
+        "乾人社发〔2022〕8号",
     )
-    assert (named2.status, named2.tier, named2.amount_yuan, named2.recommended_to) == (
+    assert (named2.status, named2.tier, named2.amount_yuan, named2.recommended_to, named2.kept_reason) == (
         "named",
         "二档",
         50000,
         None,
+        "企业主动申请暂缓进入市级培育库",
     )
-    assert (dropped1.status, dropped1.reason, dropped1.decided_by) == (
-        "not_named",
-        "现场核查经营场所与申报不符",
-        "省就业服务局 李四",
-    )
-    assert review_done.status == "submitted"
-    results = [m for m in outbox() if m.kind == "review_result" and m.step in ("named", "recommended")]
-    assert sorted((m.unit_key, m.step) for m in results) == [(SONGYUAN, "recommended"), (QIANAN, "named")]
-    to_qianan = next(m for m in results if m.unit_key == QIANAN)
-    assert (
-        "肉牛养殖项目3" in to_qianan.body
-        and "肉牛养殖项目2" in to_qianan.body
-        and "肉牛养殖项目1" not in to_qianan.body
-    )
-
-    # A decided review is not re-ranked, asked again, or told again.
-    again = october_review(today=TODAY + dt.timedelta(days=1))
-    assert again["namings_open"] == 0 and "naming" not in again
-    assert len([m for m in outbox() if m.kind == "review_result"]) == len(results) + 1
+    assert (ranked1.status, named3.decided_by) == ("not_named", "乾安县（命名名单）")
+    assert [(r.application_id, r.from_unit, r.to_unit, r.status) for r in recs] == [
+        (ids["肉牛养殖项目3"], QIANAN, SONGYUAN, "approved")
+    ]
+    assert _review_obligation(QIANAN).status == "submitted"
+    to_city = [m for m in outbox() if m.kind == "review_result" and m.unit_key == SONGYUAN]
+    latest = to_city[-1].body
+    assert "肉牛养殖项目3" in latest and "乾人社发〔2022〕8号" in latest
+    assert "肉牛养殖项目2" in latest and "企业主动申请暂缓进入市级培育库" in latest
+    # A decided review is not re-ranked or told again.
+    again = october_review(today=TODAY + dt.timedelta(days=3))
+    assert again["progress"]["ranked"] == 0 and again["namings_open"] == 0
+    assert len([m for m in outbox() if m.kind == "review_result" and m.unit_key == SONGYUAN]) == len(to_city)
 
 
-def test_an_answer_over_quota_is_refused_and_the_proposals_stay_open(review_env: dict[str, Any]) -> None:
-    from config import load_config
+def test_3_6_a_naming_list_over_the_quota_is_refused_whole(review_env: dict[str, Any]) -> None:
+    """A county's quota (2 in these scenarios): a list of 3 is refused whole, its sender told why (which
+    two to keep is the county's own decision), and nothing of it is recorded."""
     from flows.review import october_review
-    from models.review import NamingChoice
-    from tasks.review import decide_namings, waiting
+    from models.db import session_scope
+    from models.tables import NamedBase
 
-    rows = _scores(1, [80] * 5) + _scores(2, [83] * 5) + _scores(3, [85] * 5) + _scores(4, [70] * 5)
-    write_xlsx(review_env["inbox"] / "乾安县-专家评分表.xlsx", rows, SCORE_HEADERS)
-    assert october_review(today=TODAY, approve=False)["namings_open"] == 2
-    cfg = load_config()
-    open_rows = waiting(cfg)
-    # an unchanged ranking is left alone: the ids a waiting approval form holds stay valid
-    assert october_review(today=TODAY + dt.timedelta(days=1), approve=False)["progress"]["ranked"] == 0
-    assert [r["id"] for r in waiting(cfg)] == [r["id"] for r in open_rows]
-    all_named = [NamingChoice(r["id"], True, "二档", False, "") for r in open_rows]
-    outcome = decide_namings(
-        cfg, open_rows, all_named, decided_by="李四", decided_at=dt.datetime.now(dt.UTC), flow_run_id=None
-    )
-    assert outcome["named"] == 0
-    assert outcome["refused"] == {QIANAN: "命名 4 个，超过名额 2 个"}
-    assert sum(r["name"] for r in waiting(cfg)) == 2
+    rows = [_named(1, "一档", True), _named(2, "二档", True), _named(3, "二档", True)]
+    _namings(review_env, "乾安县-基地命名名单.xlsx", rows)
+    result = october_review(today=TODAY, approve=False)
+    [refused] = result["intake"]["naming_list"]
+    assert refused["refused"] == "命名 3 个，超过本级命名名额 2 个：请按名额报送完整的命名名单"
+    with session_scope() as session:
+        assert session.exec(select(NamedBase)).all() == []
+    assert _review_obligation(QIANAN).status == "open"
+    [told] = [m for m in outbox() if m.kind == "rejection" and m.unit_key == QIANAN]
+    assert "超过本级命名名额 2 个" in told.body
 
 
 def test_3_6_named_bases_go_up_level_by_level_and_the_province_names_its_own(
     review_env: dict[str, Any],
 ) -> None:
     """三(三) 应推尽推 of the named, 三(六) 择优命名、逐级推荐, 一 省市县三级: 乾安县 names two bases that meet
-    松原市's bar; they enter 松原市's pool with a 包保 owed by 乾安县 (5 working days after Thu 2022-10-20:
-    Thu 10-27). 松原市 reviews them and recommends one to the province, which reviews it in its own round
-    (provincial_review, 11-01 … 12-15) and names it a provincial base (一档, 500,000 元)."""
+    松原市's bar and recommends them; they enter 松原市's pool with a 包保 owed by 乾安县 (5 working days
+    after Thu 2022-10-20: Thu 10-27). 乾安县 cannot recommend project 4 (short of 松原市's bar). 松原市
+    names both in its own list and recommends 3 to the province, whose operator names it a provincial
+    base (一档, 500,000 元) in the paused run of its own round (provincial_review, 11-01 … 12-15)."""
+
+    from prefect.flow_runs import resume_flow_run
+    from prefect.input.actions import read_flow_run_input
+
     from config import load_config
     from flows.review import october_review
     from flows.services import quarterly_visits
     from models.db import session_scope
-    from models.review import NamingChoice
     from models.tables import NamedBase, ObligationInstance, Recommendation
-    from tasks.review import _own_pool, decide_namings, waiting
+    from tasks.review import _own_pool
 
     ids = review_env["ids"]
     inbox = review_env["inbox"]
-    rows = _scores(1, [80] * 5) + _scores(2, [83] * 5) + _scores(3, [85] * 5) + _scores(4, [95] * 5)
-    write_xlsx(inbox / "乾安县-专家评分表.xlsx", rows, SCORE_HEADERS)
-    october_review(today=TODAY, approve=False)
     cfg = load_config()
-    open_rows = {r["project"]: r for r in waiting(cfg)}
-    # 4: 95 + 7 = 102, first; 3: 92; 1: 80 + 10 = 90; 2: 90, applied later
-    assert [r["project"] for r in waiting(cfg)] == [f"肉牛养殖项目{n}" for n in (4, 3, 1, 2)]
-    assert open_rows["肉牛养殖项目4"]["upper_bar"] == "不符合：吸纳就业15人，松原市标准20人"
-    assert open_rows["肉牛养殖项目3"]["upper_bar"] == "符合"
-    # proposed for naming: 4 and 3; only 3 meets the upper bar, so only 3 is proposed upward
-    assert [(r["name"], r["recommend"]) for r in open_rows.values()] == [
-        (True, False),
-        (True, True),
-        (False, False),
-        (False, False),
+    _namings(review_env, "乾安县-基地命名名单.xlsx", [_named(4, "一档", True), _named(3, "二档", True)])
+    result = october_review(today=TODAY, approve=False)
+    [listed] = result["intake"]["naming_list"]
+    assert [e["reason"] for e in listed["errors"]] == [
+        "不符合松原市入库条件（吸纳就业15人，松原市标准20人），不能推荐上级"
     ]
-
-    at = dt.datetime(2022, 10, 20, 1, tzinfo=dt.UTC)  # 09:00 in Changchun
-
-    def decide(choices: list[NamingChoice], rows: list[dict[str, Any]]) -> dict[str, Any]:
-        return decide_namings(cfg, rows, choices, decided_by="李四", decided_at=at, flow_run_id=None)
-
-    def choice(project: str, name: bool, tier: str, recommend: bool, reason: str = "") -> NamingChoice:
-        return NamingChoice(open_rows[project]["id"], name, tier, recommend, reason)
-
-    # Recommending 4 upward is refused (the whole unit waits); 1 instead of 4, both recommended, applies.
-    refused = decide(
-        [choice("肉牛养殖项目4", True, "一档", True), choice("肉牛养殖项目3", True, "二档", True)],
-        list(open_rows.values()),
+    _namings(
+        review_env,
+        "乾安县-基地命名名单（更正）.xlsx",
+        [_named(3, "一档", True), _named(1, "二档", True)],
     )
-    assert refused["refused"] == {QIANAN: "肉牛养殖项目4 不符合：吸纳就业15人，松原市标准20人，不能推荐上级"}
-    applied = decide(
-        [
-            choice("肉牛养殖项目4", False, "", False, "经营场所核查未通过"),
-            choice("肉牛养殖项目3", True, "一档", True),
-            choice("肉牛养殖项目1", True, "二档", True),
-        ],
-        list(open_rows.values()),
-    )
-    assert (applied["named"], applied["refused"]) == (2, {})
+    october_review(today=TODAY, approve=False)
     with session_scope() as session:
         recs = session.exec(select(Recommendation)).all()
-        assert sorted(
-            (r.application_id, r.from_unit, r.to_unit, r.status, r.decided_by) for r in recs
-        ) == sorted(
+        assert sorted((r.application_id, r.from_unit, r.to_unit, r.status) for r in recs) == sorted(
             [
-                (ids["肉牛养殖项目3"], QIANAN, SONGYUAN, "approved", "李四"),
-                (ids["肉牛养殖项目1"], QIANAN, SONGYUAN, "approved", "李四"),
+                (ids["肉牛养殖项目3"], QIANAN, SONGYUAN, "approved"),
+                (ids["肉牛养殖项目1"], QIANAN, SONGYUAN, "approved"),
             ]
         )
     city_unit = next(u for u in cfg.units if u.key == SONGYUAN)
     with session_scope() as session:  # 松原市 now reviews them: they are in its pool
         pool = _own_pool(session, cfg, city_unit, dt.date(2022, 10, 21)).projects
     assert set(pool) == {(credit_code(3), "肉牛养殖项目3"), (credit_code(1), "肉牛养殖项目1")}
-    to_qianan = next(
-        m for m in outbox() if m.kind == "review_result" and m.unit_key == QIANAN and m.step == "named"
-    )
-    assert "包保" in to_qianan.body
 
     quarterly_visits(today=dt.date(2022, 10, 21))
     with session_scope() as session:
@@ -408,37 +397,40 @@ def test_3_6_named_bases_go_up_level_by_level_and_the_province_names_its_own(
         ).all()
     assert sorted((i.unit_key, i.due_on) for i in owed) == [(QIANAN, dt.date(2022, 10, 27))] * 2
 
-    # 松原市's review (city criteria): 3 scores 88, 1 scores 86; both named, 3 recommended to the province.
-    city_rows = _scores(3, [88] * 5, CITY_CRITERIA) + _scores(1, [86] * 5, CITY_CRITERIA)
-    write_xlsx(inbox / "松原市-专家评分表.xlsx", city_rows, SCORE_HEADERS)
-    october_review(today=dt.date(2022, 10, 25), approve=False)
-    open_rows = {r["project"]: r for r in waiting(cfg)}
-    assert {r["route"] for r in open_rows.values()} == {"松原市（市级，名额 3）"}
-    assert [r["recommend"] for r in open_rows.values()] == [True, True]  # both meet the province bar
-    at = dt.datetime(2022, 10, 25, 1, tzinfo=dt.UTC)
-    decide(
-        [choice("肉牛养殖项目3", True, "一档", True), choice("肉牛养殖项目1", True, "二档", False)],
-        list(open_rows.values()),
+    # 松原市 names both (its own 评审认定, city tiers) and recommends 3 to the province; 1 meets the
+    # province's bar too, so keeping it back takes a reason, which the province sees.
+    _namings(
+        review_env,
+        "松原市-基地命名名单.xlsx",
+        [
+            _named(3, "一档", True, decree="松人社发〔2022〕21号"),
+            _named(1, "二档", False, "市级重点培育一年后再推荐", decree="松人社发〔2022〕21号"),
+        ],
     )
+    october_review(today=dt.date(2022, 10, 25), approve=False)
+    assert _review_obligation(SONGYUAN).status == "submitted"
+    to_province = [m for m in outbox() if m.kind == "review_result" and m.unit_key == PROVINCE][-1]
+    assert "肉牛养殖项目3" in to_province.body and "市级重点培育一年后再推荐" in to_province.body
 
-    # The province's round: its experts score project 3 on 11-15; it is named a provincial base.
-    province_rows = _scores(3, [90] * 5, CITY_CRITERIA)
-    write_xlsx(inbox / "吉林省-专家评分表.xlsx", province_rows, SCORE_HEADERS)
-    result = october_review(today=dt.date(2022, 11, 15), approve=False)
-    assert result["namings_open"] == 1
-    [row] = waiting(cfg)
-    assert (row["route"], row["upper_bar"], row["recommend"]) == ("吉林省（省级，名额 27）", "—", False)
-    open_rows = {row["project"]: row}
-    at = dt.datetime(2022, 11, 15, 1, tzinfo=dt.UTC)
-    assert decide([choice("肉牛养殖项目3", True, "一档", True)], [row])["refused"] == {
-        PROVINCE: "肉牛养殖项目3 已是省级，没有上级可推荐"
-    }
-    assert decide([choice("肉牛养殖项目3", True, "一档", False)], [row])["named"] == 1
+    # The province's round: its experts score project 3 on 11-15; its operator names it in the paused run.
+    write_xlsx(inbox / "吉林省-专家评分表.xlsx", _scores(3, [90] * 5, CITY_CRITERIA), SCORE_HEADERS)
+    outcome: dict[str, Any] = {}
+    runner, tag = run_tagged(lambda: october_review(today=dt.date(2022, 11, 15)), outcome)
+    paused = wait_for_pause(tag)
+    with session_scope() as session:
+        [proposed] = session.exec(select(NamedBase).where(NamedBase.unit_key == PROVINCE)).all()
+    assert (proposed.status, proposed.tier, proposed.total) == ("proposed", "一档", 97.0)  # 90 + 7
+    keyset = paused.state.state_details.run_input_keyset
+    schema = read_flow_run_input(keyset["schema"], flow_run_id=paused.id)
+    schema = json.loads(schema) if isinstance(schema, str) else schema
+    assert schema["properties"][f"tier_{proposed.id}"]["enum"] == ["", "一档", "二档"]
+    assert f"recommend_{proposed.id}" not in schema["properties"]  # the province names; nothing goes up
+    answer = {"approver": "省就业服务局 李四", f"name_{proposed.id}": True, f"tier_{proposed.id}": "一档"}
+    resume_flow_run(paused.id, run_input=answer | {f"reason_{proposed.id}": ""})
+    runner.join(timeout=120)
+    assert outcome["naming"]["approval"] == {"named": 1, "not_named": 0, "refused": {}}
     with session_scope() as session:
         named = session.exec(select(NamedBase).where(NamedBase.status == "named")).all()
-        provincial = session.exec(
-            select(ObligationInstance).where(ObligationInstance.obligation_key == "provincial_review")
-        ).one()
     assert sorted((b.unit_key, b.application_id, b.tier, b.amount_yuan) for b in named) == sorted(
         [
             (QIANAN, ids["肉牛养殖项目3"], "一档", 100000),
@@ -448,7 +440,10 @@ def test_3_6_named_bases_go_up_level_by_level_and_the_province_names_its_own(
             (PROVINCE, ids["肉牛养殖项目3"], "一档", 500000),
         ]
     )
-    assert (provincial.unit_key, provincial.status) == (PROVINCE, "submitted")
+    assert _review_obligation(PROVINCE, "provincial_review").status == "submitted"
+    # 松原市, which recommended it, hears that it was named a provincial base.
+    [told] = [m for m in outbox() if m.kind == "review_result" and m.step == "named"]
+    assert told.unit_key == SONGYUAN and "肉牛养殖项目3" in told.body and "省级" in told.body
 
 
 def test_2_assistance_workshops_are_counted_per_unit(review_env: dict[str, Any]) -> None:
@@ -491,13 +486,11 @@ def test_3_3_to_4_3_year_walk_a_county_project_from_admission_to_both_units_asse
     env: dict[str, Any], prefect_harness: None
 ) -> None:
     """The path end to end, as the notice has it, with the 2022 file's quotas (a county names 1):
-    07-04 乾安县's project is admitted to its pool (应收尽收); 10-20 its experts score it, the province
-    approves the naming in the paused run, and, meeting 松原市's bar, it is recommended (应推尽推) into
-    松原市's pool; 乾安县 owes 包保 by 10-27 (5 working days) and a visit in Q4 (enough of the quarter is
+    07-04 乾安县's project is admitted to its pool (应收尽收); 10-20 乾安县 files its naming list (its own
+    评审认定) and, meeting 松原市's bar, the base is recommended (应推尽推) into 松原市's pool; 乾安县 owes 包保 by 10-27 (5 working days) and a visit in Q4 (enough of the quarter is
     left); an operator names the leader on 10-24; the visit of 11-08 arrives 11-10; on 12-31 the base
     counts for 乾安县 and, with its counties, 松原市 (1 of a plan of 3), and 三送 reached it in both pools."""
     from openpyxl import load_workbook
-    from prefect.flow_runs import resume_flow_run
 
     from config import load_config
     from flows.assessment import annual_assessment
@@ -516,20 +509,10 @@ def test_3_3_to_4_3_year_walk_a_county_project_from_admission_to_both_units_asse
     write_xlsx(home / "inbox" / "pool_intake" / "乾安县-培育库申报表.xlsx", [application(1)])
     assert pool_intake(today=dt.date(2022, 7, 4))["pools"] == {"province": 0, "city": 0, "county": 1}
 
-    write_xlsx(home / "inbox" / "base_review" / "乾安县-专家评分表.xlsx", _scores(1, [85] * 5), SCORE_HEADERS)
-    result: dict[str, Any] = {}
-    runner, tag = run_tagged(lambda: october_review(today=dt.date(2022, 10, 20)), result)
-    paused = wait_for_pause(tag)
-    from tasks.review import waiting
-
-    [row] = waiting(load_config())
-    assert (row["name"], row["tier"], row["upper_bar"], row["recommend"]) == (True, "一档", "符合", True)
-    answer = {"approver": "省就业服务局 李四"} | {
-        f"{field}_{row['id']}": row[field] for field in ("name", "tier", "recommend")
-    }
-    resume_flow_run(paused.id, run_input=answer | {f"reason_{row['id']}": ""})
-    runner.join(timeout=120)
-    assert result["naming"]["approval"]["named"] == 1
+    # 乾安县's own 评审认定: it names the project (its quota is 1) and, meeting 松原市's bar, recommends it.
+    _namings(env, "乾安县-基地命名名单.xlsx", [_named(1, "一档", True)])
+    result = october_review(today=dt.date(2022, 10, 20))
+    assert result["intake"]["naming_list"][0]["named"] == 1 and "naming" not in result
     with session_scope() as session:
         [rec] = session.exec(select(Recommendation)).all()
         apps, _ = load_pool(session, 2022)
