@@ -9,9 +9,11 @@ campaign run FLOW [--today D] [--dry-run] [--year Y]
 campaign record OBLIGATION UNIT --by NAME [--on D] [--file F] [--note N]
 campaign status OBLIGATION [--today D]
 campaign template [--sheet S] [PATH] write a blank workbook: pool (default), standards, visits, postings, trainings,
-                                     funds, scores, publicity, income
+                                     funds, scores, namings, publicity, income, registry
 campaign intake FILE [--sheet S] [--json] [--today D]
                                      take in one workbook now; --json prints the summary
+campaign import-registry FILE [--today D]
+                                     a first year: the province's list of earlier years' pool and bases
 campaign assign PROJECT_ID LEADER --by NAME [--title T] [--unit U]
                                      name a recommended project's 包保 leader
 campaign backup [--to DIR]           the database, archive and reports in one dated .tar.gz
@@ -44,7 +46,18 @@ from config.errors import CampaignError
 from config.flows import RUNNABLE
 
 RUNS_FLOWS = ("run", "record", "intake", "assign", "deliver", "demo")  # these need a Prefect API to run flows
-SHEETS = ("pool", "standards", "visits", "postings", "trainings", "funds", "scores", "publicity", "income")
+SHEETS = (
+    "pool",
+    "standards",
+    "visits",
+    "postings",
+    "trainings",
+    "funds",
+    "scores",
+    "namings",
+    "publicity",
+    "income",
+)
 
 
 def _date(text: str) -> dt.date:
@@ -55,7 +68,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from config import load_config
     from config.schema import resolve_path
     from models.deadlines import campaign_window
-    from models.review import plan_gaps
+    from models.review import plan_gaps, plan_reach
     from models.rollover import REVIEW_MARK, year_holidays
 
     cfg = load_config(args.year)
@@ -67,9 +80,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"注意：{campaign.quotas.note}")
     if campaign.review is not None and campaign.quotas.by_level:
         gaps = plan_gaps(cfg.units, campaign.review, campaign.quotas)
-        print("建设计划与命名名额：" + ("一致" if not gaps else f"不一致（{len(gaps)} 处）"))
+        print("建设计划与命名名额：" + ("各级名额与计划一致" if not gaps else f"不一致（{len(gaps)} 处）"))
         for gap in gaps:
             print(f"  {gap}")
+        for line in plan_reach(
+            cfg.units, campaign.review, campaign.quotas, _earlier_city_bases(campaign.year)
+        ):
+            print(line)
     if campaign.pool is not None:
         _check_filed_standards(cfg)
     _check_shared_folders()
@@ -105,6 +122,21 @@ def cmd_check(args: argparse.Namespace) -> int:
         else:
             print(f"注意：{year} 年的节假日与调休尚无数据，该年日期按周末计算", file=sys.stderr)
     return 0
+
+
+def _earlier_city_bases(year: int) -> dict[str, int]:
+    """From the registry, if the database exists: per city, its earlier bases the province may name."""
+    import sqlalchemy as sa
+
+    from models.db import session_scope
+    from tasks.registry import earlier_city_bases
+
+    try:
+        with session_scope() as session:
+            return earlier_city_bases(session, year)
+    except sa.exc.SQLAlchemyError:
+        print("往年基地登记：数据库尚未建立，按无往年市级基地计算")
+        return {}
 
 
 def _check_filed_standards(cfg: Any) -> None:
@@ -178,7 +210,56 @@ def cmd_new_year(args: argparse.Namespace) -> int:
     print(
         f"已生成 {target}（底稿：{source_year}.yaml）。请核对标有“待审核”的值，然后运行 campaign check --year {args.year}"
     )
+    _print_registry(args.year)
     return 0
+
+
+def _print_registry(year: int) -> None:
+    """What the standing registry carries into `year` (nothing is copied: every year reads it)."""
+    import sqlalchemy as sa
+
+    from models.db import session_scope
+    from tasks.registry import registry_summary, summary_text
+
+    try:
+        with session_scope() as session:
+            print(summary_text(registry_summary(session, year), year))
+    except sa.exc.SQLAlchemyError:
+        print("培育库与基地登记：数据库尚未建立（首个年度可用 campaign import-registry 导入往年名录）")
+
+
+def cmd_import_registry(args: argparse.Namespace) -> int:
+    from flows.dated import campaign_for
+    from models.clock import moment
+    from models.db import migrate, session_scope
+    from tasks.registry import import_registry
+    from tasks.sync import sync_hierarchy
+
+    path = args.file.resolve()
+    if not path.is_file():
+        print(f"{args.file}: 文件不存在", file=sys.stderr)
+        return 2
+    cfg, today = campaign_for("campaign import-registry", args.today, None)
+    migrate()
+    with session_scope() as session:
+        sync_hierarchy(session, cfg)
+    summary = import_registry(cfg, path, moment(today, cfg.campaign))
+    if summary.get("refused"):
+        print(f"未受理：{summary['refused']}")
+        return 1
+    if summary.get("duplicate_file"):
+        print(f"此文件已于 {summary['first_received_at']} 导入，未重复处理")
+        return 0
+    print(
+        f"已导入 {summary['rows_read']} 行：新登记项目 {summary['new']}，更新 {summary['updated']}，"
+        f"命名基地 {summary['bases']}，逐级推荐记录 {summary['recommended']}，有误 {summary['rejected']}"
+    )
+    for error in summary["errors"]:
+        print(f"  第 {error['row']} 行 {error['column']}：{error['reason']}（{error['value']}）")
+    if summary.get("error_workbook"):
+        print(f"错误清单：{summary['error_workbook']}")
+    _print_registry(cfg.campaign.year)
+    return 1 if summary["rejected"] else 0
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -306,7 +387,7 @@ def _record_sheet(name: str) -> tuple[object, Callable[..., Any]]:
     from tasks.assessment import income_intake
     from tasks.funds import fund_intake
     from tasks.publicity import publicity_intake
-    from tasks.review import score_intake
+    from tasks.review import naming_intake, score_intake
     from tasks.standards import standards_intake
     from tasks.trainings import training_intake
     from tasks.visits import posting_intake, visit_intake
@@ -319,6 +400,7 @@ def _record_sheet(name: str) -> tuple[object, Callable[..., Any]]:
         "trainings": (training_intake, half_year_training),
         "funds": (fund_intake, funds_tracking),
         "scores": (score_intake, lambda **run: october_review(**run, approve=False)),
+        "namings": (naming_intake, lambda **run: october_review(**run, approve=False)),
         "publicity": (publicity_intake, publicity),
         "income": (income_intake, annual_assessment),
     }[name]
@@ -333,6 +415,14 @@ def cmd_template(args: argparse.Namespace) -> int:
 
     cfg = load_config()
     year = cfg.campaign.year
+    if args.sheet == "registry":  # the province's own, once: not a sheet bureaus send
+        from tasks.registry import registry_intake
+        from tasks.workbooks import write_template
+
+        sheet = registry_intake(cfg).sheet
+        target = args.path or get_settings().reports / str(year) / f"{year}年{sheet.title}（模板）.xlsx"
+        print(f"模板已生成：{write_template(target, sheet, year, None)}")
+        return 0
     title = SHEETS[args.sheet].make(cfg).sheet.title
     path = blank_template(
         cfg, args.sheet, args.path or get_settings().reports / str(year) / f"{year}年{title}（模板）.xlsx"
@@ -589,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_status)
     p = sub.add_parser("template", help="write a blank workbook for bureaus to fill in")
     p.add_argument("path", nargs="?", type=Path)
-    p.add_argument("--sheet", choices=SHEETS, default="pool")
+    p.add_argument("--sheet", choices=(*SHEETS, "registry"), default="pool")
     p.set_defaults(fn=cmd_template)
     p = sub.add_parser("intake", help="take in one workbook now")
     p.add_argument(
@@ -599,6 +689,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--today", type=_date)
     p.set_defaults(fn=cmd_intake)
+    p = sub.add_parser("import-registry", help="a first year: import earlier years' pool and bases")
+    p.add_argument("file", type=Path, help="XLSX or CSV of the 往年培育库及基地名录 template")
+    p.add_argument("--today", type=_date)
+    p.set_defaults(fn=cmd_import_registry)
     p = sub.add_parser("assign", help="name a recommended project's 包保 leader")
     p.add_argument("project_id", type=int, help="the project's 编号 (see the leaders-pending artifact)")
     p.add_argument("leader")

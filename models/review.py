@@ -237,6 +237,44 @@ def plan_gaps(units: Iterable[Unit], review: ReviewRules, quotas: Quotas) -> lis
     return gaps
 
 
+def plan_reach(
+    units: Iterable[Unit], review: ReviewRules, quotas: Quotas, earlier_city_bases: Mapping[str, int]
+) -> list[str]:
+    """What the year's namings can really add to the plan (一 "年内计划建设…120个"), in words.
+
+    A year counts each base once, at its highest level among that year's namings (models/assessment):
+    a city's naming of a county base of the same year, or the province's of a city base of the same
+    year, adds nothing. So the provincial quota adds to the total only by naming city bases of earlier
+    years (`earlier_city_bases`: per city, those not yet provincial), and each city can reach its own
+    quota plus its counties' plus what the province names from its earlier bases.
+    """
+    units = list(units)
+    room = naming_room(units, review)
+    earlier = sum(earlier_city_bases.values())
+    province = min(room.get(Level.province, 0), earlier)
+    reach = room.get(Level.county, 0) + room.get(Level.city, 0) + province
+    lines = [
+        f"建设计划 {quotas.total} 个，按命名名额最多可达 {reach} 个（县级 {room.get(Level.county, 0)}、"
+        f"市级 {room.get(Level.city, 0)}、省级 {province}）"
+    ]
+    if province < room.get(Level.province, 0):
+        lines.append(
+            f"  省级名额 {room.get(Level.province, 0)} 个：同一年内逐级命名的基地只按最高层级计一次，省级基地须从往年"
+            f"市级基地中命名才计入新增，登记库中可供省级评审的往年市级基地 {earlier} 个"
+        )
+    for city in (u for u in units if u.key in quotas.by_city):
+        local = quota_of(review, city.key, city.level) + sum(
+            quota_of(review, u.key, u.level) for u in units if u.reports_to == city.key
+        )
+        can = local + earlier_city_bases.get(city.key, 0)
+        if can < quotas.by_city[city.key]:
+            lines.append(
+                f"  {city.name}：计划 {quotas.by_city[city.key]} 个，最多可达 {can} 个（市县两级命名名额 {local} 个，"
+                f"往年市级基地 {earlier_city_bases.get(city.key, 0)} 个可供省级命名）"
+            )
+    return lines
+
+
 # ------------------------------------------------------------------ a city's or county's own naming
 NAMING_LIST = "基地命名名单"
 

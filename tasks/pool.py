@@ -68,6 +68,16 @@ def _context(session: Session, cfg: CampaignConfig, sender: Unit, on: dt.date) -
     )
 
 
+def masked(apps: pd.DataFrame) -> pd.DataFrame:
+    """The applications with their ID and phone numbers masked, as they are stored (vectorised)."""
+    apps = apps.copy()
+    apps["leader_id_masked"] = apps["leader_id"].str.slice_replace(6, -4, "*" * 8)
+    apps["phone_masked"] = apps["phone"].str.slice_replace(3, -4, "****")  # mobiles, in one pass
+    landline = apps["phone"].str.startswith("0")  # the few landlines keep their area code
+    apps.loc[landline, "phone_masked"] = apps.loc[landline, "phone"].map(mask_phone)
+    return apps
+
+
 def _store(session: Session, req: StoreRequest) -> Stored:
     """Judge admission, tilts and priority, then insert new applications and update changed ones."""
     cfg = req.cfg
@@ -75,10 +85,7 @@ def _store(session: Session, req: StoreRequest) -> Stored:
     apps = derive(
         req.rows, rules, Hierarchy.of(cfg.units), rules.years_operating_on or req.ctx.application_date
     )
-    apps["leader_id_masked"] = apps["leader_id"].str.slice_replace(6, -4, "*" * 8)
-    apps["phone_masked"] = apps["phone"].str.slice_replace(3, -4, "****")  # mobiles, in one pass
-    landline = apps["phone"].str.startswith("0")  # the few landlines keep their area code
-    apps.loc[landline, "phone_masked"] = apps.loc[landline, "phone"].map(mask_phone)
+    apps = masked(apps)
     counts, written = upsert_changed(
         session,
         PoolApplication,

@@ -158,7 +158,9 @@ def _store_namings(session: Session, req: StoreRequest) -> Stored:
             "status": BaseStatus.named.value,
             "tier": rows["tier"],
             "amount_yuan": rows["tier"].map(amounts).fillna(0.0).astype(float),
-            "recommended_to": recommend.map({True: upper, False: None}),
+            "recommended_to": pd.Series(
+                [upper if r else None for r in recommend], index=rows.index, dtype=object
+            ),
             "decree_no": rows["decree_no"].str.strip(),
             "kept_reason": rows["kept_reason"].fillna("").str.strip().where(~recommend, ""),
             "reason": "",

@@ -283,13 +283,25 @@ def test_2_naming_quotas_are_checked_against_the_plan_of_120(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """一 "年内计划建设省、市、县三级…基地120个". The 2022 file's quotas (示意) name exactly the plan: the
-    province 27, the 11 city-level units 3 each (长春市 4) = 34, the 59 counties 1 each = 59. Raising the
-    counties' quota to 2 names 118 against a plan of 59, and 长春市 with its 11 districts and counties
-    4 + 22 = 26 against its 18."""
+    province 27, the 11 city-level units 3 each (长春市 4) = 34, the 59 counties 1 each = 59. But a year
+    counts each base once, at its highest level of that year: with no earlier city bases on record the
+    provincial round adds none, so 59 + 34 = 93 is what 2022 can reach, and each city its own quota and
+    its counties' (松原市 3 + 5 = 8 of 11, 长春市 4 + 11 = 15 of 18, 梅河口市 and 长白山 3 of 6). Raising
+    the counties' quota to 2 names 118 against a plan of 59, and 长春市 with its 11 districts and
+    counties 4 + 22 = 26 against its 18."""
     from flows.cli import main
 
     assert main(["check", "--year", "2022"]) == 0
-    assert "建设计划与命名名额：一致" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "建设计划与命名名额：各级名额与计划一致" in out
+    assert "建设计划 120 个，按命名名额最多可达 93 个（县级 59、市级 34、省级 0）" in out
+    for line in (
+        "松原市：计划 11 个，最多可达 8 个",
+        "长春市：计划 18 个，最多可达 15 个",
+        "梅河口市：计划 6 个，最多可达 3 个",
+        "长白山管委会：计划 6 个，最多可达 3 个",
+    ):
+        assert line in out, line
 
     config = _copy_config(tmp_path, monkeypatch)
     edit_yaml(config / "campaigns" / "2022.yaml", lambda d: d["review"]["naming_quota"].update(county=2))
@@ -297,6 +309,6 @@ def test_2_naming_quotas_are_checked_against_the_plan_of_120(
     out = capsys.readouterr().out
     assert "县级：计划 59 个，命名名额合计 118 个，超出计划 59 个" in out
     assert "长春市：计划 18 个，市县两级命名名额合计 26 个，超出计划" in out
-    assert "梅河口市：" not in out  # no counties: 3 of its 6
+    assert "梅河口市：计划 6 个，市县两级命名名额合计" not in out  # no counties: 3 of its 6
     assert "合计：计划 120 个，命名名额合计 179 个" in out
     assert "省级：" not in out
