@@ -161,9 +161,10 @@ def test_3_3_no_application_enters_the_provincial_pool_straight(cfg) -> None:  #
         [True, "city", "220700"],
         [True, "city", "220581"],
     ]
-    assert apps["admission_note"].tolist() == [
-        "省级培育库只收经市级评审命名后逐级推荐的项目，按市级培育库审核"
-    ] * 2
+    assert (
+        apps["admission_note"].tolist()
+        == ["省级培育库只收经市级评审命名后逐级推荐的项目，按市级培育库审核"] * 2
+    )
 
 
 def test_id_numbers_of_places_missing_from_stdnums_table_are_accepted() -> None:
