@@ -48,7 +48,7 @@ from models.clock import local_today
 from models.privacy import mask_personal_data
 from portal import pages
 from tasks.auth import operator_login
-from tasks.catalog import SHEETS, Drop
+from tasks.catalog import SHEETS, Drop, sheet_intakes
 from tasks.intake_requests import request_intake, sweep
 from tasks.links import Holder, holder_of, secret_key
 from tasks.uploads import Spool, TooLarge, receipt, store_upload
@@ -242,7 +242,7 @@ def unit_page(request: Request, viewer: Viewer) -> Response:
         owed=pages.owed(cfg, unit, today),
         sent=pages.sent(cfg, unit),
         counties=pages.counties(cfg, unit, today),
-        sheets={name: SHEETS[name] for name in SHEETS},
+        sheets={name: intake.sheet.title for name, intake in sheet_intakes(cfg).items()},
         notice=notice[:200],
         closed=pages.closed_text(cfg, today),
         max_mb=get_settings().max_upload_mb,

@@ -28,6 +28,7 @@ from tasks.artifacts import markdown_table, report_link
 from tasks.charts import heat_map
 from tasks.inbox import open_faults
 from tasks.links import operator_page_url
+from tasks.review import kept_back
 from tasks.unit_of_work import task
 from tasks.workbooks import write_report
 
@@ -238,6 +239,16 @@ def publish_overview(cfg: CampaignConfig, today: dt.date) -> dict[str, Any]:
             "",
             markdown_table(pd.DataFrame(faults)),
         ]
+    if cfg.campaign.review is not None:
+        with session_scope() as session:
+            kept = kept_back(session, cfg)
+        if not kept.empty:
+            lines += [
+                "",
+                f"**应推尽推：符合上级入库条件而未推荐的命名基地**：{len(kept)} 个（理由由命名单位填写）",
+                "",
+                markdown_table(kept),
+            ]
     if chart is not None:
         png = chart.read_bytes()
         lines += ["", "### 热力图", ""]

@@ -644,6 +644,23 @@ def _result_messages(
     return out
 
 
+def kept_back(session: Session, cfg: CampaignConfig) -> pd.DataFrame:
+    """三(三) 应推尽推: the year's named bases that meet the upper pool's bar and were not recommended,
+    with the naming unit's reason (the overview lists them for the province)."""
+    frame = _named_frame(session, cfg.campaign.year)
+    kept = frame[(frame["status"] == BaseStatus.named) & (frame["kept_reason"] != "")]
+    names = {u.key: u.name for u in cfg.units}
+    upper = {u.key: names.get(u.reports_to or "", "") for u in cfg.units}
+    return pd.DataFrame(
+        {
+            "命名单位": kept["unit_key"].map(names),
+            "项目名称": kept["project"],
+            "符合入库条件的上级": kept["unit_key"].map(upper),
+            "未推荐理由": kept["kept_reason"],
+        }
+    )
+
+
 # ------------------------------------------------------------------ artifacts
 @task(name="publish-review", description="发布基地评审排名与命名结果", cache_policy=NO_CACHE)
 def publish_review(cfg: CampaignConfig, today: dt.date) -> dict[str, int]:

@@ -435,3 +435,48 @@ def test_a_file_named_like_a_placeholder_gets_no_one_elses_link_and_stops_no_del
         assert "[[unit-page:" in text.split("本单位办理页面")[0]
         assert re.findall(r"/u/[A-Za-z0-9_-]+", text) == [path]
     assert "长岭县" in client.get(_link(CHANGLING)).text  # 长岭县's link is still only in its own messages
+
+
+def test_3_6_a_county_files_its_naming_list_on_its_page(
+    started: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """三(六) 市县 decide their own 评审认定: 乾安县's page offers the 基地命名名单 under 市县评审 (its
+    template too); the list it uploads is taken in by the review's run and meets the obligation."""
+    from flows.pool import pool_intake
+    from flows.review import october_review
+
+    inbox = Path(str(started["home"])) / "inbox" / "pool_intake"
+    write_xlsx(inbox / "乾安县-培育库申报表.xlsx", [application(1)])
+    pool_intake(today=dt.date(2022, 7, 5), approve=False)
+    october_review(today=dt.date(2022, 9, 1), approve=False)  # the review's kickoff
+    monkeypatch.setattr("portal.app._today", lambda cfg: dt.date(2022, 10, 20))
+    client = _client()
+    path = _link(QIANAN)
+    html = client.get(path).text
+    assert "上传表格（基地命名名单）" in html and f"{path}/template/namings" in html
+    template = load_workbook(io.BytesIO(client.get(f"{path}/template/namings").content))
+    headers = [c.value for c in template.worksheets[0][1]]
+    assert headers[:6] == ["项目名称", "统一社会信用代码", "档次", "命名文件文号", "推荐上级", "不推荐理由"]
+    book = tmp_path / "名单.xlsx"
+    write_xlsx(
+        book,
+        [
+            {
+                "项目名称": "肉牛养殖项目1",
+                "统一社会信用代码": application(1)["统一社会信用代码"],
+                "档次": "一档",
+                "命名文件文号": "乾人社发〔2022〕8号",
+                "推荐上级": "是",
+                "不推荐理由": "",
+            }
+        ],
+        headers[:6],
+    )
+    sent = _upload(
+        client, path, html, "命名名单.xlsx", book.read_bytes(), folder="naming_list", obligation="base_review"
+    )
+    assert sent.status_code == 200, sent.text
+    october_review(today=dt.date(2022, 10, 20), approve=False)  # what the upload's trigger runs
+    [result] = client.get(f"{path}/status").json()
+    assert (result["state"], result["result"]) == ("accepted", "已受理：读取 1 行，全部通过")
+    assert "已完成" in client.get(path).text.split("市县两级基地评审认定")[1].split("</li>")[0]

@@ -63,6 +63,9 @@ def _owed(obligation: str) -> set[tuple[str, str, str, dt.date]]:
 def test_two_years_the_registry_carries_and_each_level_names_its_own(
     env: dict[str, Any], prefect_harness: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
     from config import load_config
     from flows.assessment import annual_assessment
     from flows.cli import main
@@ -175,10 +178,18 @@ def test_two_years_the_registry_carries_and_each_level_names_its_own(
         [_named(3, "一档", True), _named(4, "二档", False, "项目负责人申请本年度暂不推荐")],
         NAMING_HEADERS,
     )
-    october_review(today=dt.date(2022, 10, 28), approve=False)
+    state = october_review(today=dt.date(2022, 10, 28), approve=False, return_state=True)
     [to_city] = [m for m in outbox() if m.kind == "review_result" and m.unit_key == SONGYUAN]
     assert "肉牛养殖项目3" in to_city.body
     assert "肉牛养殖项目4（乾安县兴农合作社4）：项目负责人申请本年度暂不推荐" in to_city.body
+    with get_client(sync_client=True) as client:  # and the province sees it in the overview
+        [overview] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["campaign-overview"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            )
+        )
+    assert "| 乾安县 | 肉牛养殖项目4 | 松原市 | 项目负责人申请本年度暂不推荐 |" in str(overview.data)
     # 10-31 is met by the naming list: on 11-01 松原市 and 长岭县 (no list) are overdue, 乾安县 is not.
     october_review(today=dt.date(2022, 11, 1), approve=False)
     overdue = {m.unit_key for m in outbox() if m.kind == "overdue" and ":base_review:" in m.dedupe_key}
