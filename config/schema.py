@@ -294,8 +294,9 @@ class PoolRules(Frozen):
     admission: dict[Level, AdmissionBar]  # the level's default bar
     unit_admission: dict[str, AdmissionBar] = {}  # a unit's own filed bar (may be lower than its level's)
     poverty_employment_min_jobs: int = Field(default=5, ge=1)
-    # Years of operation are measured on the application date (三(六) "申请日"), the same for every
-    # file of the year; None: on the day each file arrives.
+    # 三(三) the pool takes applications all year: years of operation are measured on the day each file
+    # arrives. A year whose notice fixes one day for the pool sets it here. (The review's 申请日 of 三(六)
+    # is `review.application_date`, not this.)
     years_operating_on: dt.date | None = None
     key_counties: tuple[str, ...] = ()
     key_counties_note: str = ""
@@ -381,6 +382,9 @@ class ReviewRules(Frozen):
     illustrative: bool = False
     note: str = ""
     plan_obligation: str  # the staged review plan (分阶段评审方案), filed as documents
+    # 三(六) "市县两级基地评审项目申请日": the reviewed projects' years of operation are measured on it.
+    # None: the end of `application_window` (Campaign.application_date).
+    application_date: dt.date | None = None
     scores_obligation: str  # the review itself, evidenced by the expert score sheets
     # The province's own round (一 "省、市、县三级"): it reviews and names provincial bases from the
     # projects the cities recommended, on the same score sheet, later in the year. None: no such round.
@@ -541,6 +545,13 @@ class Campaign(Frozen):
         if unknown:
             raise ValueError(f"illustrative_values name no value in this file: {', '.join(unknown)}")
         return self
+
+    @property
+    def application_date(self) -> dt.date:
+        """三(六) the review's 申请日: the day its applicants' years of operation are measured on."""
+        if self.review is not None and self.review.application_date is not None:
+            return self.review.application_date
+        return self.application_window.end
 
     def obligation(self, key: str) -> Obligation:
         for ob in self.obligations:

@@ -82,6 +82,7 @@ def _store(session: Session, req: StoreRequest) -> Stored:
     """Judge admission, tilts and priority, then insert new applications and update changed ones."""
     cfg = req.cfg
     rules = admission_rules(session, cfg, pool_rules(cfg))  # each unit's filed bar in force
+    # 三(三) rolling intake: judged on the day the file arrives (三(六)'s 申请日 is the review's)
     apps = derive(
         req.rows, rules, Hierarchy.of(cfg.units), rules.years_operating_on or req.ctx.application_date
     )

@@ -545,12 +545,16 @@ def test_cli_intake_prints_every_error_as_json(
     assert "肉牛养殖项目99" not in applications()
 
 
-def test_3_6_years_of_operation_are_measured_on_the_application_date(env: dict[str, object]) -> None:
-    """三(六) "2022年市县两级基地评审项目申请日为2022年5月31日": years of operation count to 2022-05-31,
-    not to the day the file arrives (2022-07-05). The county bar is 1 year (2022 file, 示意).
+def test_3_3_the_rolling_pool_measures_years_of_operation_on_the_day_a_file_arrives(
+    env: dict[str, object],
+) -> None:
+    """三(三) the pool takes applications all year ("广泛收入"): an application's years of operation count to
+    the day its file arrives. The 申请日 of 三(六) ("2022年市县两级基地评审项目申请日为2022年5月31日") is
+    the review's, not the pool's. The county bar is 1 year (2022 file, 示意).
 
-    Project A, founded 2021-06-01: 364 days on 05-31, under a year (on 07-05 it would be 399 days).
-    Project B, founded 2021-05-01: 395 days on 05-31. B's landline keeps its area code when masked."""
+    Project A, founded 2021-06-01, arrives 2022-07-05: 399 days, admitted (on 05-31 it would have been
+    364). Project B, founded 2021-07-10: 360 days on 07-05, refused; resubmitted on 2022-12-05 (513 days)
+    it is admitted. B's landline keeps its area code when masked."""
     from config import load_config
     from tasks.pool import take_in_workbook
     from tasks.sync import sync_hierarchy
@@ -558,25 +562,43 @@ def test_3_6_years_of_operation_are_measured_on_the_application_date(env: dict[s
     cfg = load_config()
     with session_scope() as session:
         sync_hierarchy(session, cfg)
-    rows = [
-        application(1, **{"所在县（市、区）": "农安县", "成立日期": "2021-06-01", "项目名称": "项目A"}),
-        application(
-            2,
-            **{
-                "所在县（市、区）": "农安县",
-                "成立日期": "2021-05-01",
-                "项目名称": "项目B",
-                "联系电话": "0431-85123456",
-            },
-        ),
-    ]
-    path = write_xlsx(inbox(env) / "农安县-培育库申报表.xlsx", rows)
+    a = application(1, **{"所在县（市、区）": "农安县", "成立日期": "2021-06-01", "项目名称": "项目A"})
+    b = application(
+        2,
+        **{
+            "所在县（市、区）": "农安县",
+            "成立日期": "2021-07-10",
+            "项目名称": "项目B",
+            "联系电话": "0431-85123456",
+        },
+    )
+    path = write_xlsx(inbox(env) / "农安县-培育库申报表.xlsx", [a, b])
     summary = take_in_workbook(cfg, path, dt.datetime(2022, 7, 5, 1, 0, tzinfo=dt.UTC))
     assert summary["rejected"] == 0
     stored = applications()
-    assert stored["项目A"].admitted is False and "经营" in stored["项目A"].admission_note
-    assert stored["项目B"].admitted is True
+    assert stored["项目A"].admitted is True
+    assert stored["项目B"].admitted is False and "经营年限" in stored["项目B"].admission_note
     assert stored["项目B"].phone_masked == "0431-****3456"
+
+    again = write_xlsx(inbox(env) / "农安县-培育库申报表-12月.xlsx", [b])
+    take_in_workbook(cfg, again, dt.datetime(2022, 12, 5, 1, 0, tzinfo=dt.UTC))
+    assert applications()["项目B"].admitted is True
+
+
+def test_3_6_the_application_date_belongs_to_the_review() -> None:
+    """三(六) "2022年市县两级基地评审项目申请日为2022年5月31日，申报单位需提供2021年6月1日至2022年5月31日
+    期间的相关材料": the review measures its applicants on 2022-05-31; the 2022 file sets no day for the
+    pool, which judges each application on the day it arrives."""
+    from config import load_config
+
+    campaign = load_config(2022).campaign
+    assert campaign.review is not None and campaign.review.application_date == dt.date(2022, 5, 31)
+    assert campaign.application_date == dt.date(2022, 5, 31)
+    assert (campaign.application_window.start, campaign.application_window.end) == (
+        dt.date(2021, 6, 1),
+        dt.date(2022, 5, 31),
+    )
+    assert campaign.pool is not None and campaign.pool.years_operating_on is None
 
 
 def test_3_3_an_export_of_the_employment_information_system_is_read_through_the_configured_mapping(
