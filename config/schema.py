@@ -226,7 +226,8 @@ class Obligation(Frozen):
     reminders: ReminderPolicy | None = None  # None: the campaign's policy
     escalate: bool = True
     # Levels whose count is only a principle (三(四) 县级"原则上不少于1次"): reminded before the due date
-    # and listed as late in the status tables, but neither told they are overdue nor escalated.
+    # and listed as late in the status tables, but neither told they are overdue nor escalated, nor
+    # counted in the assessment's 服务基地.
     principle_only: tuple[Level, ...] = ()
     kickoff_notice: bool = True  # False: the event that starts it already told the unit (e.g. 包保)
 

@@ -11,7 +11,8 @@ computed from the city's totals, so a rate is never averaged over counties:
 | poverty_jobs       | jobs of people lifted out of poverty        | ÷ the best city's                        |
 | income_growth      | employees' average income, last year, this  | growth rate ÷ the best city's (≥ 0)      |
 | funds              | allocated, arrived, executed (all sources)  | mean of arrival and execution rate, ≤ 1  |
-| services           | service obligations due, met; pool projects, | mean of met ÷ due and served ÷ pool      |
+| services           | service obligations due, met (a level's     | mean of met ÷ due and served ÷ pool      |
+|                    | "原则上" ones left out); pool projects,      |                                          |
 |                    | those served (visit, posting or training)   |                                          |
 | publicity          | publicity obligations due, met              | met ÷ due                                |
 
@@ -23,7 +24,7 @@ city that owed nothing all year has nothing to lose and keeps the indicator's fu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,7 +138,7 @@ MEASURES: dict[Measure, MeasureSpec] = {
             + " / "
             + f["pool_projects"].astype(int).astype(str)
         ),
-        "包保、走访、培训应完成事项；三送覆盖全部入库项目",
+        "包保、走访、培训应完成事项（“原则上”的不计）；三送覆盖全部入库项目",
     ),
     Measure.publicity: MeasureSpec(
         {"publicity_due": "应完成宣传事项", "publicity_met": "已完成宣传事项"},
@@ -149,6 +150,25 @@ MEASURES: dict[Measure, MeasureSpec] = {
     ),
 }
 COMPONENTS = [c for spec in MEASURES.values() for c in spec.components]
+
+
+def duties_counted(
+    rows: pd.DataFrame, principle_only: Mapping[str, Collection[str]], prefix: str
+) -> pd.DataFrame:
+    """Per unit, the duties an indicator counts, from `rows` (unit_key, obligation_key, due, met: one row
+    per unit and obligation). A duty that is only a principle for the unit (`principle_only`: obligation
+    key -> unit keys; 三(四) 县级"原则上不少于1次") is reminded, never scored: left out whether met or not.
+    Returns `<prefix>_due` and `<prefix>_met` by unit_key."""
+    columns = [f"{prefix}_due", f"{prefix}_met"]
+    if rows.empty:
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="unit_key"))
+    pairs = {(key, unit) for key, units in principle_only.items() for unit in units}
+    principle = pd.Series(
+        [(k, u) in pairs for k, u in zip(rows["obligation_key"], rows["unit_key"], strict=True)],
+        index=rows.index,
+    )
+    kept = rows[~principle]
+    return kept.groupby("unit_key")[["due", "met"]].sum().set_axis(columns, axis=1)
 
 
 def city_totals(figures: pd.DataFrame, plan: dict[str, int]) -> pd.DataFrame:

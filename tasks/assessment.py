@@ -25,6 +25,7 @@ from models.assessment import (
     NOT_DUE_LABEL,
     bases_counted,
     city_totals,
+    duties_counted,
     full_marks,
     level_plan,
     score,
@@ -129,17 +130,23 @@ def gather_figures(session: Session, cfg: CampaignConfig, as_of: dt.date) -> pd.
     ob = ObligationInstance.__table__  # type: ignore[attr-defined]
 
     def met(keys: tuple[str, ...], prefix: str) -> pd.DataFrame:
-        return query_frame(
+        rows = query_frame(
             session,
             sa.select(
                 ob.c.unit_key,
+                ob.c.obligation_key,
                 sa.func.count(),
                 sa.func.sum(sa.case((ob.c.status == ObligationStatus.submitted.value, 1), else_=0)),
             )
             .where(ob.c.year == year, ob.c.obligation_key.in_(keys), ob.c.due_on <= as_of)
-            .group_by(ob.c.unit_key),
-            ["unit_key", f"{prefix}_due", f"{prefix}_met"],
-        ).set_index("unit_key")
+            .group_by(ob.c.unit_key, ob.c.obligation_key),
+            ["unit_key", "obligation_key", "due", "met"],
+        )
+        principle = {
+            key: [u.key for u in cfg.units if u.level in cfg.campaign.obligation(key).principle_only]
+            for key in keys
+        }
+        return duties_counted(rows, principle, prefix)
 
     parts = [
         named,

@@ -271,11 +271,12 @@ def test_assessment_figures_match_a_hand_computation_and_the_workbook(year: dict
     poverty = {SONGYUAN: 8 + 12, CHANGCHUN: 8}
     growth = {SONGYUAN: (33000 + 36000 - 60000) / 60000, CHANGCHUN: (31500 - 30000) / 30000}
     funds_rate = (150 / 150 + 130 / 150) / 2  # arrival 150/150, execution (80 + 50)/150; 长春市 none
-    # Duties: entrepreneur H2 + agri-tech per unit, 乾安县's and 松原市's met. 三送 coverage (三(四) "涵盖本级
-    # 全部入库项目"): 乾安县's pool of 2 has project 1 served by its training; 农安县's 1 none. Equal weight.
+    # Duties: entrepreneur H2 per unit, agri-tech per city (the counties' is 原则上, not scored), 乾安县's
+    # and 松原市's met. 三送 coverage (三(四) "涵盖本级全部入库项目"): 乾安县's pool of 2 has project 1
+    # served by its training; 农安县's 1 none. Equal weight.
     services = {
-        SONGYUAN: (2 / 6 + 1 / 2) / 2,
-        CHANGCHUN: (0 / 4 + 0 / 1) / 2,
+        SONGYUAN: (2 / 4 + 1 / 2) / 2,
+        CHANGCHUN: (0 / 3 + 0 / 1) / 2,
     }
     expected = {
         SONGYUAN: {
@@ -331,7 +332,7 @@ def test_assessment_figures_match_a_hand_computation_and_the_workbook(year: dict
     assert levels == [("省级", 0, 0, "—"), ("市级", 2, 0, "0.0%"), ("县级", 4, 3, "75.0%")]
     songyuan_s = city_row(book, "服务基地", "松原市")
     assert (songyuan_s["入库项目"], songyuan_s["已服务入库项目"]) == (2, 1)
-    assert songyuan_s["完成情况"] == "事项 2 / 6，三送覆盖 1 / 2"
+    assert songyuan_s["完成情况"] == "事项 2 / 4，三送覆盖 1 / 2"
     songyuan_f = city_row(book, "资金到位和执行", "松原市")
     assert songyuan_f["其中因素法下达（万元）"] == 50 and songyuan_f["下达（万元）"] == 150
     assert songyuan_f["完成情况"] == "到位率 100.0%，执行率 86.7%"
@@ -362,6 +363,27 @@ def test_assessment_figures_match_a_hand_computation_and_the_workbook(year: dict
             select(ObligationInstance).where(ObligationInstance.obligation_key == "annual_assessment")
         ).one()
     assert (done.unit_key, done.status) == (PROVINCE, "submitted")
+
+
+def test_3_4_a_county_without_agri_tech_training_keeps_its_service_points(year: dict[str, Any]) -> None:
+    """三(四) "对同类创业项目每年组织农技工培训，市级不少于2次，县级原则上不少于1次": the county's is a
+    principle to remind about, not a minimum. 乾安县 and 长岭县 held no agri-tech training all year and
+    lose nothing in 服务基地; 长春市 held none of its 2 and does. 松原市's duties: the 创业者培训 of
+    2022-H2 of 松原市, 乾安县 and 长岭县, and 松原市's own 农技培训 = 4; met: 乾安县's 创业者培训 and
+    松原市's two 农技培训 = 2. 长春市's: its own 创业者培训 and 农技培训, 农安县's 创业者培训 = 3, none met."""
+    from flows.assessment import annual_assessment
+
+    published = annual_assessment(today=YEAR_END)["progress"]["assessment"]
+    book = load_workbook(published["workbook"])
+    songyuan = city_row(book, "服务基地", "松原市")
+    assert (songyuan["应完成服务事项"], songyuan["已完成服务事项"]) == (4, 2)
+    assert (songyuan["应完成服务事项：所属县（市、区）"], songyuan["已完成服务事项：所属县（市、区）"]) == (
+        2,
+        1,
+    )
+    changchun = city_row(book, "服务基地", "长春市")
+    assert (changchun["应完成服务事项"], changchun["已完成服务事项"]) == (3, 0)
+    assert changchun["应完成服务事项：市本级"] == 2  # the city's 农技培训 is a minimum: owed and unmet
 
 
 def test_a_draft_with_nothing_due_scores_nothing_and_says_so() -> None:
