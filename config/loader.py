@@ -215,6 +215,15 @@ def load_campaign(year: int | None = None, *, path: Path | None = None, regions:
             ("assessment.income_obligation", a.income_obligation),
             ("assessment.obligation", a.obligation),
         ]
+        # 四(三) "资金到位和执行情况（含因素法下达资金）": the factor-method funds are part of the rates
+        if campaign.services is not None and a.factor_source not in campaign.services.funds.special_sources:
+            problems.append(
+                ConfigProblem(
+                    "assessment.factor_source",
+                    f"{a.factor_source} is not one of services.funds.special_sources "
+                    "(因素法下达资金计入专项资金到位率、执行率)",
+                )
+            )
     if campaign.publicity is not None:
         named += [(f"publicity.categories.{c}", k) for c, k in campaign.publicity.categories.items()]
         named.append(("publicity.exchange_obligation", campaign.publicity.exchange_obligation))

@@ -336,6 +336,9 @@ class BaseSubsidySync(Frozen):
 
 class FundsRules(Frozen):
     sources: tuple[str, ...] = Field(min_length=1)  # the fund sheet's 资金来源 choices
+    # 三(五) "确保专项资金到位率 100%；确保资金执行率 100%": the sources that are 专项资金, the only ones the
+    # arrival and execution rates count (the funds checkpoints, the assessment's 资金到位和执行)
+    special_sources: tuple[str, ...] = Field(min_length=1)
     provincial_source: str  # the provincial special funds (省级专项资金): never diverted
     eligible_purposes: tuple[str, ...] = Field(min_length=1)
     eligible_note: str = ""
@@ -344,12 +347,14 @@ class FundsRules(Frozen):
 
     @model_validator(mode="after")
     def _sources(self) -> FundsRules:
-        named = [self.provincial_source]
+        named = [self.provincial_source, *self.special_sources]
         if self.base_subsidy is not None:
             named += [self.base_subsidy.provincial_source, self.base_subsidy.city_source]
         unknown = [s for s in named if s not in self.sources]
         if unknown:
             raise ValueError(f"sources not listed in `sources`: {', '.join(unknown)}")
+        if self.provincial_source not in self.special_sources:
+            raise ValueError(f"special_sources：省级专项资金（{self.provincial_source}）须列为专项资金")
         return self
 
 

@@ -10,7 +10,7 @@ computed from the city's totals, so a rate is never averaged over counties:
 | startups_and_jobs  | start-ups driven, jobs absorbed             | their sum ÷ the best city's              |
 | poverty_jobs       | jobs of people lifted out of poverty        | ÷ the best city's                        |
 | income_growth      | employees' average income, last year, this  | growth rate ÷ the best city's (≥ 0)      |
-| funds              | allocated, arrived, executed (all sources)  | mean of arrival and execution rate, ≤ 1  |
+| funds              | allocated, arrived, executed (专项资金)      | mean of arrival and execution rate, ≤ 1  |
 | services           | service obligations due, met (a level's     | mean of met ÷ due and served ÷ pool      |
 |                    | "原则上" ones left out); pool projects,      |                                          |
 |                    | those served (visit, posting or training)   |                                          |
@@ -105,16 +105,16 @@ MEASURES: dict[Measure, MeasureSpec] = {
     ),
     Measure.funds: MeasureSpec(
         {
-            "allocated": "下达（万元）",
-            "arrived": "到位（万元）",
-            "executed": "支出（万元）",
+            "allocated": "专项资金下达（万元）",
+            "arrived": "专项资金到位（万元）",
+            "executed": "专项资金支出（万元）",
             "factor_allocated": "其中因素法下达（万元）",
             "factor_arrived": "其中因素法到位（万元）",
             "factor_executed": "其中因素法支出（万元）",
         },
         lambda f: ((arrival_rate(f) + execution_rate(f)) / 2).clip(upper=1),
         lambda f: "到位率 " + _pct(arrival_rate(f)) + "，执行率 " + _pct(execution_rate(f)),
-        "到位率、执行率 100%",
+        "专项资金到位率、执行率 100%",
     ),
     Measure.services: MeasureSpec(
         {

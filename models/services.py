@@ -7,8 +7,9 @@ Pure and vectorised: frames in, frames out. The lists and targets come from the 
   visited once a quarter, from the first quarter with enough working days left after the approval.
 - Trainings count against each unit's target per period (entrepreneur: 1 per half-year; agri-tech:
   city 2, county 1 a year).
-- Funds: arrival rate = arrived / allocated, execution rate = executed / allocated, per unit, against
-  each checkpoint's targets; provincial special funds spent outside the eligible purposes are
+- Funds: arrival rate = arrived / allocated, execution rate = executed / allocated, per unit, over the
+  special funds (专项资金: `special_sources`), against each checkpoint's targets; provincial special
+  funds spent outside the eligible purposes are
   diversion; the prior year's city-level base subsidies must be paid within a tolerance of the
   provincial ones.
 """
@@ -254,21 +255,35 @@ def rate_text(rate: float) -> str:
     return "—" if rate is None or np.isnan(rate) else f"{rate:.1%}"
 
 
-def checkpoint_status(rates: pd.DataFrame, owing: list[str], target: FundTarget) -> pd.DataFrame:
-    """Per owing unit: met (bool) and a note. A unit with no ledger line allocated has not reported."""
-    table = rates.reindex(owing)
-    reported = table["allocated"].fillna(0) > 0
+def special_funds(funds: pd.DataFrame, rules: FundsRules) -> pd.DataFrame:
+    """The ledger lines of 专项资金 (三(五) 三个确保: "确保专项资金到位率 100%；确保资金执行率 100%")."""
+    return funds[funds["source"].isin(rules.special_sources)] if not funds.empty else funds
+
+
+def checkpoint_status(
+    funds: pd.DataFrame, rules: FundsRules, owing: list[str], target: FundTarget, as_of: dt.date
+) -> pd.DataFrame:
+    """Per owing unit: met (bool) and a note, the rates over its special funds as of `as_of`.
+
+    A unit with no ledger line allocated by then has not reported; one whose lines are all other money
+    (the city's or county's own) has no special funds to bring to the target, and meets it.
+    """
+    reported = fund_rates(funds, as_of)["allocated"].reindex(owing).fillna(0) > 0
+    table = fund_rates(special_funds(funds, rules), as_of).reindex(owing)
+    special = table["allocated"].fillna(0) > 0
     arrival_ok = table["arrival_rate"].fillna(0) >= target.arrival_rate - 1e-9
     execution_ok = table["execution_rate"].fillna(0) >= target.execution_rate - 1e-9
     note = (
-        "到位率 "
+        "专项资金到位率 "
         + table["arrival_rate"].map(rate_text)
         + f"（应达 {target.arrival_rate:.0%}），执行率 "
         + table["execution_rate"].map(rate_text)
         + f"（应达 {target.execution_rate:.0%}）"
     )
+    note = note.where(special, "资金台账中没有已下达的专项资金（到位率、执行率只计专项资金）")
     note = note.where(reported, "未报送资金台账")
-    return pd.DataFrame({"met": reported & arrival_ok & execution_ok, "note": note}, index=table.index)
+    met = reported & (~special | (arrival_ok & execution_ok))
+    return pd.DataFrame({"met": met, "note": note}, index=table.index)
 
 
 def diverted(funds: pd.DataFrame, rules: FundsRules) -> pd.Series:

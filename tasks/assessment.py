@@ -37,7 +37,7 @@ from models.outbox import outbox_key
 from models.planning import Decision
 from models.pool import Hierarchy
 from models.publicity import city_of
-from models.services import fund_rates
+from models.services import fund_rates, special_funds
 from models.tables import (
     BaseStatus,
     IncomeRecord,
@@ -51,7 +51,7 @@ from tasks.artifacts import markdown_table, publish_table, report_link
 from tasks.charts import bar_chart, paired_bar_chart
 from tasks.funds import fund_ledger
 from tasks.notify import enqueue
-from tasks.records import COUNTS, query_frame, records_context, settle, store_records
+from tasks.records import COUNTS, query_frame, records_context, services_of, settle, store_records
 from tasks.services import service_coverage
 from tasks.sheets import SheetIntake
 from tasks.unit_of_work import task
@@ -121,7 +121,8 @@ def gather_figures(session: Session, cfg: CampaignConfig, as_of: dt.date) -> pd.
         ["unit_key", "income_last", "income_this"],
     ).set_index("unit_key")
 
-    funds = fund_ledger(session, year)
+    # 三(五) 三个确保 and 四(三) "资金到位和执行情况（含因素法下达资金）": the special funds' rates
+    funds = special_funds(fund_ledger(session, year), services_of(cfg).funds)
     money = fund_rates(funds, as_of)[["allocated", "arrived", "executed"]]
     factor = fund_rates(funds[funds["source"] == rules.factor_source], as_of)[
         ["allocated", "arrived", "executed"]

@@ -25,6 +25,7 @@ from models.services import (
     fund_rates,
     fund_sheet,
     rate_text,
+    special_funds,
     subsidies_out_of_step,
 )
 from models.tables import (
@@ -98,12 +99,11 @@ def settle_funds(
     up; the rates each unit had on each checkpoint day stay visible in the funds artifact.
     """
     rules = services_of(cfg).funds
-    rates = fund_rates(funds, today)
     ob = cfg.campaign.obligation(FUNDS)
     owing = [u.key for u in cfg.units if owes(ob, u)]
     frames = []
     for period in periods(cfg.campaign, ob):
-        status = checkpoint_status(rates, owing, rules.targets[period.due])
+        status = checkpoint_status(funds, rules, owing, rules.targets[period.due], today)
         frames.append(
             pd.DataFrame(
                 {
@@ -192,13 +192,14 @@ def raise_flags(
 
 
 def funds_table(session: Session, cfg: CampaignConfig, today: dt.date) -> pd.DataFrame:
-    """Per owing unit: rates today and on each checkpoint day (as of that day), and its flags."""
-    funds = fund_ledger(session, cfg.campaign.year)
+    """Per owing unit: the special funds' rates today and on each checkpoint day (as of that day), and
+    its flags."""
+    funds = special_funds(fund_ledger(session, cfg.campaign.year), services_of(cfg).funds)
     ob = cfg.campaign.obligation(FUNDS)
     owing = [u for u in cfg.units if owes(ob, u)]
     out = pd.DataFrame({"单位": [u.name for u in owing]}, index=[u.key for u in owing])
     now = fund_rates(funds, today)
-    out["下达（万元）"] = now["allocated"].reindex(out.index).fillna(0).round(2)
+    out["专项资金下达（万元）"] = now["allocated"].reindex(out.index).fillna(0).round(2)
     out["到位率"] = now["arrival_rate"].reindex(out.index).map(rate_text)
     out["执行率"] = now["execution_rate"].reindex(out.index).map(rate_text)
     for period in periods(cfg.campaign, ob):

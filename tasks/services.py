@@ -20,7 +20,7 @@ from models.clock import moment
 from models.db import session_scope
 from models.deadlines import periods
 from models.pool import Hierarchy
-from models.services import LINKED_SEPARATORS, fund_rates, needs_table, rate_text
+from models.services import LINKED_SEPARATORS, fund_rates, needs_table, rate_text, special_funds
 from models.tables import (
     JobPosting,
     ObligationInstance,
@@ -141,9 +141,9 @@ def service_summary(session: Session, cfg: CampaignConfig, today: dt.date) -> pd
     for label, key in services.training_kinds.items():
         period = _current(cfg, key, today)
         tally(key, period, f"{label}（{period or '—'}）已办/应办", counted=True)
-    rates = fund_rates(fund_ledger(session, year), today)
-    out["资金到位率"] = rates["arrival_rate"].reindex(out.index).map(rate_text)
-    out["资金执行率"] = rates["execution_rate"].reindex(out.index).map(rate_text)
+    rates = fund_rates(special_funds(fund_ledger(session, year), services.funds), today)
+    out["专项资金到位率"] = rates["arrival_rate"].reindex(out.index).map(rate_text)
+    out["专项资金执行率"] = rates["execution_rate"].reindex(out.index).map(rate_text)
     posting = JobPosting.__table__  # type: ignore[attr-defined]
     postings = query_frame(
         session,
@@ -209,7 +209,7 @@ def publish_services(cfg: CampaignConfig, today: dt.date, sections: list[str]) -
         if "funds" in sections:
             funds = funds_table(session, cfg, today)
             tables.append(
-                ("funds-rates", funds, f"资金到位率、执行率与预警（{as_of}；节点列为节点当日的比率）")
+                ("funds-rates", funds, f"专项资金到位率、执行率与预警（{as_of}；节点列为节点当日的比率）")
             )
     for key, frame, description in tables:
         publish_table(key, frame, description, year=cfg.campaign.year)

@@ -136,6 +136,12 @@ def year(env: dict[str, Any], prefect_harness: None) -> dict[str, Any]:
                 "支出日期": "2022-09-01",
             },
         ),
+        fund(  # the city's own money: not 专项资金, not in the rates (三(五) 三个确保)
+            "松原市",
+            "松财2022-3",
+            "基地建设补助",
+            **{"资金来源": "市级资金", "下达金额（万元）": "40", "下达日期": "2022-07-01"},
+        ),
     ]
     take_in_sheet(
         cfg, fund_intake(cfg), write_sheet(uploads / "松原市-资金台账.xlsx", FUND_HEADERS, ledger), autumn
@@ -270,7 +276,9 @@ def test_assessment_figures_match_a_hand_computation_and_the_workbook(year: dict
     startups_jobs = {SONGYUAN: (40 + 60) + (25 + 30), CHANGCHUN: 40 + 60}
     poverty = {SONGYUAN: 8 + 12, CHANGCHUN: 8}
     growth = {SONGYUAN: (33000 + 36000 - 60000) / 60000, CHANGCHUN: (31500 - 30000) / 30000}
-    funds_rate = (150 / 150 + 130 / 150) / 2  # arrival 150/150, execution (80 + 50)/150; 长春市 none
+    # 专项资金 only (省级专项资金 100 + 因素法下达资金 50; 松原市's 市级资金 40 left out): arrival 150/150,
+    # execution (80 + 50)/150; 长春市 none
+    funds_rate = (150 / 150 + 130 / 150) / 2
     # Duties: entrepreneur H2 per unit, agri-tech per city (the counties' is 原则上, not scored), 乾安县's
     # and 松原市's met. 三送 coverage (三(四) "涵盖本级全部入库项目"): 乾安县's pool of 2 has project 1
     # served by its training; 农安县's 1 none. Equal weight.
@@ -334,7 +342,7 @@ def test_assessment_figures_match_a_hand_computation_and_the_workbook(year: dict
     assert (songyuan_s["入库项目"], songyuan_s["已服务入库项目"]) == (2, 1)
     assert songyuan_s["完成情况"] == "事项 2 / 4，三送覆盖 1 / 2"
     songyuan_f = city_row(book, "资金到位和执行", "松原市")
-    assert songyuan_f["其中因素法下达（万元）"] == 50 and songyuan_f["下达（万元）"] == 150
+    assert songyuan_f["其中因素法下达（万元）"] == 50 and songyuan_f["专项资金下达（万元）"] == 150
     assert songyuan_f["完成情况"] == "到位率 100.0%，执行率 86.7%"
     headers = [c.value for c in book["资金到位和执行"][3]]
     assert book["资金到位和执行"].cell(row=4, column=headers.index("完成率") + 1).number_format == "0.0%"

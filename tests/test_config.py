@@ -123,6 +123,16 @@ def _copy_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             "obligations[1].flow",
             "unknown flow 'record_submission'",
         ),
+        (  # 四(三) "资金到位和执行情况（含因素法下达资金）": factor-method funds are special funds
+            lambda d: d["services"]["funds"].update(special_sources=["省级专项资金"]),
+            "assessment.factor_source",
+            "not one of services.funds.special_sources",
+        ),
+        (
+            lambda d: d["services"]["funds"].update(special_sources=["因素法下达资金"]),
+            "services.funds",
+            "special_sources：省级专项资金（省级专项资金）须列为专项资金",
+        ),
         (  # an illustrative value must name a value of the file
             lambda d: d["illustrative_values"].append(
                 {"path": "pool.wieghts", "clause": "三(三)", "why": "x"}
@@ -266,7 +276,7 @@ def test_check_lists_every_value_the_notice_does_not_give(capsys: pytest.Capture
 
     assert main(["check", "--year", "2022"]) == 0
     out = capsys.readouterr().out
-    assert "示意值（通知未给出，须由省厅确认或替换）：18 项" in out
+    assert "示意值（通知未给出，须由省厅确认或替换）：19 项" in out
     for line in (
         "三(四)  obligations[leader_assignment].schedule.within_working_days = 5",
         "三(四)  services.first_visit_min_working_days = 10",

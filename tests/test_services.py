@@ -79,11 +79,42 @@ def test_fund_rates_count_amounts_from_their_dates() -> None:
     year_end = fund_rates(funds, D(2022, 12, 31))
     assert year_end.loc["A", "arrival_rate"] == 0.5 and year_end.loc["A", "execution_rate"] == 0.3
 
-    target = load_config().campaign.services.funds.targets[D(2022, 9, 30)]  # type: ignore[union-attr]
-    status = checkpoint_status(on_cp1, ["A", "B", "C"], target)
+    rules = load_config().campaign.services.funds  # type: ignore[union-attr]
+    status = checkpoint_status(funds, rules, ["A", "B", "C"], rules.targets[D(2022, 9, 30)], D(2022, 9, 30))
     assert status["met"].to_dict() == {"A": True, "B": False, "C": False}
-    assert status.loc["B", "note"] == "到位率 50.0%（应达 100%），执行率 0.0%（应达 60%）"
+    assert status.loc["B", "note"] == "专项资金到位率 50.0%（应达 100%），执行率 0.0%（应达 60%）"
     assert status.loc["C", "note"] == "未报送资金台账"
+
+
+def test_3_5_the_three_guarantees_count_the_special_funds_only() -> None:
+    """三(五) "把专项资金使用好、管理好…确保专项资金到位率 100%；确保资金执行率 100%": the rates are the
+    special funds'. The 2022 file (示意) counts 省级专项资金 and 因素法下达资金 as special, not the cities'
+    and counties' own 市级资金、县级资金. Year-end targets: 100 % and 100 %.
+
+    A: 省级专项资金 100 arrived and spent, 市级资金 100 neither: special 100 % / 100 %, met (over every
+    source it would be 50 % / 50 %). B: 因素法下达资金 100, 50 arrived and spent: 50 % / 50 %, not met, 县级资金
+    beside it fully spent changes nothing. C: only 县级资金, nothing arrived: no special funds to bring to
+    100 %, met. D: no ledger at all: not reported."""
+    rules = load_config().campaign.services.funds  # type: ignore[union-attr]
+    line = {"allocated": 100.0, "allocated_on": D(2022, 6, 1)}
+    spent = {"arrived": 100.0, "arrived_on": D(2022, 7, 1), "executed": 100.0, "executed_on": D(2022, 9, 1)}
+    half = {"arrived": 50.0, "arrived_on": D(2022, 7, 1), "executed": 50.0, "executed_on": D(2022, 9, 1)}
+    funds = _ledger(
+        [
+            {"unit_key": "A", **line, **spent},
+            {"unit_key": "A", **line, "source": "市级资金", "document_no": "文2"},
+            {"unit_key": "B", **line, **half, "source": "因素法下达资金"},
+            {"unit_key": "B", **line, **spent, "source": "县级资金", "document_no": "文3"},
+            {"unit_key": "C", **line, "source": "县级资金"},
+        ]
+    )
+    year_end = D(2022, 12, 31)
+    status = checkpoint_status(funds, rules, ["A", "B", "C", "D"], rules.targets[year_end], year_end)
+    assert status["met"].to_dict() == {"A": True, "B": False, "C": True, "D": False}
+    assert status.loc["A", "note"] == "专项资金到位率 100.0%（应达 100%），执行率 100.0%（应达 100%）"
+    assert status.loc["B", "note"] == "专项资金到位率 50.0%（应达 100%），执行率 50.0%（应达 100%）"
+    assert status.loc["C", "note"] == "资金台账中没有已下达的专项资金（到位率、执行率只计专项资金）"
+    assert status.loc["D", "note"] == "未报送资金台账"
 
 
 def test_diversion_is_provincial_money_spent_outside_the_list() -> None:
