@@ -31,9 +31,9 @@ from models.workbook import fold
 RANK = {Level.county: 1, Level.city: 2, Level.province: 3}
 LEVEL_OF_LABEL = {LEVEL_LABELS[level]: level for level in Level}
 TILT_LABELS = {
-    Tilt.poverty_employment: "脱贫人口就业多",
+    Tilt.poverty_employment: "带动脱贫人口创业就业较多",
     Tilt.assistance_workshop: "就业帮扶车间",
-    Tilt.key_county: "乡村振兴重点帮扶县",
+    Tilt.key_county: "省级乡村振兴重点扶持县",
     Tilt.border_village: "边境村",
     Tilt.hollow_village: "空心村",
     Tilt.beef_cattle: "肉牛养殖",

@@ -280,8 +280,8 @@ def test_check_lists_every_value_the_notice_does_not_give(capsys: pytest.Capture
     for line in (
         "三(四)  obligations[leader_assignment].schedule.within_working_days = 5",
         "三(四)  services.first_visit_min_working_days = 10",
-        "三(三)  pool.poverty_employment_min_jobs = 5",
-        "三(三)  pool.weights = ",
+        "三(二)  pool.poverty_employment_min_jobs = 5",
+        "三(二)、三(五)  pool.weights = ",
         "三(五)  services.funds.targets = ",
         "三(五)  services.funds.base_subsidy.tolerance_days = 30",
         "一  obligations[provincial_review].schedule = ",
