@@ -278,6 +278,19 @@ class Tilt(StrEnum):
     demonstrative = "demonstrative"  # a demonstrative, representative agricultural or agri-related project
 
 
+# 三(二) "…可结合实际给予适当政策倾斜；重点支持一县一业、一乡一特、一村一品申报项目": the modest tilts, and
+# the one given key support, which may weigh no less than any of them.
+MODEST_TILTS = (
+    Tilt.poverty_employment,
+    Tilt.assistance_workshop,
+    Tilt.key_county,
+    Tilt.border_village,
+    Tilt.hollow_village,
+    Tilt.beef_cattle,
+)
+KEY_SUPPORT = Tilt.speciality
+
+
 class AdmissionBar(Frozen):
     """A pool's admission conditions (入库条件). Area: meeting either of the two is enough."""
 
@@ -315,6 +328,15 @@ class PoolRules(Frozen):
         missing = [level.value for level in Level if level not in self.admission]
         if missing:
             raise ValueError(f"admission bars missing for {', '.join(missing)}")
+        supported = self.weights.get(KEY_SUPPORT, 0.0)
+        heavier = [t for t in MODEST_TILTS if self.weights.get(t, 0.0) > supported]
+        if heavier:
+            top = max(heavier, key=lambda t: self.weights[t])
+            raise ValueError(
+                f"weights.{KEY_SUPPORT.value}（一县一业、一乡一特、一村一品，三(二)“重点支持”）为 {supported:g}，"
+                f"低于“适当政策倾斜”的 weights.{top.value}（{self.weights[top]:g}）：重点支持项目的权重"
+                "不得低于任一适当倾斜项"
+            )
         return self
 
 

@@ -68,6 +68,24 @@ def test_campaign_2022_holds_the_calendar() -> None:
     )  # 三(三): named first, then up
 
 
+def test_3_2_speciality_projects_weigh_at_least_as_much_as_any_tilt() -> None:
+    """三(二): 带动脱贫人口创业就业较多、就业帮扶车间、省级乡村振兴重点扶持县、边境村、空心村、肉牛养殖 "可结合实际
+    给予适当政策倾斜"; "重点支持一县一业、一乡一特、一村一品申报项目". Key support is not less than a modest
+    tilt: in the 2022 file (weights 示意) the speciality weighs as much as the heaviest tilt, 3."""
+    from config.schema import Tilt
+
+    weights = load_config(2022).campaign.pool.weights  # type: ignore[union-attr]
+    tilts = (
+        Tilt.poverty_employment,
+        Tilt.assistance_workshop,
+        Tilt.key_county,
+        Tilt.border_village,
+        Tilt.hollow_village,
+        Tilt.beef_cattle,
+    )
+    assert weights[Tilt.speciality] == 3 == max(weights[t] for t in tilts)
+
+
 def _copy_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     target = tmp_path / "config"
     shutil.copytree(get_settings().config_dir, target, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
@@ -132,6 +150,12 @@ def _copy_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             lambda d: d["services"]["funds"].update(special_sources=["因素法下达资金"]),
             "services.funds",
             "special_sources：省级专项资金（省级专项资金）须列为专项资金",
+        ),
+        (  # 三(二) 重点支持 speciality projects: never below an 适当倾斜 tilt
+            lambda d: d["pool"]["weights"].update(speciality=1),
+            "pool",
+            "weights.speciality（一县一业、一乡一特、一村一品，三(二)“重点支持”）为 1，低于“适当政策倾斜”的 "
+            "weights.poverty_employment（3）",
         ),
         (  # an illustrative value must name a value of the file
             lambda d: d["illustrative_values"].append(

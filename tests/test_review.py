@@ -134,7 +134,8 @@ def _scores(
 
 
 def _pool(env: dict[str, Any]) -> dict[str, int]:
-    """乾安县's pool: project 1 is a 就业帮扶车间 (priority 10), 2–4 are not (priority 7)."""
+    """乾安县's pool: project 1 is a 就业帮扶车间 (priority 12), 2–4 are not (priority 9: 脱贫人口 3, 肉牛 2,
+    一村一品 3, one direction 1; weights of the 2022 file)."""
     from config import load_config
     from models.clock import moment
     from models.db import session_scope
@@ -158,8 +159,8 @@ def _pool(env: dict[str, Any]) -> dict[str, int]:
     )
     with session_scope() as session:
         apps = session.exec(select(PoolApplication)).all()
-    assert {a.priority for a in apps if a.project_name == "肉牛养殖项目1"} == {10.0}
-    assert {a.priority for a in apps if a.project_name != "肉牛养殖项目1"} == {7.0}
+    assert {a.priority for a in apps if a.project_name == "肉牛养殖项目1"} == {12.0}
+    assert {a.priority for a in apps if a.project_name != "肉牛养殖项目1"} == {9.0}
     return {a.project_name: a.id for a in apps}  # type: ignore[misc]
 
 
@@ -227,9 +228,9 @@ def test_3_6_scores_are_checked_and_ranked_for_the_county_which_names_its_own_ba
     # First file: project 4 scored by four experts only, one bad score, one conflict of interest,
     # one row whose materials fall outside 2021-06-01 … 2022-05-31, one project not in the pool.
     first = (
-        _scores(1, [80, 80, 80, 95, 20])  # trimmed mean 80; priority 10 -> 90
-        + _scores(2, [83, 83, 83, 83, 83])  # 83 + 7 = 90: tied with 1, neither commended, 1 applied first
-        + _scores(3, [85, 85, 85, 99, 10])  # 85 + 7 = 92: first
+        _scores(1, [80, 80, 80, 95, 20])  # trimmed mean 80; priority 12 -> 92
+        + _scores(2, [83, 83, 83, 83, 83])  # 83 + 9 = 92: tied with 1, neither commended, 1 applied first
+        + _scores(3, [85, 85, 85, 99, 10])  # 85 + 9 = 94: first
         + _scores(4, [70, 70, 70, 70, 70])[:16]  # 戊 missing: incomplete
     )
     # Rows 0, 4 and 8 are 甲's, 乙's and 丙's 带动创业就业 for project 1; each is refused for a reason.
@@ -269,7 +270,7 @@ def test_3_6_scores_are_checked_and_ranked_for_the_county_which_names_its_own_ba
     ids = review_env["ids"]
     order = sorted(bases.values(), key=lambda b: b.rank or 0)
     assert [b.application_id for b in order] == [ids[f"肉牛养殖项目{n}"] for n in (3, 1, 2, 4)]
-    assert [b.total for b in order] == [92.0, 90.0, 90.0, 77.0]
+    assert [b.total for b in order] == [94.0, 92.0, 92.0, 79.0]
     assert [(b.status, b.tier) for b in order] == [("ranked", "")] * 4  # a reference, not a decision
     assert _review_obligation(QIANAN).status == "open"  # 10-31 is met by the naming, not the scores
 
@@ -419,7 +420,7 @@ def test_3_6_named_bases_go_up_level_by_level_and_the_province_names_its_own(
     paused = wait_for_pause(tag)
     with session_scope() as session:
         [proposed] = session.exec(select(NamedBase).where(NamedBase.unit_key == PROVINCE)).all()
-    assert (proposed.status, proposed.tier, proposed.total) == ("proposed", "一档", 97.0)  # 90 + 7
+    assert (proposed.status, proposed.tier, proposed.total) == ("proposed", "一档", 99.0)  # 90 + 9
     keyset = paused.state.state_details.run_input_keyset
     schema = read_flow_run_input(keyset["schema"], flow_run_id=paused.id)
     schema = json.loads(schema) if isinstance(schema, str) else schema
