@@ -389,6 +389,11 @@ class Services(Frozen):
     )  # a quarter with fewer left is not owed
     need_categories: tuple[str, ...] = Field(min_length=1)  # 经营管理、产品研发 …
     training_kinds: dict[str, str]  # the training sheet's 培训类别 -> obligation key
+    # 三(四) 三送 "涵盖本级全部入库项目": the records that count a pool project as served this year — a
+    # visit, a job posting, a training naming it in 关联项目
+    served_by: tuple[Literal["走访", "招聘发布", "培训"], ...] = Field(
+        default=("走访", "招聘发布", "培训"), min_length=1
+    )
     funds: FundsRules
 
 
@@ -475,6 +480,32 @@ class Indicator(Frozen):
     weight: float = Field(gt=0)  # points of the total
 
 
+class FundsMix(Frozen):
+    """四(三) 资金到位和执行: the two rates' shares of the indicator's achievement."""
+
+    arrival_rate: float = Field(ge=0, le=1)
+    execution_rate: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum(self) -> FundsMix:
+        if abs(self.arrival_rate + self.execution_rate - 1) > 1e-6:
+            raise ValueError("arrival_rate + execution_rate must be 1")
+        return self
+
+
+class ServicesMix(Frozen):
+    """四(三) 服务基地: the shares of service duties met (met ÷ due) and of 三送 coverage (served ÷ pool)."""
+
+    duties: float = Field(ge=0, le=1)
+    coverage: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum(self) -> ServicesMix:
+        if abs(self.duties + self.coverage - 1) > 1e-6:
+            raise ValueError("duties + coverage must be 1")
+        return self
+
+
 class AssessmentRules(Frozen):
     """四(三) the year-end target assessment of each city, counties' shares included."""
 
@@ -487,6 +518,8 @@ class AssessmentRules(Frozen):
     publicity_obligations: tuple[str, ...]
     factor_source: str  # the fund sheet's source of factor-method funds (因素法下达资金), shown on its own
     income_obligation: str  # the income sheet's obligation
+    funds_mix: FundsMix
+    services_mix: ServicesMix
 
 
 class PublicityRules(Frozen):

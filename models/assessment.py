@@ -10,9 +10,9 @@ computed from the city's totals, so a rate is never averaged over counties:
 | startups_and_jobs  | start-ups driven, jobs absorbed             | their sum ÷ the best city's              |
 | poverty_jobs       | jobs of people lifted out of poverty        | ÷ the best city's                        |
 | income_growth      | employees' average income, last year, this  | growth rate ÷ the best city's (≥ 0)      |
-| funds              | allocated, arrived, executed (专项资金)      | mean of arrival and execution rate, ≤ 1  |
-| services           | service obligations due, met (a level's     | mean of met ÷ due and served ÷ pool      |
-|                    | "原则上" ones left out); pool projects,      |                                          |
+| funds              | allocated, arrived, executed (专项资金)      | arrival and execution rate by `funds_mix` |
+| services           | service obligations due, met (a level's     | met ÷ due and served ÷ pool by           |
+|                    | "原则上" ones left out); pool projects,      | `services_mix`                           |
 |                    | those served (visit, posting or training)   |                                          |
 | publicity          | publicity obligations due, met              | met ÷ due                                |
 
@@ -42,7 +42,7 @@ NOT_DUE_LABEL = "未到期（不计分）"
 @dataclass(frozen=True)
 class MeasureSpec:
     components: dict[str, str]  # column -> Chinese header
-    achievement: Callable[[pd.DataFrame], pd.Series]  # city totals (with `plan`) -> 0..1
+    achievement: Callable[[pd.DataFrame, AssessmentRules], pd.Series]  # city totals (with `plan`) -> 0..1
     shown: Callable[[pd.DataFrame], pd.Series]  # city totals -> what was achieved, in words
     reference: str  # what the achievement is measured against
 
@@ -51,12 +51,16 @@ def _ratio(numerator: pd.Series, denominator: pd.Series, empty: float) -> pd.Ser
     return (numerator / denominator.where(denominator > 0)).fillna(empty)
 
 
-def _mean_of(*rates: pd.Series) -> pd.Series:
-    """The mean of the rates that are due (not NaN); NaN when none is."""
-    return pd.concat(rates, axis=1).mean(axis=1, skipna=True)
+def _mean_of(*rates: tuple[pd.Series, float]) -> pd.Series:
+    """The mean of the rates that are due (not NaN), each by its weight; NaN when none is."""
+    weighted = sum(rate.fillna(0) * weight for rate, weight in rates)
+    weights = sum(rate.notna() * weight for rate, weight in rates)
+    return weighted / weights.where(weights > 0)
 
 
 def _to_best(values: pd.Series) -> pd.Series:
+    """四(三) gives no scale: a figure is scored against the best city's (对标最高值, 示意; the 2022 file's
+    `illustrative_values` names it under assessment.indicators)."""
     best = values.max()
     return values.clip(lower=0) / best if best > 0 else pd.Series(0.0, index=values.index)
 
@@ -81,25 +85,25 @@ MEASURES: dict[Measure, MeasureSpec] = {
     Measure.bases_built: MeasureSpec(
         # 一 "以基地为载体建设就业帮扶车间": counted with the bases, not scored on its own
         {"bases_named": "命名基地数", "provincial": "其中省级基地", "workshops": "其中就业帮扶车间"},
-        lambda f: _ratio(f["bases_named"], f["plan"], 0.0).clip(upper=1),
+        lambda f, r: _ratio(f["bases_named"], f["plan"], 0.0).clip(upper=1),
         lambda f: f["bases_named"].astype(int).astype(str) + " / 计划 " + f["plan"].astype(int).astype(str),
         "年度建设计划",
     ),
     Measure.startups_and_jobs: MeasureSpec(
         {"startups": "带动创业人数", "jobs": "吸纳就业人数"},
-        lambda f: _to_best(f["startups"] + f["jobs"]),
+        lambda f, r: _to_best(f["startups"] + f["jobs"]),
         lambda f: (f["startups"] + f["jobs"]).astype(int).astype(str) + " 人",
         "各市州最高值",
     ),
     Measure.poverty_jobs: MeasureSpec(
         {"poverty_jobs": "带动脱贫人口就业人数"},
-        lambda f: _to_best(f["poverty_jobs"]),
+        lambda f, r: _to_best(f["poverty_jobs"]),
         lambda f: f["poverty_jobs"].astype(int).astype(str) + " 人",
         "各市州最高值",
     ),
     Measure.income_growth: MeasureSpec(
         {"income_last": "上年度员工人均年收入合计（元）", "income_this": "本年度员工人均年收入合计（元）"},
-        lambda f: _to_best(growth(f)),
+        lambda f, r: _to_best(growth(f)),
         lambda f: "增长 " + _pct(growth(f)),
         "各市州最高增长率",
     ),
@@ -112,7 +116,9 @@ MEASURES: dict[Measure, MeasureSpec] = {
             "factor_arrived": "其中因素法到位（万元）",
             "factor_executed": "其中因素法支出（万元）",
         },
-        lambda f: ((arrival_rate(f) + execution_rate(f)) / 2).clip(upper=1),
+        lambda f, r: (
+            arrival_rate(f) * r.funds_mix.arrival_rate + execution_rate(f) * r.funds_mix.execution_rate
+        ).clip(upper=1),
         lambda f: "到位率 " + _pct(arrival_rate(f)) + "，执行率 " + _pct(execution_rate(f)),
         "专项资金到位率、执行率 100%",
     ),
@@ -123,10 +129,10 @@ MEASURES: dict[Measure, MeasureSpec] = {
             "pool_projects": "入库项目",
             "served_projects": "已服务入库项目",
         },
-        # 三(四) "三送…对象上要涵盖本级全部入库项目": the duties met and the pool covered, equally weighted
-        lambda f: _mean_of(
-            _ratio(f["service_met"], f["service_due"], NOT_DUE),
-            _ratio(f["served_projects"], f["pool_projects"], NOT_DUE),
+        # 三(四) "三送…对象上要涵盖本级全部入库项目": the duties met and the pool covered, by `services_mix`
+        lambda f, r: _mean_of(
+            (_ratio(f["service_met"], f["service_due"], NOT_DUE), r.services_mix.duties),
+            (_ratio(f["served_projects"], f["pool_projects"], NOT_DUE), r.services_mix.coverage),
         ),
         lambda f: (
             "事项 "
@@ -142,7 +148,7 @@ MEASURES: dict[Measure, MeasureSpec] = {
     ),
     Measure.publicity: MeasureSpec(
         {"publicity_due": "应完成宣传事项", "publicity_met": "已完成宣传事项"},
-        lambda f: _ratio(f["publicity_met"], f["publicity_due"], NOT_DUE),
+        lambda f, r: _ratio(f["publicity_met"], f["publicity_due"], NOT_DUE),
         lambda f: (
             f["publicity_met"].astype(int).astype(str) + " / " + f["publicity_due"].astype(int).astype(str)
         ),
@@ -196,7 +202,7 @@ def score(totals: pd.DataFrame, rules: AssessmentRules, *, final: bool = True) -
     out = pd.DataFrame(index=totals.index)
     for indicator in rules.indicators:
         spec = MEASURES[indicator.measure]
-        achieved = spec.achievement(totals).astype(float)
+        achieved = spec.achievement(totals, rules).astype(float)
         not_due = achieved.isna()
         achieved = achieved.fillna(1.0 if final else 0.0)
         out[f"{indicator.measure}_achieved"] = achieved

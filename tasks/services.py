@@ -72,8 +72,10 @@ def _instances(session: Session, year: int, keys: list[str]) -> pd.DataFrame:
 def service_coverage(session: Session, cfg: CampaignConfig, as_of: dt.date) -> pd.DataFrame:
     """三(四) "三送…对象上要涵盖本级全部入库项目": per unit (unit_key), the projects of its pool
     (`pool_projects`: admitted there or recommended into it) and those served this year up to `as_of`
-    (`served_projects`: visited, given a job posting, or named by a training the unit's area held)."""
+    (`served_projects`: visited, given a job posting, or named by a training the unit's area held —
+    those of `services.served_by`)."""
     year = cfg.campaign.year
+    served_by = services_of(cfg).served_by
     apps, recs = load_pool(session, year)
     approved = recs[recs["status"] == RecommendationStatus.approved]
     members = pd.concat(
@@ -84,17 +86,16 @@ def service_coverage(session: Session, cfg: CampaignConfig, as_of: dt.date) -> p
         ignore_index=True,
     ).drop_duplicates()
     visit, posting = VisitRecord.__table__, JobPosting.__table__  # type: ignore[attr-defined]
-    served = set(
-        session.execute(
-            sa.select(visit.c.application_id)
-            .where(visit.c.year == year, visit.c.visited_on <= as_of)
-            .union(
-                sa.select(posting.c.application_id).where(
-                    posting.c.year == year, posting.c.posted_on <= as_of
-                )
-            )
-        ).scalars()
-    )
+    queries = []
+    if "走访" in served_by:
+        queries.append(
+            sa.select(visit.c.application_id).where(visit.c.year == year, visit.c.visited_on <= as_of)
+        )
+    if "招聘发布" in served_by:
+        queries.append(
+            sa.select(posting.c.application_id).where(posting.c.year == year, posting.c.posted_on <= as_of)
+        )
+    served = set(session.execute(sa.union(*queries)).scalars()) if queries else set()
     training = TrainingRecord.__table__  # type: ignore[attr-defined]
     linked = query_frame(
         session,
@@ -103,7 +104,7 @@ def service_coverage(session: Session, cfg: CampaignConfig, as_of: dt.date) -> p
         ),
         ["unit_key", "linked_projects"],
     )
-    if not linked.empty:  # a training names projects by name: those of the holding unit's area
+    if "培训" in served_by and not linked.empty:  # projects named: those of the holding unit's area
         hierarchy = Hierarchy.of(cfg.units)
         names = linked.assign(project_name=linked["linked_projects"].str.split(LINKED_SEPARATORS, regex=True))
         names = names.explode("project_name").assign(project_name=lambda f: f["project_name"].str.strip())

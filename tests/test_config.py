@@ -295,20 +295,32 @@ def test_nothing_imports_upward() -> None:
 
 
 def test_check_lists_every_value_the_notice_does_not_give(capsys: pytest.CaptureFixture[str]) -> None:
-    """Values chosen for the product, not given by 吉人社发〔2022〕17号, each with its clause (issue 14's list)."""
+    """Values chosen for the product, not given by 吉人社发〔2022〕17号, each with its clause, as operators
+    read them (tests/test_notice_values.py checks that the list misses none)."""
     from flows.cli import main
 
     assert main(["check", "--year", "2022"]) == 0
     out = capsys.readouterr().out
-    assert "示意值（通知未给出，须由省厅确认或替换）：19 项" in out
+    assert "示意值（通知未给出，须由省厅确认或替换）：30 项" in out
     for line in (
+        '四(二)  reminders = {"before_due_working_days": [10, 5, 1], "on_due_day": true}',
+        "四(二)  escalation = ",
         "三(四)  obligations[leader_assignment].schedule.within_working_days = 5",
         "三(四)  services.first_visit_min_working_days = 10",
+        '三(四)  obligations[leader_visits].schedule.starts = "2022-07-01"',
+        '三(四)  obligations[entrepreneur_training].schedule.starts = "2022-07-01"',
+        '三(四)  services.served_by = ["走访", "招聘发布", "培训"]',
+        '三(三)  pool.unit_admission = {"220723": ',
         "三(二)  pool.poverty_employment_min_jobs = 5",
         "三(二)、三(五)  pool.weights = ",
+        '三(五)  services.funds.special_sources = ["省级专项资金", "因素法下达资金"]',
         "三(五)  services.funds.targets = ",
         "三(五)  services.funds.base_subsidy.tolerance_days = 30",
         "一  obligations[provincial_review].schedule = ",
+        "四(三)  obligations[annual_assessment].schedule = ",
+        "四(三)  assessment.indicators = ",
+        '四(三)  assessment.funds_mix = {"arrival_rate": 0.5, "execution_rate": 0.5}',
+        "四(四)  obligations[exchange_meeting].schedule = ",
     ):
         assert line in out, line
 

@@ -24,7 +24,7 @@ from models.services import (
     training_progress,
 )
 from models.tables import FundRecord, ObligationInstance, PoolApplication, TrainingRecord, VisitRecord
-from tests.helpers import outbox
+from tests.helpers import edit_yaml, outbox
 from tests.pool_data import application, credit_code, write_xlsx
 from tests.service_data import (
     CHANGCHUN,
@@ -484,11 +484,12 @@ def test_3_4_96885_postings_are_counted_per_unit_from_the_bureaus_sheet(
 
 
 def test_3_4_three_services_reach_every_pool_project_not_only_the_recommended(
-    services_env: dict[str, object], tmp_path: Path
+    services_env: dict[str, object], config_dir: Path, tmp_path: Path
 ) -> None:
     """三(四) "三送…对象上要涵盖本级全部入库项目": 乾安县's pool holds projects 1 and 2 (both recommended to
     松原市, so in its pool too) and project 7, admitted in August and never recommended. A visit to 7 and a
-    job posting for 1 serve two of 乾安县's three, and one of 松原市's two; 长春市's pool is empty."""
+    job posting for 1 serve two of 乾安县's three, and one of 松原市's two; 长春市's pool is empty.
+    What serves is the file's (`services.served_by`, 示意): a year counting visits only has 1 of 3."""
     from models.db import session_scope
     from tasks.pool import take_in_workbook
     from tasks.services import service_summary
@@ -513,3 +514,9 @@ def test_3_4_three_services_reach_every_pool_project_not_only_the_recommended(
     assert table.loc[SONGYUAN, column] == "1/2" and table.loc[SONGYUAN, "三送覆盖率"] == "50%"
     assert table.loc[CHANGCHUN, column] == "0/0" and table.loc[CHANGCHUN, "三送覆盖率"] == "—"
     assert before.loc[QIANAN, column] == "1/3"
+
+    assert load_config().campaign.services.served_by == ("走访", "招聘发布", "培训")  # type: ignore[union-attr]
+    edit_yaml(config_dir / "campaigns" / "2022.yaml", lambda d: d["services"].update(served_by=["走访"]))
+    with session_scope() as session:
+        visits_only = service_summary(session, load_config(), D(2022, 8, 31)).set_index("代码")
+    assert visits_only.loc[QIANAN, column] == "1/3" and visits_only.loc[SONGYUAN, column] == "0/2"
