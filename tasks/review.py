@@ -476,7 +476,7 @@ def _upper_bars(
     rules = admission_rules(session, cfg, pool_rules(cfg))
     pool, _ = load_pool(session, cfg.campaign.year)
     projects = pool.set_index("id").reindex(ids).assign(pool_unit=unit_keys).reset_index(drop=True)
-    on = rules.years_operating_on or cfg.campaign.application_window.end
+    on = cfg.campaign.application_date  # 三(六) the review's 申请日
     return list(upper_bar_notes(projects, rules, Hierarchy.of(cfg.units), on))
 
 
