@@ -228,21 +228,33 @@ def _print_registry(year: int) -> None:
         print("培育库与基地登记：数据库尚未建立（首个年度可用 campaign import-registry 导入往年名录）")
 
 
-def cmd_import_registry(args: argparse.Namespace) -> int:
+def _workbook_run(args: argparse.Namespace, command: str) -> tuple[Path, Any, dt.date] | None:
+    """A command taking one workbook in: its file, the campaign of its date and the date, with the
+    database ready; None (said why) when the file is missing. A date outside the campaign is refused
+    before anything is stored, as the flow would refuse it."""
     from flows.dated import campaign_for
-    from models.clock import moment
     from models.db import migrate, session_scope
-    from tasks.registry import import_registry
     from tasks.sync import sync_hierarchy
 
     path = args.file.resolve()
     if not path.is_file():
         print(f"{args.file}: 文件不存在", file=sys.stderr)
-        return 2
-    cfg, today = campaign_for("campaign import-registry", args.today, None)
+        return None
+    cfg, today = campaign_for(command, args.today, None)
     migrate()
     with session_scope() as session:
         sync_hierarchy(session, cfg)
+    return path, cfg, today
+
+
+def cmd_import_registry(args: argparse.Namespace) -> int:
+    from models.clock import moment
+    from tasks.registry import import_registry
+
+    ready = _workbook_run(args, "campaign import-registry")
+    if ready is None:
+        return 2
+    path, cfg, today = ready
     summary = import_registry(cfg, path, moment(today, cfg.campaign))
     if summary.get("refused"):
         print(f"未受理：{summary['refused']}")
@@ -432,22 +444,14 @@ def cmd_template(args: argparse.Namespace) -> int:
 
 
 def cmd_intake(args: argparse.Namespace) -> int:
-    from flows.dated import campaign_for
     from flows.pool import pool_intake
     from models.clock import moment
-    from models.db import migrate, session_scope
     from tasks.pool import take_in_workbook
-    from tasks.sync import sync_hierarchy
 
-    path = args.file.resolve()
-    if not path.is_file():
-        print(f"{args.file}: 文件不存在", file=sys.stderr)
+    ready = _workbook_run(args, "campaign intake")
+    if ready is None:
         return 2
-    # A date outside the campaign is refused before the workbook is stored, as the flow would refuse it.
-    cfg, today = campaign_for("campaign intake", args.today, None)
-    migrate()
-    with session_scope() as session:
-        sync_hierarchy(session, cfg)
+    path, cfg, today = ready
     # The workbook is taken in here, so the summary keeps every error (a run's record keeps the first
     # ones); the flow then settles progress (or proposes recommendations), delivers and publishes.
     if args.sheet == "pool":
