@@ -40,6 +40,12 @@ def registry_sheet(year: int, levels: dict[str, Level]) -> Sheet:
 
     def rules(out: pd.DataFrame, ctx: CheckContext, error: ErrorFn, warn: ErrorFn) -> None:
         error(out["poverty_jobs"] > out["jobs"], BY_FIELD["poverty_jobs"], "大于吸纳就业人数")
+        keys = pd.Series(list(zip(out["credit_code"], out["project_name"], strict=True)), index=out.index)
+        error(
+            keys.map(lambda key: key in ctx.projects).astype(bool),
+            BY_FIELD["project_name"],
+            f"该项目已在 {year} 年度申报，往年名录不覆盖本年度的申报",
+        )
         error(
             out["pool_year"] >= year,
             BY_FIELD["pool_year"],

@@ -259,8 +259,8 @@ def plan_reach(
     ]
     if province < room.get(Level.province, 0):
         lines.append(
-            f"  省级名额 {room.get(Level.province, 0)} 个：同一年内逐级命名的基地只按最高层级计一次，省级基地须从往年"
-            f"市级基地中命名才计入新增，登记库中可供省级评审的往年市级基地 {earlier} 个"
+            f"  省级名额 {room.get(Level.province, 0)} 个，其中只有 {province} 个能计入新增：同一年内逐级命名的基地只按"
+            f"最高层级计一次，省级基地须从往年市级基地中命名才计入新增，登记库中可供省级评审的往年市级基地 {earlier} 个"
         )
     for city in (u for u in units if u.key in quotas.by_city):
         local = quota_of(review, city.key, city.level) + sum(
@@ -279,22 +279,46 @@ def plan_reach(
 NAMING_LIST = "基地命名名单"
 
 
-def naming_sheet(review: ReviewRules, unit_levels: Mapping[str, Level]) -> Sheet:
+def naming_sheet(review: ReviewRules, units: Mapping[str, Unit]) -> Sheet:
     """The 基地命名名单 a city or county files once its own 评审认定 is done: one row per base named."""
+    unit_levels = {key: unit.level for key, unit in units.items()}
     tiers_by_level = {level: tuple(t.name for t in ts) for level, ts in review.tiers.items()}
     all_tiers = tuple(dict.fromkeys(name for names in tiers_by_level.values() for name in names))
+    named_by = [lv for lv in (Level.city, Level.county) if lv in review.naming_quota]
+
+    def level_quota(level: Level) -> str:
+        others = "、".join(
+            f"{units[k].name} {n} 个"
+            for k, n in review.unit_quota.items()
+            if k in units and units[k].level is level
+        )
+        return f"{LEVEL_LABELS[level]}每个单位 {review.naming_quota[level]} 个" + (
+            f"（{others}）" if others else ""
+        )
+
+    quota_text = "；".join(level_quota(lv) for lv in named_by)
+    tier_text = "；".join(
+        f"{LEVEL_LABELS[lv]}"
+        + "、".join(f"{t.name} {t.amount_yuan:,.0f} 元" for t in review.tiers.get(lv, ()))
+        for lv in named_by
+        if review.tiers.get(lv)
+    )
 
     def rules(out: pd.DataFrame, ctx: CheckContext, error: ErrorFn, warn: ErrorFn) -> None:
         resolve_projects(out, ctx, error, warn)
         level = unit_levels.get(ctx.sender_key)
         allowed = tiers_by_level.get(level, ()) if level else ()
-        if allowed:
+        if allowed:  # a tier of another level (an unknown one is the column's own error)
             error(
-                ~out["tier"].isin(allowed),
+                out["tier"].isin(all_tiers) & ~out["tier"].isin(allowed),
                 columns["tier"],
                 f"不是{ctx.sender_name}的档次（应为：{'、'.join(allowed)}）",
             )
-        upper = out["application_id"].map(lambda a: None if pd.isna(a) else ctx.upper_bar.get(int(a)))
+        upper = pd.Series(
+            [None if pd.isna(a) else ctx.upper_bar.get(int(a)) for a in out["application_id"]],
+            index=out.index,
+            dtype=object,
+        )
         meets = upper.eq("")
         short = upper.notna() & ~meets
         error(
@@ -305,6 +329,12 @@ def naming_sheet(review: ReviewRules, unit_levels: Mapping[str, Level]) -> Sheet
             + "入库条件（"
             + upper.where(short, "").astype(str)
             + "），不能推荐上级",
+        )
+        before = out["application_id"].map(lambda a: "" if pd.isna(a) else ctx.named_before.get(int(a), ""))
+        error(
+            before != "",
+            columns["project_name"],
+            before.astype(str) + "，同一层级不重复命名（基地跨年度延续）",
         )
         kept = out["kept_reason"].fillna("").str.strip()
         error(
@@ -334,15 +364,19 @@ def naming_sheet(review: ReviewRules, unit_levels: Mapping[str, Level]) -> Sheet
         date_label="报送日期",
         rules=(rules,),
         instructions=(
-            "本级评审认定完成后，每个命名基地一行；每次报送完整名单，后报的名单替换先报的。",
-            "命名基地须为本级培育库项目（本级入库或下级推荐进入本级培育库），数量不超过本级命名名额。",
-            "经评审命名且符合上级入库条件的项目应推尽推；不推荐的须填写不推荐理由，理由将告知上级单位。",
+            "本级评审认定完成后，每个命名基地一行；每次报送完整名单，后报的名单替换先报的（名单有错误行时，"
+            "只登记无误的行，其余原已登记的命名和推荐保持不变，更正后请重报完整名单）。",
+            "命名基地须为本级培育库项目（本级入库或下级推荐进入本级培育库），往年已在本级命名的基地不重复命名。",
+            f"命名名额：{quota_text}；超过名额的名单整份退回。",
+            f"档次：{tier_text}。",
+            "经评审命名且符合上级入库条件的项目应推尽推；符合而不推荐的须填写不推荐理由，理由将告知上级单位。",
         ),
     )
 
 
 def quota_problem(review: ReviewRules, unit: Unit, named: int) -> str | None:
-    """Why a naming list cannot be recorded as it is: more bases than the unit's quota."""
+    """Why a naming list cannot be recorded as it is: more bases than the unit's quota (its rows with
+    errors count: they name bases too)."""
     quota = quota_of(review, unit.key, unit.level)
     if named > quota:
         return f"命名 {named} 个，超过本级命名名额 {quota} 个：请按名额报送完整的命名名单"

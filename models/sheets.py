@@ -77,6 +77,7 @@ class CheckContext:
     # otherwise, None where there is no pool above (a naming list's 应推尽推 check)
     upper_bar: Mapping[int, str | None] = field(default_factory=dict)
     upper_name: str = ""  # the unit above the sender
+    named_before: Mapping[int, str] = field(default_factory=dict)  # application id -> an earlier naming
 
 
 @dataclass

@@ -24,7 +24,7 @@ from config import CampaignConfig
 from config.schema import LEVEL_LABELS, Level, PoolRules, Unit
 from models import markdown
 from models.applications import APPLICATION_SHEET, COLUMNS
-from models.db import insert_ignoring_duplicates, session_scope
+from models.db import insert_ignoring_duplicates, one_of, session_scope
 from models.messages import render
 from models.outbox import outbox_key
 from models.planning import Decision
@@ -78,6 +78,38 @@ def masked(apps: pd.DataFrame) -> pd.DataFrame:
     return apps
 
 
+def _standing(session: Session, year: int, apps: pd.DataFrame) -> pd.DataFrame:
+    """A project admitted in an earlier year stays in its pool when it files again (应收尽收 once, the
+    pool a standing registry): its new figures are kept, its admission is not judged away."""
+    table = PoolApplication.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    query = sa.select(
+        table.c.credit_code, table.c.project_name, table.c.year, table.c.level, table.c.pool_unit
+    ).where(
+        table.c.year < year,
+        table.c.admitted.is_(True),
+        one_of(table.c.credit_code, apps["credit_code"].unique().tolist(), dialect),
+    )
+    earlier = pd.DataFrame(
+        session.execute(query).all(), columns=[*IDENTITY, "entered", "was_level", "was_unit"]
+    )
+    if earlier.empty:
+        return apps
+    apps = apps.merge(earlier, on=IDENTITY, how="left")
+    keep = apps["entered"].notna() & ~apps["admitted"].astype(bool)
+    apps.loc[keep, "admission_note"] = (
+        "已于 "
+        + apps.loc[keep, "entered"].astype(int).astype(str)
+        + " 年入库，仍在培育库（本次报送"
+        + apps.loc[keep, "admission_note"]
+        + "）"
+    )
+    apps.loc[keep, "level"] = apps.loc[keep, "was_level"]
+    apps.loc[keep, "pool_unit"] = apps.loc[keep, "was_unit"]
+    apps.loc[keep, "admitted"] = True
+    return apps.drop(columns=["entered", "was_level", "was_unit"])
+
+
 def _store(session: Session, req: StoreRequest) -> Stored:
     """Judge admission, tilts and priority, then insert new applications and update changed ones."""
     cfg = req.cfg
@@ -86,7 +118,7 @@ def _store(session: Session, req: StoreRequest) -> Stored:
     apps = derive(
         req.rows, rules, Hierarchy.of(cfg.units), rules.years_operating_on or req.ctx.application_date
     )
-    apps = masked(apps)
+    apps = _standing(session, cfg.campaign.year, masked(apps))
     counts, written = upsert_changed(
         session,
         PoolApplication,

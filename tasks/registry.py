@@ -45,12 +45,19 @@ def _context(session: Session, cfg: CampaignConfig, sender: Unit, on: dt.date) -
     if sender.reports_to is not None:
         raise SubmissionError(sender.name, "往年培育库及基地名录由省级导入")
     hierarchy = Hierarchy.of(cfg.units)
+    table = PoolApplication.__table__  # type: ignore[attr-defined]
+    this_year = session.execute(  # an earlier year's list does not overwrite this year's applications
+        sa.select(table.c.credit_code, table.c.project_name, table.c.id).where(
+            table.c.year == cfg.campaign.year
+        )
+    ).all()
     return CheckContext(
         regions=hierarchy.region_index(),
         allowed_regions=hierarchy.jurisdiction(sender.key),
         sender_name=sender.name,
         application_date=on,
         sender_key=sender.key,
+        projects={(code, name): pid for code, name, pid in this_year},
     )
 
 
@@ -116,7 +123,7 @@ def _store(session: Session, req: StoreRequest) -> Stored:
                     "to_unit": to_unit,
                     "to_level": to_level.value,
                     "status": RecommendationStatus.approved.value,
-                    "proposed_at": went_up,
+                    "proposed_at": req.received_at,  # when the campaign learnt of it: its duties run from here
                     "decided_at": went_up,
                     "decided_by": REGISTRY_NOTE,
                     "reason": REGISTRY_NOTE,
@@ -147,6 +154,9 @@ def _store(session: Session, req: StoreRequest) -> Stored:
     )
     if bases:
         frame = pd.DataFrame(bases)
+        frame["recommended_to"] = pd.Series(
+            [b["recommended_to"] for b in bases], dtype=object
+        )  # None, not NaN
         upsert(
             session,
             NamedBase,

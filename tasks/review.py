@@ -52,9 +52,11 @@ from models.tables import (
     ExpertScore,
     MessageKind,
     NamedBase,
+    ObligationInstance,
     PoolApplication,
     Recommendation,
     RecommendationStatus,
+    Submission,
 )
 from models.workbook import ROW
 from tasks.artifacts import publish_table
@@ -136,21 +138,41 @@ def _naming_context(session: Session, cfg: CampaignConfig, sender: Unit, on: dt.
     ctx = _own_pool(session, cfg, sender, on)
     ids = sorted(ctx.projects.values())
     notes = dict(zip(ids, _upper_bars(session, cfg, ids, [sender.key] * len(ids)), strict=True))
-    return dataclasses.replace(ctx, upper_bar=notes, upper_name=cfg.unit(sender.reports_to).name)
+    base = NamedBase.__table__  # type: ignore[attr-defined]
+    earlier = session.execute(  # bases outlive the year: one named at this level before stays named
+        sa.select(base.c.application_id, base.c.year, base.c.unit_key).where(
+            base.c.year < cfg.campaign.year,
+            base.c.level == sender.level.value,
+            base.c.status == BaseStatus.named.value,
+            base.c.application_id.in_(ids),
+        )
+    ).all()
+    named_before = {
+        int(a): f"已于 {y} 年由{cfg.unit(u).name}命名为{LEVEL_LABELS[sender.level]}基地"
+        for a, y, u in earlier
+    }
+    return dataclasses.replace(
+        ctx, upper_bar=notes, upper_name=cfg.unit(sender.reports_to).name, named_before=named_before
+    )
 
 
 def _store_namings(session: Session, req: StoreRequest) -> Stored:
     """Record a unit's naming list: it replaces the unit's earlier list of the year, whole."""
     cfg, sender, rows = req.cfg, req.sender, req.rows
     review = review_of(cfg)
-    problem = quota_problem(review, sender, len(rows))
+    problem = quota_problem(review, sender, len(rows) + req.rejected)
     if problem:
         raise SubmissionError(sender.name, problem)
+    # A list with errors is not the unit's whole decision: its good rows are recorded, and the bases
+    # and recommendations it does not name stay as they stood until the corrected list comes.
+    whole = req.rejected == 0
     year = cfg.campaign.year
     amounts = {t.name: t.amount_yuan for t in review.tiers.get(sender.level, ())}
     upper = sender.reports_to
     assert upper is not None  # refused in the context
     recommend = rows["recommend"].astype(bool)
+    # 应推尽推: a reason kept only where the base meets the upper bar (the check asked for it there)
+    qualifies = rows["application_id"].map(lambda a: req.ctx.upper_bar.get(int(a)) == "").astype(bool)
     named = pd.DataFrame(
         {
             "application_id": rows["application_id"].astype(int),
@@ -162,7 +184,7 @@ def _store_namings(session: Session, req: StoreRequest) -> Stored:
                 [upper if r else None for r in recommend], index=rows.index, dtype=object
             ),
             "decree_no": rows["decree_no"].str.strip(),
-            "kept_reason": rows["kept_reason"].fillna("").str.strip().where(~recommend, ""),
+            "kept_reason": rows["kept_reason"].fillna("").str.strip().where(~recommend & qualifies, ""),
             "reason": "",
         }
     )
@@ -182,24 +204,47 @@ def _store_namings(session: Session, req: StoreRequest) -> Stored:
         update=[c for c in named.columns if c != "application_id"] + list(decided),
         constants={"year": year, "unit_key": sender.key, "ranked_at": req.received_at} | decided,
     )
-    # a base left off the new list is not named (its reference ranking, if any, stays)
-    session.execute(
-        sa.update(table)
-        .where(table.c.year == year, table.c.unit_key == sender.key, table.c.application_id.notin_(ids))
-        .values(status=BaseStatus.not_named.value, tier="", amount_yuan=0.0, recommended_to=None, **decided)
-    )
     up_ids = named.loc[recommend.to_numpy(), "application_id"].tolist()
     rec = Recommendation.__table__  # type: ignore[attr-defined]
-    mine = (rec.c.year == year) & (rec.c.from_unit == sender.key) & (rec.c.reason == NAMED_BY_LIST)
-    session.execute(  # withdrawn by the new list
+    if whole:
+        # a base left off the new list is not named (its reference ranking, if any, stays)
+        session.execute(
+            sa.update(table)
+            .where(table.c.year == year, table.c.unit_key == sender.key, table.c.application_id.notin_(ids))
+            .values(
+                status=BaseStatus.not_named.value, tier="", amount_yuan=0.0, recommended_to=None, **decided
+            )
+        )
+        # withdrawn by the new list — unless the unit above already named the base: that stands
+        acted_on = sa.select(table.c.application_id).where(
+            table.c.unit_key == upper, table.c.status == BaseStatus.named.value
+        )
+        session.execute(
+            sa.update(rec)
+            .where(
+                rec.c.year == year,
+                rec.c.from_unit == sender.key,
+                rec.c.reason == NAMED_BY_LIST,
+                rec.c.status == RecommendationStatus.approved.value,
+                rec.c.application_id.notin_(up_ids),
+                rec.c.application_id.notin_(acted_on),
+            )
+            .values(status=RecommendationStatus.excluded.value, decided_at=req.received_at)
+        )
+    session.execute(  # put back by it, whatever year it was withdrawn in
         sa.update(rec)
-        .where(mine, rec.c.status == RecommendationStatus.approved.value, rec.c.application_id.notin_(up_ids))
-        .values(status=RecommendationStatus.excluded.value, decided_at=req.received_at)
-    )
-    session.execute(  # put back by it
-        sa.update(rec)
-        .where(mine, rec.c.status == RecommendationStatus.excluded.value, rec.c.application_id.in_(up_ids))
-        .values(status=RecommendationStatus.approved.value, decided_at=req.received_at)
+        .where(
+            rec.c.from_unit == sender.key,
+            rec.c.status == RecommendationStatus.excluded.value,
+            rec.c.application_id.in_(up_ids),
+        )
+        .values(
+            status=RecommendationStatus.approved.value,
+            year=year,
+            decided_at=req.received_at,
+            decided_by=decided["decided_by"],
+            reason=NAMED_BY_LIST,
+        )
     )
     # 逐级推荐: a base going up enters the upper pool as an approved recommendation, which starts its
     # 包保 and quarterly visits there (tasks/visits.py). One recommended in an earlier year stays as it is.
@@ -229,12 +274,24 @@ def _store_namings(session: Session, req: StoreRequest) -> Stored:
         {
             "row": int(r[ROW]),
             "subject": r["project_name"],
-            "note": f"已推荐至{cfg.unit(upper).name}培育库：须由本级明确一名主要领导包保，每季度走访一次（三(四)）",
+            "note": f"已推荐至{cfg.unit(upper).name}培育库，由本级主要领导包保，每季度走访一次（三(四)）",
         }
         for r in going_up.head(MESSAGE_ITEMS).to_dict("records")
     ]
+    if not whole:
+        notes.append(
+            {
+                "row": 0,
+                "subject": "注意",
+                "note": "名单中有错误行：本次只登记了无误的行，其余原已登记的命名和推荐保持不变；请更正后重报完整的命名名单",
+            }
+        )
     return Stored(
-        counts={"named": len(named), "recommended": len(up_ids), "kept": int((~recommend).sum())},
+        counts={
+            "named": len(named),
+            "recommended": len(up_ids),
+            "kept": int((~recommend & qualifies).sum()),
+        },
         notes=notes,
         noted=len(going_up),
         decisions=_result_messages(cfg, session, [sender.key], digest=req.file_id),
@@ -244,14 +301,14 @@ def _store_namings(session: Session, req: StoreRequest) -> Stored:
 def naming_intake(cfg: CampaignConfig) -> SheetIntake:
     review = review_of(cfg)
     return SheetIntake(
-        sheet=naming_sheet(review, {u.key: u.level for u in cfg.units}),
+        sheet=naming_sheet(review, {u.key: u for u in cfg.units}),
         obligation_key=review.scores_obligation,
         folder=NAMING_FOLDER,
         topic="基地评审",
-        count_labels=(("named", "命名基地"), ("recommended", "推荐上级"), ("kept", "未推荐上级")),
+        count_labels=(("named", "命名基地"), ("recommended", "推荐上级"), ("kept", "符合上级条件未推荐")),
         context=_naming_context,
         store=_store_namings,
-        notes_title="推荐上级的基地",
+        notes_title="命名名单登记情况",
         resubmit_hint="每次报送完整的命名名单，后报的名单替换先报的",
     )
 
@@ -271,13 +328,23 @@ def settle_namings(session: Session, cfg: CampaignConfig, now: dt.datetime) -> i
         .group_by(table.c.unit_key),
         ["unit_key", "named"],
     )
-    progress = counts.assign(
-        subject="",
-        period=str(cfg.campaign.year),
-        done=1,
-        note="已报命名名单：命名 " + counts["named"].astype(str) + " 个",
-    )
-    return settle(session, cfg, review_of(cfg).scores_obligation, progress, now)
+    key = review_of(cfg).scores_obligation
+    ob, sub = ObligationInstance.__table__, Submission.__table__  # type: ignore[attr-defined]
+    recorded = session.execute(  # an operator's record (a unit with nothing to name says so offline)
+        sa.select(ob.c.unit_key)
+        .join(sub, sub.c.obligation_id == ob.c.id)
+        .where(ob.c.year == cfg.campaign.year, ob.c.obligation_key == key)
+        .distinct()
+    ).scalars()
+    offline = [u for u in recorded if u not in set(counts["unit_key"])]
+    progress = pd.concat(
+        [
+            counts.assign(note="已报命名名单：命名 " + counts["named"].astype(str) + " 个"),
+            pd.DataFrame({"unit_key": offline, "note": "已登记线下报送"}),
+        ],
+        ignore_index=True,
+    ).assign(subject="", period=str(cfg.campaign.year), done=1)
+    return settle(session, cfg, key, progress, now)
 
 
 # ------------------------------------------------------------------ completeness, ranking
@@ -350,6 +417,8 @@ def review_progress(cfg: CampaignConfig, today: dt.date) -> dict[str, int]:
     counts = {"complete": 0, "incomplete": 0, "ranked": 0, "told": 0}
     with session_scope() as session:
         scores = _scores(session, year)
+        # a project that left the unit's pool (its recommendation withdrawn) is no longer reviewed there
+        scores = scores[_in_own_pool(session, year, scores)]
         bases = _bases(session, year)
         decided = set(bases.loc[bases["status"].isin([BaseStatus.named, BaseStatus.not_named]), "unit_key"])
         apps = _applications(session, sorted({int(a) for a in scores["application_id"]}))
@@ -417,6 +486,17 @@ def review_progress(cfg: CampaignConfig, today: dt.date) -> dict[str, int]:
             counts["ranked"] = len(frame)
         counts["told"] = enqueue(session, told)
     return counts
+
+
+def _in_own_pool(session: Session, year: int, rows: pd.DataFrame) -> pd.Series:
+    """Per row (unit_key, application_id): whether the project is in that unit's pool in `year` —
+    admitted there, or recommended into it and not withdrawn."""
+    apps, recs = load_pool(session, year)
+    approved = recs[recs["status"] == RecommendationStatus.approved]
+    members = set(zip(apps["own_unit"], apps["id"], strict=True))
+    members |= set(zip(approved["to_unit"], approved["application_id"], strict=True))
+    pairs = zip(rows["unit_key"], rows["application_id"].astype(int), strict=True)
+    return pd.Series([pair in members for pair in pairs], index=rows.index, dtype=bool)
 
 
 # ------------------------------------------------------------------ the operator's decision

@@ -67,6 +67,7 @@ class StoreRequest:
     file_id: int
     sender: Unit
     received_at: dt.datetime
+    rejected: int = 0  # rows of the same chunk refused (a sheet meant as a whole list needs to know)
 
 
 @dataclass
@@ -300,7 +301,8 @@ def _take_in_sheet(
                 if checked.good.empty:
                     continue
                 stored = intake.store(
-                    session, StoreRequest(cfg, checked.good, ctx, record.id, sender, received_at)
+                    session,
+                    StoreRequest(cfg, checked.good, ctx, record.id, sender, received_at, len(checked.bad)),
                 )
                 for name, n in stored.counts.items():
                     summary[name] = summary.get(name, 0) + n

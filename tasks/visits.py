@@ -31,9 +31,12 @@ from models.tables import (
     LeaderAssignment,
     ObligationInstance,
     ObligationStatus,
+    OutboxMessage,
+    OutboxStatus,
     PoolApplication,
     Recommendation,
     RecommendationStatus,
+    Submission,
     VisitNeed,
     VisitRecord,
 )
@@ -95,11 +98,19 @@ def _approved(session: Session, year: int) -> pd.DataFrame:
     rec = Recommendation.__table__  # type: ignore[attr-defined]
     app = PoolApplication.__table__  # type: ignore[attr-defined]
     rows = session.execute(
-        sa.select(rec.c.application_id, rec.c.from_unit, rec.c.decided_at, app.c.project_name)
+        sa.select(
+            rec.c.application_id, rec.c.from_unit, rec.c.decided_at, rec.c.proposed_at, app.c.project_name
+        )
         .join(app, app.c.id == rec.c.application_id)
         .where(rec.c.year <= year, rec.c.status == RecommendationStatus.approved)
     ).all()
-    return pd.DataFrame(rows, columns=["application_id", "unit_key", "decided_at", "project_name"])
+    frame = pd.DataFrame(
+        rows, columns=["application_id", "unit_key", "decided_at", "proposed_at", "project_name"]
+    )
+    # what is owed runs from when the campaign learnt of it: an earlier year's recommendation imported
+    # from the province's list (tasks/registry.py: proposed_at is the import) owes from the import on
+    frame["known_at"] = frame[["decided_at", "proposed_at"]].max(axis=1)
+    return frame
 
 
 def sync_project_obligations(session: Session, cfg: CampaignConfig) -> int:
@@ -117,7 +128,7 @@ def sync_project_obligations(session: Session, cfg: CampaignConfig) -> int:
             unit = units[rec.unit_key]
             if not owes(ob, unit):
                 continue
-            approved_on = local_date(rec.decided_at, campaign)
+            approved_on = local_date(rec.known_at, campaign)
             if ob.schedule.kind == "after_event":
                 # one recommended before this campaign began is owed from its start (a leader named in an
                 # earlier year settles it at once: settle_visits)
@@ -141,7 +152,48 @@ def sync_project_obligations(session: Session, cfg: CampaignConfig) -> int:
                         "required_count": 1,
                     }
                 )
+    withdraw_project_obligations(session, cfg, approved)
     return insert_ignoring_duplicates(session, ObligationInstance, rows, unique=INSTANCE_KEY)
+
+
+def withdraw_project_obligations(session: Session, cfg: CampaignConfig, approved: pd.DataFrame) -> int:
+    """A recommendation withdrawn (a unit's corrected naming list) owes nothing more: its open 包保 and
+    visit instances go, with the reminders still queued for them (those sent stay, unlinked). An
+    instance with evidence recorded against it stays."""
+    keys = [ob.key for ob in cfg.campaign.obligations if ob.subject == "recommended_project"]
+    table = ObligationInstance.__table__  # type: ignore[attr-defined]
+    open_rows = query_frame(
+        session,
+        sa.select(table.c.id, table.c.unit_key, table.c.subject).where(
+            table.c.year == cfg.campaign.year,
+            table.c.obligation_key.in_(keys),
+            table.c.status == ObligationStatus.open.value,
+        ),
+        ["id", "unit_key", "subject"],
+    )
+    standing = set(zip(approved["unit_key"], "app:" + approved["application_id"].astype(str), strict=True))
+    gone = [
+        int(i)
+        for i, unit, subject in zip(open_rows["id"], open_rows["unit_key"], open_rows["subject"], strict=True)
+        if (unit, subject) not in standing
+    ]
+    if not gone:
+        return 0
+    evidenced = set(
+        session.execute(
+            sa.select(Submission.obligation_id).where(Submission.obligation_id.in_(gone))
+        ).scalars()  # type: ignore[attr-defined]
+    )
+    gone = [i for i in gone if i not in evidenced]
+    outbox = OutboxMessage.__table__  # type: ignore[attr-defined]
+    session.execute(
+        sa.delete(outbox).where(
+            outbox.c.obligation_id.in_(gone), outbox.c.status == OutboxStatus.pending.value
+        )
+    )
+    session.execute(sa.update(outbox).where(outbox.c.obligation_id.in_(gone)).values(obligation_id=None))
+    session.execute(sa.delete(table).where(table.c.id.in_(gone)))
+    return len(gone)
 
 
 def assign_from_config(session: Session, cfg: CampaignConfig, today: dt.date) -> int:

@@ -556,3 +556,170 @@ def test_3_3_to_4_3_year_walk_a_county_project_from_admission_to_both_units_asse
     )
     assert quantity["完成情况"] == "1 / 计划 3"
     assert (services["入库项目"], services["已服务入库项目"]) == (2, 2)  # in 乾安县's pool and 松原市's
+
+
+# ------------------------------------------------------------------ naming lists as a careless bureau sends them
+# What a hostile review found (each failed before its fix). 乾安县's pool holds 肉牛养殖项目1–4 (4 is short of
+# 松原市's bar: 15 jobs of 20), its quota here is 2.
+
+
+def _bases() -> dict[int, tuple[str, str, str | None]]:
+    from models.db import session_scope
+    from models.tables import NamedBase
+
+    with session_scope() as session:
+        rows = session.exec(select(NamedBase).where(NamedBase.unit_key == QIANAN)).all()
+        return {b.application_id: (b.status, b.tier, b.recommended_to) for b in rows}
+
+
+def _recommendations() -> dict[tuple[int, str], str]:
+    from models.db import session_scope
+    from models.tables import Recommendation
+
+    with session_scope() as session:
+        return {(r.application_id, r.to_unit): r.status for r in session.exec(select(Recommendation)).all()}
+
+
+def test_a_list_naming_only_projects_outside_the_pool_goes_back_with_the_reason(
+    review_env: dict[str, Any],
+) -> None:
+    """Every row unknown: the rows go back ("培育库中没有该项目"); the run does not fail."""
+    from flows.review import october_review
+
+    _namings(review_env, "乾安县-基地命名名单.xlsx", [_named(9, "一档", True)])
+    result = october_review(today=TODAY, approve=False)
+    [listed] = result["intake"]["naming_list"]
+    assert listed["rejected"] == 1 and "培育库中没有该项目" in listed["errors"][0]["reason"]
+    assert _review_obligation(QIANAN).status == "open"
+
+
+def test_a_corrected_list_with_a_typo_changes_nothing_it_does_not_name_rightly(
+    review_env: dict[str, Any],
+) -> None:
+    """[3 一档 是, 1 二档 是], then the correction [3 一档 是, 1 三档 是]: row 1 goes back (no 三档), and base 1
+    stays named and recommended until a list without errors says otherwise; the message says so."""
+    from flows.review import october_review
+
+    ids = review_env["ids"]
+    one, three = ids["肉牛养殖项目1"], ids["肉牛养殖项目3"]
+    _namings(review_env, "乾安县-基地命名名单.xlsx", [_named(3, "一档", True), _named(1, "二档", True)])
+    october_review(today=TODAY, approve=False)
+    _namings(
+        review_env, "乾安县-基地命名名单（更正）.xlsx", [_named(3, "一档", True), _named(1, "三档", True)]
+    )
+    october_review(today=TODAY + dt.timedelta(days=1), approve=False)
+    assert _bases()[one] == ("named", "二档", SONGYUAN) and _bases()[three] == ("named", "一档", SONGYUAN)
+    assert _recommendations()[(one, SONGYUAN)] == "approved"
+    [result] = [m for m in outbox() if m.kind == "intake_result" and "（更正）" in m.subject]
+    assert "其余原已登记的命名和推荐保持不变" in result.body
+
+
+def test_a_list_over_the_quota_is_refused_whole_even_with_a_bad_row(review_env: dict[str, Any]) -> None:
+    """Three rows against a quota of 2, one with an unknown tier: refused whole, nothing recorded."""
+    from flows.review import october_review
+
+    rows = [_named(1, "一档", True), _named(2, "二档", False, "暂缓"), _named(3, "九档", True)]
+    _namings(review_env, "乾安县-基地命名名单.xlsx", rows)
+    [refused] = october_review(today=TODAY, approve=False)["intake"]["naming_list"]
+    assert refused["refused"] == "命名 3 个，超过本级命名名额 2 个：请按名额报送完整的命名名单"
+    assert _bases() == {}
+
+
+def test_a_withdrawn_recommendation_owes_no_visits_and_a_named_one_above_stands(
+    review_env: dict[str, Any],
+) -> None:
+    """乾安县 recommends 3 and 1 (包保 due 10-27, Q4 visits owed); 松原市 names 3 and recommends it to the
+    province. 乾安县's corrected list names 3 only: 1's recommendation is withdrawn and its open 包保
+    and visit go, with the reminders queued for them; 3's stands (松原市 named it). The province's
+    scores of a project no longer in its pool are not ranked."""
+    from flows.review import october_review
+    from flows.services import quarterly_visits
+    from models.db import session_scope
+    from models.tables import NamedBase, ObligationInstance
+
+    ids = review_env["ids"]
+    one, three = ids["肉牛养殖项目1"], ids["肉牛养殖项目3"]
+    _namings(review_env, "乾安县-基地命名名单.xlsx", [_named(3, "一档", True), _named(1, "二档", True)])
+    october_review(today=TODAY, approve=False)
+    quarterly_visits(today=dt.date(2022, 10, 21))
+
+    def owed(project: int) -> set[str]:
+        with session_scope() as session:
+            rows = session.exec(
+                select(ObligationInstance).where(ObligationInstance.subject == f"app:{project}")
+            ).all()
+            return {i.obligation_key for i in rows}
+
+    assert owed(one) == {"leader_assignment", "leader_visits"}
+    city = [_named(3, "一档", True, decree="松人社发〔2022〕21号"), _named(1, "二档", False, "再培育一年")]
+    _namings(review_env, "松原市-基地命名名单.xlsx", city)
+    october_review(today=dt.date(2022, 10, 21), approve=False)
+
+    _namings(review_env, "乾安县-基地命名名单（更正）.xlsx", [_named(3, "一档", True)])
+    october_review(today=dt.date(2022, 10, 24), approve=False)
+    quarterly_visits(today=dt.date(2022, 10, 24))
+    recs = _recommendations()
+    assert recs[(three, SONGYUAN)] == "approved"  # 松原市 had named it: the withdrawal does not reach it
+    assert recs[(one, SONGYUAN)] == "approved"  # 松原市 named 1 too
+    # A project 松原市 did not name is withdrawn for real: 2, recommended and then left off.
+    _namings(
+        review_env, "乾安县-基地命名名单（再更正）.xlsx", [_named(3, "一档", True), _named(2, "二档", True)]
+    )
+    october_review(today=dt.date(2022, 10, 25), approve=False)
+    quarterly_visits(today=dt.date(2022, 10, 25))
+    two = ids["肉牛养殖项目2"]
+    assert owed(two) == {"leader_assignment", "leader_visits"}
+    _namings(review_env, "乾安县-基地命名名单（终版）.xlsx", [_named(3, "一档", True)])
+    october_review(today=dt.date(2022, 10, 26), approve=False)
+    quarterly_visits(today=dt.date(2022, 10, 26))
+    assert _recommendations()[(two, SONGYUAN)] == "excluded"
+    assert owed(two) == set()
+    assert not [
+        m
+        for m in outbox()
+        if m.status == "pending" and m.obligation_id is None and "肉牛养殖项目2" in m.subject
+    ]
+
+    # The province scores 2 (no longer in any pool above 乾安县's): nothing of it is ranked.
+    write_xlsx(
+        review_env["inbox"] / "吉林省-专家评分表.xlsx", _scores(2, [90] * 5, CITY_CRITERIA), SCORE_HEADERS
+    )
+    october_review(today=dt.date(2022, 11, 15), approve=False)
+    with session_scope() as session:
+        assert (
+            session.exec(
+                select(NamedBase).where(NamedBase.application_id == two, NamedBase.unit_key != QIANAN)
+            ).all()
+            == []
+        )
+
+
+def test_3_3_a_reason_is_kept_only_where_the_upper_bar_is_met(review_env: dict[str, Any]) -> None:
+    """4 is short of 松原市's bar: a 不推荐理由 written for it is not "符合上级入库条件而未推荐"."""
+    from flows.review import october_review
+
+    _namings(review_env, "乾安县-基地命名名单.xlsx", [_named(4, "一档", False, "不够条件")])
+    [listed] = october_review(today=TODAY, approve=False)["intake"]["naming_list"]
+    assert (listed["named"], listed["kept"]) == (1, 0)
+    [to_city] = [m for m in outbox() if m.kind == "review_result" and m.unit_key == SONGYUAN]
+    assert "不够条件" not in to_city.body
+
+
+def test_3_6_a_unit_with_nothing_to_name_is_recorded_by_an_operator(review_env: dict[str, Any]) -> None:
+    """长岭县 has nothing to name: an operator records its word (登记线下报送), and the review's runs keep it
+    met — they do not reopen it for want of a naming list."""
+    from flows.review import october_review
+    from flows.submission import SubmissionRecord, record_submission
+
+    october_review(today=dt.date(2022, 9, 1), approve=False)
+    record_submission(
+        SubmissionRecord.for_keys(
+            "base_review",
+            "220722",
+            submitted_by="省就业服务局 李四",
+            submitted_on=dt.date(2022, 10, 19),
+            note="本年度无命名基地",
+        )
+    )
+    october_review(today=dt.date(2022, 10, 20), approve=False)
+    assert _review_obligation("220722").status == "submitted"
