@@ -96,7 +96,8 @@ def test_two_years_the_registry_carries_and_each_level_names_its_own(
     # ---- 2021, imported: the province's own list (a first year's start).
     # 1: in 松原市's pool (乾安县 recommended it), a 2021 county base of 乾安县.
     # 2: in the provincial pool (recommended 乾安县 → 松原市 → 吉林省), a 2021 city base of 松原市.
-    # 3: in 乾安县's pool, not named. 5: a row that contradicts itself (named above its pool): refused.
+    # 3: in 乾安县's pool, not named. 6: a 2021 county base still in 乾安县's pool.
+    # 5: a row that contradicts itself (named above its pool): refused.
     listed = [
         _listed(
             1,
@@ -123,13 +124,21 @@ def test_two_years_the_registry_carries_and_each_level_names_its_own(
             档次="一档",
             命名文件文号="松人社发〔2021〕9号",
         ),
+        _listed(
+            6,
+            所在培育库="县级",
+            命名层级="县级",
+            命名年度="2021",
+            档次="二档",
+            命名文件文号="乾人社发〔2021〕5号",
+        ),
     ]
     registry = write_xlsx(home / "吉林省-往年培育库及基地名录.xlsx", listed, REGISTRY_HEADERS)
     assert main(["import-registry", str(registry), "--today", "2022-06-21"]) == 1  # one row is wrong
     out = capsys.readouterr().out
-    assert "已导入 4 行：新登记项目 3，更新 0，命名基地 2，逐级推荐记录 3，有误 1" in out
+    assert "已导入 5 行：新登记项目 4，更新 0，命名基地 3，逐级推荐记录 3，有误 1" in out
     assert "第 5 行 命名层级：高于所在培育库：命名基地应在本级或更高的培育库中（市级）" in out
-    assert "2022 年度沿用往年登记：培育库项目 3 个，命名基地 2 个，逐级推荐 3 项" in out
+    assert "2022 年度沿用往年登记：培育库项目 4 个，命名基地 3 个，逐级推荐 3 项" in out
     with session_scope() as session:
         ids = {a.project_name: a.id for a in session.exec(select(PoolApplication)).all()}
         pool, _ = load_pool(session, 2022)
@@ -137,6 +146,7 @@ def test_two_years_the_registry_carries_and_each_level_names_its_own(
         ["肉牛养殖项目1", "city", SONGYUAN],
         ["肉牛养殖项目2", "province", PROVINCE],
         ["肉牛养殖项目3", "county", QIANAN],
+        ["肉牛养殖项目6", "county", QIANAN],
     ]
 
     # ---- 2022. 2021's recommendations owe 包保 (5 working days from the notice, Tue 06-28) and the
@@ -153,12 +163,33 @@ def test_two_years_the_registry_carries_and_each_level_names_its_own(
         (SONGYUAN, "肉牛养殖项目2", dt.date(2022, 6, 28)),
     }
 
-    # A 2022 application joins the same pool: 乾安县's holds 1–4 (a project recommended up stays in the
-    # pool it came from), 松原市's 1 and 2, the province's 2.
-    write_xlsx(home / "inbox" / "pool_intake" / "乾安县-培育库申报表.xlsx", [application(4)])
-    assert pool_intake(today=dt.date(2022, 7, 4))["pools"] == {"province": 1, "city": 2, "county": 4}
+    # A 2022 application joins the same pool; 1 files again with figures below the county's bar and stays
+    # in the pool (admitted in 2021: 应收尽收 once). 乾安县's pool holds 1–4 and 6 (a project recommended
+    # up stays in the pool it came from), 松原市's 1 and 2, the province's 2.
+    write_xlsx(
+        home / "inbox" / "pool_intake" / "乾安县-培育库申报表.xlsx",
+        [application(4), application(1, 带动创业人数="5")],
+    )
+    assert pool_intake(today=dt.date(2022, 7, 4))["pools"] == {"province": 1, "city": 2, "county": 5}
     with session_scope() as session:
         ids = {a.project_name: a.id for a in session.exec(select(PoolApplication)).all()}
+        one = session.get(PoolApplication, ids["肉牛养殖项目1"])
+    assert one is not None and (one.year, one.admitted, one.entrepreneurs_driven) == (2021, True, 5)
+    assert one.admission_note.startswith("已于 2021 年入库，仍在培育库（本次报送未达")
+
+    # A later list (imported 08-15) may not overwrite this year's application (4), and what it adds owes
+    # from the day it is imported: 7, recommended to 松原市 in 2021, owes its 包保 by Mon 08-22.
+    later = write_xlsx(
+        home / "吉林省-往年培育库及基地名录（补充）.xlsx",
+        [_listed(4, 所在培育库="县级"), _listed(7, 所在培育库="市级")],
+        REGISTRY_HEADERS,
+    )
+    assert main(["import-registry", str(later), "--today", "2022-08-15"]) == 1
+    assert "第 2 行 项目名称：该项目已在 2022 年度申报，往年名录不覆盖本年度的申报" in capsys.readouterr().out
+    quarterly_visits(today=dt.date(2022, 8, 16))
+    assert (QIANAN, "肉牛养殖项目7", dt.date(2022, 8, 22)) in {
+        (u, p, due) for u, p, _, due in _owed("leader_assignment")
+    }
 
     # Before the provincial round, `campaign check` says what the plan can really reach: the province
     # adds to 2022's count only by naming a city base of an earlier year (松原市 has one: 2).
@@ -173,6 +204,12 @@ def test_two_years_the_registry_carries_and_each_level_names_its_own(
     # is kept back, with the reason 松原市 is told.
     naming = home / "inbox" / "naming_list"
     naming.mkdir(parents=True, exist_ok=True)
+    # 6 was named a county base in 2021: bases outlive the year, it is not named again.
+    write_xlsx(naming / "乾安县-基地命名名单（草）.xlsx", [_named(6, "一档", True)], NAMING_HEADERS)
+    [draft] = october_review(today=dt.date(2022, 10, 27), approve=False)["intake"]["naming_list"]
+    assert [e["reason"] for e in draft["errors"]] == [
+        "已于 2021 年由乾安县命名为县级基地，同一层级不重复命名（基地跨年度延续）"
+    ]
     write_xlsx(
         naming / "乾安县-基地命名名单.xlsx",
         [_named(3, "一档", True), _named(4, "二档", False, "项目负责人申请本年度暂不推荐")],
@@ -244,20 +281,22 @@ def test_two_years_the_registry_carries_and_each_level_names_its_own(
         [
             (2021, "county", ids["肉牛养殖项目1"], "imported"),
             (2021, "city", ids["肉牛养殖项目2"], "imported"),
+            (2021, "county", ids["肉牛养殖项目6"], "imported"),
             (2022, "county", ids["肉牛养殖项目3"], "naming_list"),
             (2022, "county", ids["肉牛养殖项目4"], "naming_list"),
             (2022, "province", ids["肉牛养殖项目2"], "review"),
         ]
     )
 
-    # ---- 2023 from `campaign new-year`: nothing to copy, the registry carries: 4 pool projects, 5 bases,
-    # 4 recommendations (2021's three and 2022's 3 → 松原市), no city base left for the province.
+    # ---- 2023 from `campaign new-year`: nothing to copy, the registry carries: 6 pool projects (1–4, 6,
+    # 7), 6 bases (2021: 1, 2, 6; 2022: 3, 4 and 2 provincial), 5 recommendations (2021's three, 7's,
+    # and 2022's 3 → 松原市), no city base left for the province.
     assert main(["new-year", "2023"]) == 0
     out = capsys.readouterr().out
     assert (
-        "2023 年度沿用往年登记：培育库项目 4 个，命名基地 5 个，逐级推荐 4 项（推荐单位继续包保、每季度走访）；"
+        "2023 年度沿用往年登记：培育库项目 6 个，命名基地 6 个，逐级推荐 5 项（推荐单位继续包保、每季度走访）；"
         "可供省级评审的往年市级基地 0 个"
     ) in out
     with session_scope() as session:
         pool, _ = load_pool(session, 2023)
-    assert len(pool) == 4
+    assert len(pool) == 6
