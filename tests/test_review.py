@@ -708,18 +708,22 @@ def test_3_3_a_reason_is_kept_only_where_the_upper_bar_is_met(review_env: dict[s
 def test_3_6_a_unit_with_nothing_to_name_is_recorded_by_an_operator(review_env: dict[str, Any]) -> None:
     """长岭县 has nothing to name: an operator records its word (登记线下报送), and the review's runs keep it
     met — they do not reopen it for want of a naming list."""
+    # the form's task (flows/submission.py builds its choices from the config at import: not here,
+    # where the hierarchy is this test's)
+    from config import load_config
     from flows.review import october_review
-    from flows.submission import SubmissionRecord, record_submission
+    from tasks.intake import record_operator_submission
 
     october_review(today=dt.date(2022, 9, 1), approve=False)
-    record_submission(
-        SubmissionRecord.for_keys(
-            "base_review",
-            "220722",
-            submitted_by="省就业服务局 李四",
-            submitted_on=dt.date(2022, 10, 19),
-            note="本年度无命名基地",
-        )
+    with_record = record_operator_submission(
+        load_config(),
+        obligation_key="base_review",
+        unit_key="220722",
+        submitted_on=dt.date(2022, 10, 19),
+        submitted_by="省就业服务局 李四",
+        note="本年度无命名基地",
+        file_path=None,
     )
+    assert with_record
     october_review(today=dt.date(2022, 10, 20), approve=False)
     assert _review_obligation("220722").status == "submitted"
