@@ -331,10 +331,11 @@ def naming_sheet(review: ReviewRules, units: Mapping[str, Unit]) -> Sheet:
             + "），不能推荐上级",
         )
         before = out["application_id"].map(lambda a: "" if pd.isna(a) else ctx.named_before.get(int(a), ""))
+        # an earlier year's base is not named again; the list may still send it up (推荐上级 是)
         error(
-            before != "",
+            (before != "") & ~out["recommend"],
             columns["project_name"],
-            before.astype(str) + "，同一层级不重复命名（基地跨年度延续）",
+            before.astype(str) + "，同一层级不重复命名（基地跨年度延续；如需推荐上级，“推荐上级”填“是”）",
         )
         kept = out["kept_reason"].fillna("").str.strip()
         error(
@@ -366,7 +367,8 @@ def naming_sheet(review: ReviewRules, units: Mapping[str, Unit]) -> Sheet:
         instructions=(
             "本级评审认定完成后，每个命名基地一行；每次报送完整名单，后报的名单替换先报的（名单有错误行时，"
             "只登记无误的行，其余原已登记的命名和推荐保持不变，更正后请重报完整名单）。",
-            "命名基地须为本级培育库项目（本级入库或下级推荐进入本级培育库），往年已在本级命名的基地不重复命名。",
+            "命名基地须为本级培育库项目（本级入库或下级推荐进入本级培育库）；往年已在本级命名的基地不重复命名，"
+            "如本年度推荐上级，可列入名单并填“推荐上级：是”（不占本年度名额）。",
             f"命名名额：{quota_text}；超过名额的名单整份退回。",
             f"档次：{tier_text}。",
             "经评审命名且符合上级入库条件的项目应推尽推；符合而不推荐的须填写不推荐理由，理由将告知上级单位。",

@@ -160,6 +160,10 @@ def _store_namings(session: Session, req: StoreRequest) -> Stored:
     """Record a unit's naming list: it replaces the unit's earlier list of the year, whole."""
     cfg, sender, rows = req.cfg, req.sender, req.rows
     review = review_of(cfg)
+    # an earlier year's base on the list is only sent up: no naming of this year, no quota
+    earlier = rows["application_id"].map(lambda a: int(a) in req.ctx.named_before).astype(bool)
+    going_up_only = rows[earlier]
+    rows = rows[~earlier]
     problem = quota_problem(review, sender, len(rows) + req.rejected)
     if problem:
         raise SubmissionError(sender.name, problem)
@@ -205,6 +209,7 @@ def _store_namings(session: Session, req: StoreRequest) -> Stored:
         constants={"year": year, "unit_key": sender.key, "ranked_at": req.received_at} | decided,
     )
     up_ids = named.loc[recommend.to_numpy(), "application_id"].tolist()
+    up_ids += going_up_only["application_id"].astype(int).tolist()
     rec = Recommendation.__table__  # type: ignore[attr-defined]
     if whole:
         # a base left off the new list is not named (its reference ranking, if any, stays)
@@ -269,7 +274,7 @@ def _store_namings(session: Session, req: StoreRequest) -> Stored:
         unique=["application_id", "to_level"],
     )
     settle_namings(session, cfg, req.received_at)
-    going_up = rows[recommend.to_numpy()]
+    going_up = pd.concat([rows[recommend.to_numpy()], going_up_only])
     notes = [
         {
             "row": int(r[ROW]),
@@ -704,11 +709,26 @@ def _result_messages(
                 )
             continue
         upper = units[unit.reports_to]
+        rec = Recommendation.__table__  # type: ignore[attr-defined]
+        app = PoolApplication.__table__  # type: ignore[attr-defined]
+        earlier = session.execute(  # earlier years' bases the list sent up this year
+            sa.select(app.c.project_name, app.c.entity_name)
+            .join(rec, rec.c.application_id == app.c.id)
+            .where(
+                rec.c.year == year,
+                rec.c.from_unit == key,
+                rec.c.status == RecommendationStatus.approved.value,
+                rec.c.reason == NAMED_BY_LIST,
+                rec.c.application_id.notin_([int(a) for a in mine["application_id"]]),
+            )
+            .order_by(app.c.project_name)
+        ).all()
         context = {
             "unit": upper,
             "year": year,
             "from_unit": unit,
             "bases": mine[mine["recommended_to"].notna()].to_dict("records"),
+            "earlier": [{"project": p, "entity": e} for p, e in earlier],
             "kept": mine[mine["recommended_to"].isna() & (mine["kept_reason"] != "")].to_dict("records"),
         }
         out.append(

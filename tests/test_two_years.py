@@ -204,21 +204,29 @@ def test_two_years_the_registry_carries_and_each_level_names_its_own(
     # is kept back, with the reason 松原市 is told.
     naming = home / "inbox" / "naming_list"
     naming.mkdir(parents=True, exist_ok=True)
-    # 6 was named a county base in 2021: bases outlive the year, it is not named again.
-    write_xlsx(naming / "乾安县-基地命名名单（草）.xlsx", [_named(6, "一档", True)], NAMING_HEADERS)
+    # 6 was named a county base in 2021: bases outlive the year, it is not named again — but it may be
+    # sent up this year (推荐上级 是), outside the quota.
+    write_xlsx(
+        naming / "乾安县-基地命名名单（草）.xlsx", [_named(6, "一档", False, "暂不推荐")], NAMING_HEADERS
+    )
     [draft] = october_review(today=dt.date(2022, 10, 27), approve=False)["intake"]["naming_list"]
     assert [e["reason"] for e in draft["errors"]] == [
-        "已于 2021 年由乾安县命名为县级基地，同一层级不重复命名（基地跨年度延续）"
+        "已于 2021 年由乾安县命名为县级基地，同一层级不重复命名（基地跨年度延续；如需推荐上级，“推荐上级”填“是”）"
     ]
     write_xlsx(
         naming / "乾安县-基地命名名单.xlsx",
-        [_named(3, "一档", True), _named(4, "二档", False, "项目负责人申请本年度暂不推荐")],
+        [
+            _named(3, "一档", True),
+            _named(4, "二档", False, "项目负责人申请本年度暂不推荐"),
+            _named(6, "一档", True),
+        ],
         NAMING_HEADERS,
     )
     state = october_review(today=dt.date(2022, 10, 28), approve=False, return_state=True)
     [to_city] = [m for m in outbox() if m.kind == "review_result" and m.unit_key == SONGYUAN]
     assert "肉牛养殖项目3" in to_city.body
     assert "肉牛养殖项目4（乾安县兴农合作社4）：项目负责人申请本年度暂不推荐" in to_city.body
+    assert "肉牛养殖项目6（乾安县兴农合作社6）：往年已命名的本级基地，本年度推荐" in to_city.body
     with get_client(sync_client=True) as client:  # and the province sees it in the overview
         [overview] = client.read_artifacts(
             artifact_filter=ArtifactFilter(
@@ -289,12 +297,12 @@ def test_two_years_the_registry_carries_and_each_level_names_its_own(
     )
 
     # ---- 2023 from `campaign new-year`: nothing to copy, the registry carries: 6 pool projects (1–4, 6,
-    # 7), 6 bases (2021: 1, 2, 6; 2022: 3, 4 and 2 provincial), 5 recommendations (2021's three, 7's,
-    # and 2022's 3 → 松原市), no city base left for the province.
+    # 7), 6 bases (2021: 1, 2, 6; 2022: 3, 4 and 2 provincial), 6 recommendations (2021's three, 7's,
+    # and 2022's 3 and 6 → 松原市), no city base left for the province.
     assert main(["new-year", "2023"]) == 0
     out = capsys.readouterr().out
     assert (
-        "2023 年度沿用往年登记：培育库项目 6 个，命名基地 6 个，逐级推荐 5 项（推荐单位继续包保、每季度走访）；"
+        "2023 年度沿用往年登记：培育库项目 6 个，命名基地 6 个，逐级推荐 6 项（推荐单位继续包保、每季度走访）；"
         "可供省级评审的往年市级基地 0 个"
     ) in out
     with session_scope() as session:
