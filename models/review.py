@@ -372,6 +372,7 @@ def naming_sheet(review: ReviewRules, units: Mapping[str, Unit]) -> Sheet:
             f"命名名额：{quota_text}；超过名额的名单整份退回。",
             f"档次：{tier_text}。",
             "经评审命名且符合上级入库条件的项目应推尽推；符合而不推荐的须填写不推荐理由，理由将告知上级单位。",
+            "本年度无命名基地的，请告知省就业服务局登记（空名单无法受理）。",
         ),
     )
 

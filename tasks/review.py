@@ -211,6 +211,7 @@ def _store_namings(session: Session, req: StoreRequest) -> Stored:
     up_ids = named.loc[recommend.to_numpy(), "application_id"].tolist()
     up_ids += going_up_only["application_id"].astype(int).tolist()
     rec = Recommendation.__table__  # type: ignore[attr-defined]
+    kept_up: list[str] = []
     if whole:
         # a base left off the new list is not named (its reference ranking, if any, stays)
         session.execute(
@@ -224,6 +225,19 @@ def _store_namings(session: Session, req: StoreRequest) -> Stored:
         acted_on = sa.select(table.c.application_id).where(
             table.c.unit_key == upper, table.c.status == BaseStatus.named.value
         )
+        standing = session.execute(  # told, below: the withdrawal did not take
+            sa.select(PoolApplication.project_name)  # type: ignore[call-overload]
+            .join(rec, rec.c.application_id == PoolApplication.id)
+            .where(
+                rec.c.year == year,
+                rec.c.from_unit == sender.key,
+                rec.c.reason == NAMED_BY_LIST,
+                rec.c.status == RecommendationStatus.approved.value,
+                rec.c.application_id.notin_(up_ids),
+                rec.c.application_id.in_(acted_on),
+            )
+        ).scalars()
+        kept_up = sorted(standing)
         session.execute(
             sa.update(rec)
             .where(
@@ -283,6 +297,14 @@ def _store_namings(session: Session, req: StoreRequest) -> Stored:
         }
         for r in going_up.head(MESSAGE_ITEMS).to_dict("records")
     ]
+    if whole and kept_up:
+        notes.append(
+            {
+                "row": 0,
+                "subject": "、".join(kept_up),
+                "note": f"{cfg.unit(upper).name}已将其命名为本级基地，推荐不撤回（仍须包保、每季度走访）",
+            }
+        )
     if not whole:
         notes.append(
             {
@@ -465,6 +487,8 @@ def review_progress(cfg: CampaignConfig, today: dt.date) -> dict[str, int]:
                 continue  # unchanged: its rows (and the ids a waiting approval form holds) stay
             stale.append(unit.key)
             ranked.append(ranking.assign(unit_key=unit.key, level=unit.level.value))
+        # a unit whose every scored project left its pool: its ranking goes (nothing to propose)
+        stale += sorted(set(bases["unit_key"]) - set(scores["unit_key"]) - decided)
         progress = pd.DataFrame(done, columns=["unit_key", "subject", "period", "done"])
         if review.provincial_scores_obligation:  # the province's round is met by its complete scoring
             provincial = progress["unit_key"].map(lambda k: units[k].level is Level.province)

@@ -661,6 +661,8 @@ def test_a_withdrawn_recommendation_owes_no_visits_and_a_named_one_above_stands(
     recs = _recommendations()
     assert recs[(three, SONGYUAN)] == "approved"  # 松原市 had named it: the withdrawal does not reach it
     assert recs[(one, SONGYUAN)] == "approved"  # 松原市 named 1 too
+    [told] = [m for m in outbox() if m.kind == "intake_result" and "（更正）" in m.subject]
+    assert "肉牛养殖项目1：松原市已将其命名为本级基地，推荐不撤回" in told.body
     # A project 松原市 did not name is withdrawn for real: 2, recommended and then left off.
     _namings(
         review_env, "乾安县-基地命名名单（再更正）.xlsx", [_named(3, "一档", True), _named(2, "二档", True)]
@@ -727,3 +729,31 @@ def test_3_6_a_unit_with_nothing_to_name_is_recorded_by_an_operator(review_env: 
     assert with_record
     october_review(today=dt.date(2022, 10, 20), approve=False)
     assert _review_obligation("220722").status == "submitted"
+
+
+def test_a_base_the_city_withdraws_after_the_provinces_scores_is_not_proposed(
+    review_env: dict[str, Any],
+) -> None:
+    """松原市 recommends 3 to the province, whose experts score it; 松原市's corrected list keeps 3 at city
+    level only: 3 leaves the provincial pool, and the province's ranking of it goes (nothing waits)."""
+    from config import load_config
+    from flows.review import october_review
+    from tasks.review import waiting
+
+    _namings(review_env, "乾安县-基地命名名单.xlsx", [_named(3, "一档", True), _named(1, "二档", True)])
+    october_review(today=TODAY, approve=False)
+    city = [_named(3, "一档", True, decree="松人社发〔2022〕21号"), _named(1, "二档", False, "再培育一年")]
+    _namings(review_env, "松原市-基地命名名单.xlsx", city)
+    october_review(today=dt.date(2022, 10, 25), approve=False)
+    write_xlsx(
+        review_env["inbox"] / "吉林省-专家评分表.xlsx", _scores(3, [90] * 5, CITY_CRITERIA), SCORE_HEADERS
+    )
+    october_review(today=dt.date(2022, 11, 15), approve=False)
+    assert [r["project"] for r in waiting(load_config())] == ["肉牛养殖项目3"]
+    corrected = [
+        _named(3, "一档", False, "市级继续培育", decree="松人社发〔2022〕21号"),
+        _named(1, "二档", False, "再培育一年", decree="松人社发〔2022〕21号"),
+    ]
+    _namings(review_env, "松原市-基地命名名单（更正）.xlsx", corrected)
+    october_review(today=dt.date(2022, 11, 16), approve=False)
+    assert waiting(load_config()) == []
