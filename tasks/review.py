@@ -225,29 +225,22 @@ def _store_namings(session: Session, req: StoreRequest) -> Stored:
         acted_on = sa.select(table.c.application_id).where(
             table.c.unit_key == upper, table.c.status == BaseStatus.named.value
         )
+        left_off = sa.and_(  # this list's unit's recommendations of this year the new list leaves off
+            rec.c.year == year,
+            rec.c.from_unit == sender.key,
+            rec.c.reason == NAMED_BY_LIST,
+            rec.c.status == RecommendationStatus.approved.value,
+            rec.c.application_id.notin_(up_ids),
+        )
         standing = session.execute(  # told, below: the withdrawal did not take
             sa.select(PoolApplication.project_name)  # type: ignore[call-overload]
             .join(rec, rec.c.application_id == PoolApplication.id)
-            .where(
-                rec.c.year == year,
-                rec.c.from_unit == sender.key,
-                rec.c.reason == NAMED_BY_LIST,
-                rec.c.status == RecommendationStatus.approved.value,
-                rec.c.application_id.notin_(up_ids),
-                rec.c.application_id.in_(acted_on),
-            )
+            .where(left_off, rec.c.application_id.in_(acted_on))
         ).scalars()
         kept_up = sorted(standing)
         session.execute(
             sa.update(rec)
-            .where(
-                rec.c.year == year,
-                rec.c.from_unit == sender.key,
-                rec.c.reason == NAMED_BY_LIST,
-                rec.c.status == RecommendationStatus.approved.value,
-                rec.c.application_id.notin_(up_ids),
-                rec.c.application_id.notin_(acted_on),
-            )
+            .where(left_off, rec.c.application_id.notin_(acted_on))
             .values(status=RecommendationStatus.excluded.value, decided_at=req.received_at)
         )
     session.execute(  # put back by it, whatever year it was withdrawn in
