@@ -222,18 +222,7 @@ def registry_summary(session: Session, year: int) -> dict[str, int]:
                 rec.c.year < year, rec.c.status == RecommendationStatus.approved.value
             )
         ),
-        "city_bases_for_province": count(
-            sa.select(sa.func.count(sa.distinct(base.c.application_id))).where(
-                base.c.year < year,
-                base.c.level == Level.city.value,
-                base.c.status == BaseStatus.named.value,
-                ~base.c.application_id.in_(
-                    sa.select(base.c.application_id).where(
-                        base.c.level == Level.province.value, base.c.status == BaseStatus.named.value
-                    )
-                ),
-            )
-        ),
+        "city_bases_for_province": sum(earlier_city_bases(session, year).values()),
     }
 
 
